@@ -1,0 +1,36 @@
+//! The key grammar shared by experiments, variants, layers and unit types (DESIGN §5):
+//! `[a-z][a-z0-9_.-]{0,63}`. Such keys are valid RFC 8941 keys and tokens, so they are safe to
+//! place in any header without escaping.
+
+/// Longest key allowed.
+pub const MAX_KEY_LEN: usize = 64;
+
+/// Whether `key` matches `[a-z][a-z0-9_.-]{0,63}`.
+pub fn is_valid_key(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    match bytes.split_first() {
+        Some((first, rest)) => {
+            bytes.len() <= MAX_KEY_LEN
+                && first.is_ascii_lowercase()
+                && rest.iter().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'.' | b'-')
+                })
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_and_refuses() {
+        for good in ["a", "checkout-button-color", "x.y_z-9", &"a".repeat(64)] {
+            assert!(is_valid_key(good), "{good}");
+        }
+        for bad in ["", "A", "9a", "-a", "a b", "a\"", "ä", &"a".repeat(65), "a=b"] {
+            assert!(!is_valid_key(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! cleave-core: the pure decision logic of cleave.
+//!
+//! This crate owns the snapshot format ([`snapshot`]), the normative bucketing ([`bucket`]),
+//! targeting ([`targeting`]), assignment ([`Engine::assign`]) and what the worker tells the
+//! origin ([`headers`]). It performs no I/O, reads no clock and draws no random numbers: time
+//! comes in as `now_ms`, so the same inputs give the same answer natively and on wasm32.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![forbid(unsafe_code)]
+
+pub mod assign;
+pub mod bucket;
+pub mod engine;
+pub mod headers;
+pub mod keys;
+pub mod problems;
+pub mod snapshot;
+pub mod targeting;
+pub mod time;
+
+pub use assign::{Assignment, Subject, Units};
+pub use engine::{Engine, SnapshotError};
+pub use problems::{Problem, Problems};
+pub use snapshot::Snapshot;
+pub use targeting::Attributes;

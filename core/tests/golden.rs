@@ -1,0 +1,77 @@
+//! Replays the shared fixtures in `tests/fixtures/` (the same files the end-to-end suite
+//! replays over HTTP). Runs natively and, through wasm-bindgen-test, on wasm32.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cleave_core::bucket::draw;
+use cleave_core::time::parse_rfc3339_ms;
+use cleave_core::{Engine, Subject};
+use serde::Deserialize;
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+const VECTORS: &str = include_str!("../../tests/fixtures/bucket-vectors.json");
+const SNAPSHOT: &str = include_str!("../../tests/fixtures/assignment-snapshot.json");
+const CASES: &str = include_str!("../../tests/fixtures/assignment-cases.json");
+
+#[derive(Deserialize)]
+struct Vectors {
+    vectors: Vec<Vector>,
+}
+
+#[derive(Deserialize)]
+struct Vector {
+    seed: String,
+    unit: String,
+    bucket: u16,
+    gate: u16,
+}
+
+#[derive(Deserialize)]
+struct Cases {
+    now: String,
+    cases: Vec<Case>,
+}
+
+#[derive(Deserialize)]
+struct Case {
+    name: String,
+    units: BTreeMap<String, String>,
+    attributes: BTreeMap<String, String>,
+    experiments: Option<BTreeSet<String>>,
+    expected: BTreeMap<String, String>,
+}
+
+#[test]
+fn bucket_vectors_match_the_contract() {
+    let vectors: Vectors = serde_json::from_str(VECTORS).unwrap();
+    assert_eq!(vectors.vectors.len(), 6);
+    for v in vectors.vectors {
+        let d = draw(&v.seed, &v.unit);
+        assert_eq!((d.bucket, d.gate), (v.bucket, v.gate), "{:?}/{:?}", v.seed, v.unit);
+    }
+}
+
+#[test]
+fn assignment_cases_match_the_reference() {
+    let engine = Engine::decode(SNAPSHOT.as_bytes()).unwrap();
+    let cases: Cases = serde_json::from_str(CASES).unwrap();
+    let now_ms = parse_rfc3339_ms(&cases.now).unwrap();
+    assert!(cases.cases.len() > 50);
+    for case in &cases.cases {
+        let subject = Subject {
+            units: &case.units,
+            attributes: &case.attributes,
+            now_ms,
+            only: case.experiments.as_ref(),
+        };
+        let got: BTreeMap<String, String> = engine
+            .assign(&subject)
+            .into_iter()
+            .map(|a| (a.experiment.key.clone(), a.variant.key.clone()))
+            .collect();
+        assert_eq!(got, case.expected, "case {:?}", case.name);
+    }
+}
