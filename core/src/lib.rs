@@ -17,7 +17,7 @@ pub mod snapshot;
 pub mod targeting;
 pub mod time;
 
-pub use assign::{Assignment, Subject, Units};
+pub use assign::{Assignment, Explanation, Subject, Units};
 pub use engine::{Engine, SnapshotError};
 pub use problems::{Problem, Problems};
 pub use snapshot::Snapshot;

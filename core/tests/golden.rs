@@ -75,3 +75,31 @@ fn assignment_cases_match_the_reference() {
         assert_eq!(got, case.expected, "case {:?}", case.name);
     }
 }
+
+#[test]
+fn explain_agrees_with_assign() {
+    use cleave_core::Explanation;
+    let engine = Engine::decode(SNAPSHOT.as_bytes()).unwrap();
+    let cases: Cases = serde_json::from_str(CASES).unwrap();
+    let now_ms = parse_rfc3339_ms(&cases.now).unwrap();
+    for case in &cases.cases {
+        let subject = Subject {
+            units: &case.units,
+            attributes: &case.attributes,
+            now_ms,
+            only: case.experiments.as_ref(),
+        };
+        let explained = engine.explain(&subject);
+        let assigned: BTreeSet<&str> = explained
+            .iter()
+            .filter(|(_, why)| matches!(why, Explanation::Assigned { .. }))
+            .map(|(e, _)| e.key.as_str())
+            .collect();
+        let expected: BTreeSet<&str> = case.expected.keys().map(String::as_str).collect();
+        assert_eq!(assigned, expected, "case {:?}", case.name);
+        let paused = explained.iter().find(|(e, _)| e.key == "paused");
+        if case.experiments.is_none() {
+            assert_eq!(paused.map(|p| p.1), Some(Explanation::NotRunning));
+        }
+    }
+}

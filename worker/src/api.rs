@@ -1,0 +1,229 @@
+//! Worker-owned endpoints under `/_cleave/` (DESIGN §5).
+
+use std::collections::BTreeMap;
+
+use cleave_core::{Explanation, Subject, Units};
+use serde::Serialize;
+use serde_json::{json, Value};
+use worker::{Date, Env, Method, Request, Response, Result, Url};
+
+use crate::config::Config;
+use crate::decide_request::{self, BadRequest, DecideRequest};
+use crate::edge::add_edge_attributes;
+use crate::envelope::{self, SnapshotMeta};
+use crate::snapshot_store::{self, Served};
+
+/// Routes a request whose path starts with `/_cleave/`.
+pub async fn handle(mut req: Request, env: &Env, config: &Config, url: &Url) -> Result<Response> {
+    let path = url.path();
+    let method = req.method();
+    match path {
+        "/_cleave/v1/decide" => match method {
+            Method::Get => {
+                let parsed = decide_request::from_query(url.query().unwrap_or(""));
+                decide(parsed, &req, env, config, url).await
+            }
+            Method::Post => {
+                let body = req.bytes().await?;
+                let parsed = decide_request::from_json(&body);
+                decide(parsed, &req, env, config, url).await
+            }
+            _ => envelope::error(405, "use GET or POST for /_cleave/v1/decide"),
+        },
+        "/_cleave/health" => health(env, config, url).await,
+        "/_cleave/v1/snapshot" | "/_cleave/v1/context" => {
+            if !authorized(&req, config) {
+                return unauthorized();
+            }
+            if path == "/_cleave/v1/context" {
+                return context(&req, url);
+            }
+            let environment = environment_param(url, config)?;
+            let served = serve(env, config, &environment).await;
+            match &served.engine {
+                Some(engine) => envelope::ok(engine.snapshot(), Some(SnapshotMeta::of(engine))),
+                None => no_snapshot(&environment, &served),
+            }
+        }
+        _ => match path.strip_prefix("/_cleave/v1/experiments/") {
+            Some(key) => {
+                if !authorized(&req, config) {
+                    return unauthorized();
+                }
+                let environment = environment_param(url, config)?;
+                let served = serve(env, config, &environment).await;
+                let Some(engine) = &served.engine else {
+                    return no_snapshot(&environment, &served);
+                };
+                match engine.experiment(key) {
+                    Some(exp) => envelope::ok(exp, Some(SnapshotMeta::of(engine))),
+                    None => envelope::error(404, &format!("no experiment {key:?} in {environment}")),
+                }
+            }
+            None => envelope::error(404, &format!("no such endpoint: {path}")),
+        },
+    }
+}
+
+#[derive(Serialize)]
+struct Decision<'a> {
+    units: &'a Units,
+    environment: &'a str,
+    assignments: BTreeMap<&'a str, AssignmentView<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    explain: Option<BTreeMap<&'a str, Explanation>>,
+}
+
+#[derive(Serialize)]
+struct AssignmentView<'a> {
+    experiment_id: &'a str,
+    variant: &'a str,
+    variant_id: &'a str,
+    payload: &'a Value,
+}
+
+async fn decide(
+    parsed: std::result::Result<DecideRequest, BadRequest>,
+    req: &Request,
+    env: &Env,
+    config: &Config,
+    url: &Url,
+) -> Result<Response> {
+    // Request errors come before snapshot availability.
+    let mut request = match parsed {
+        Ok(r) => r,
+        Err(BadRequest(message)) => return envelope::error(400, &message),
+    };
+    if request.explain && !authorized(req, config) {
+        return unauthorized();
+    }
+    if request.force.is_some() {
+        // No force-token format is accepted by this version: every token is invalid.
+        return envelope::error(400, "invalid force token");
+    }
+    add_edge_attributes(req, url, &mut request.attributes);
+    let environment = request
+        .environment
+        .clone()
+        .unwrap_or_else(|| config.environment.clone());
+    let served = serve(env, config, &environment).await;
+    let Some(engine) = &served.engine else {
+        return no_snapshot(&environment, &served);
+    };
+    let subject = Subject {
+        units: &request.units,
+        attributes: &request.attributes,
+        now_ms: now_ms_i64(),
+        only: request.experiments.as_ref(),
+    };
+    let assignments = engine
+        .assign(&subject)
+        .into_iter()
+        .map(|a| {
+            let view = AssignmentView {
+                experiment_id: &a.experiment.id,
+                variant: &a.variant.key,
+                variant_id: &a.variant.id,
+                payload: &a.variant.payload,
+            };
+            (a.experiment.key.as_str(), view)
+        })
+        .collect();
+    let explain = request.explain.then(|| {
+        engine
+            .explain(&subject)
+            .into_iter()
+            .map(|(e, why)| (e.key.as_str(), why))
+            .collect()
+    });
+    let decision = Decision {
+        units: &request.units,
+        environment: &environment,
+        assignments,
+        explain,
+    };
+    envelope::ok(&decision, Some(SnapshotMeta::of(engine)))
+}
+
+async fn health(env: &Env, config: &Config, url: &Url) -> Result<Response> {
+    let environment = environment_param(url, config)?;
+    let served = serve(env, config, &environment).await;
+    let now = Date::now().as_millis();
+    let checked_ms_ago = served.checked_at_ms.map(|at| now.saturating_sub(at));
+    let Some(engine) = &served.engine else {
+        let data = json!({
+            "environment": environment, "version": null, "stale": true,
+            "reason": served.failure.as_deref(), "checked_ms_ago": checked_ms_ago,
+        });
+        return envelope::with_status(503, &data, Some("no snapshot in service"));
+    };
+    let snapshot = engine.snapshot();
+    let age_ms = cleave_core::time::parse_rfc3339_ms(&snapshot.published_at)
+        .map(|published| now_ms_i64().saturating_sub(published).max(0));
+    let data = json!({
+        "environment": environment,
+        "version": snapshot.version,
+        "published_at": snapshot.published_at,
+        "age_ms": age_ms,
+        "stale": served.failure.is_some(),
+        "reason": served.failure.as_deref(),
+        "checked_ms_ago": checked_ms_ago,
+    });
+    envelope::ok(&data, Some(SnapshotMeta::of(engine)))
+}
+
+/// What the worker derives from this request: units, request and edge attributes.
+fn context(req: &Request, url: &Url) -> Result<Response> {
+    let mut parsed = match decide_request::parse_query(url.query().unwrap_or("")) {
+        Ok(r) => r,
+        Err(BadRequest(message)) => return envelope::error(400, &message),
+    };
+    add_edge_attributes(req, url, &mut parsed.attributes);
+    envelope::ok(
+        &json!({"units": parsed.units, "attributes": parsed.attributes}),
+        None,
+    )
+}
+
+async fn serve(env: &Env, config: &Config, environment: &str) -> Served {
+    snapshot_store::current(env, environment, config.refresh_ms, Date::now().as_millis()).await
+}
+
+fn no_snapshot(environment: &str, served: &Served) -> Result<Response> {
+    let reason = served.failure.as_deref().unwrap_or("not loaded");
+    envelope::error(503, &format!("no snapshot for environment {environment:?}: {reason}"))
+}
+
+fn environment_param(url: &Url, config: &Config) -> Result<String> {
+    let named = url
+        .query_pairs()
+        .find(|(k, _)| k == "env")
+        .map(|(_, v)| v.into_owned());
+    Ok(named
+        .filter(|v| cleave_core::keys::is_valid_key(v))
+        .unwrap_or_else(|| config.environment.clone()))
+}
+
+/// Whether the request carries `Authorization: Bearer <CLEAVE_ADMIN_TOKEN>`.
+fn authorized(req: &Request, config: &Config) -> bool {
+    let Some(expected) = config.admin_token.as_deref() else {
+        return false;
+    };
+    let presented = req.headers().get("authorization").ok().flatten();
+    presented
+        .as_deref()
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .is_some_and(|token| constant_time_eq(token.as_bytes(), expected.as_bytes()))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn unauthorized() -> Result<Response> {
+    envelope::error(401, "missing or wrong bearer token (Authorization: Bearer <CLEAVE_ADMIN_TOKEN>)")
+}
+
+pub fn now_ms_i64() -> i64 {
+    i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX)
+}

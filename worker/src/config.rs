@@ -1,0 +1,44 @@
+//! Typed view of the worker's vars and secrets (DESIGN §5); the one place their names live.
+
+use worker::Env;
+
+/// Refresh interval when `CLEAVE_REFRESH_MS` is unset or unreadable.
+pub const DEFAULT_REFRESH_MS: u64 = 5_000;
+
+/// Settings read from the environment for one request.
+#[derive(Debug)]
+pub struct Config {
+    /// Environment served by proxy mode and the API's default.
+    pub environment: String,
+    pub origin_url: Option<String>,
+    pub refresh_ms: u64,
+    pub signing_key: Option<String>,
+    pub admin_token: Option<String>,
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Self {
+        let var = |name: &str| {
+            env.var(name)
+                .ok()
+                .map(|v| v.to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let secret = |name: &str| {
+            env.secret(name)
+                .ok()
+                .map(|v| v.to_string())
+                .or_else(|| var(name))
+                .filter(|v| !v.is_empty())
+        };
+        Self {
+            environment: var("CLEAVE_ENV").unwrap_or_else(|| "prod".to_owned()),
+            origin_url: var("ORIGIN_URL"),
+            refresh_ms: var("CLEAVE_REFRESH_MS")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(DEFAULT_REFRESH_MS),
+            signing_key: secret("CLEAVE_SIGNING_KEY"),
+            admin_token: secret("CLEAVE_ADMIN_TOKEN"),
+        }
+    }
+}

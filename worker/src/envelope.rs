@@ -1,0 +1,62 @@
+//! The `{data, meta}` envelope every worker-owned endpoint answers with (DESIGN §5).
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use worker::{Headers, Response, Result};
+
+use cleave_core::Engine;
+
+/// The snapshot fields echoed in `meta.snapshot`.
+#[derive(Debug, Serialize)]
+pub struct SnapshotMeta<'a> {
+    pub version: u64,
+    pub published_at: &'a str,
+    pub published_by: &'a str,
+}
+
+impl<'a> SnapshotMeta<'a> {
+    pub fn of(engine: &'a Engine) -> Self {
+        let s = engine.snapshot();
+        Self {
+            version: s.version,
+            published_at: &s.published_at,
+            published_by: &s.published_by,
+        }
+    }
+}
+
+/// A 200 answer with `data` and the snapshot it was computed from.
+pub fn ok(data: &impl Serialize, snapshot: Option<SnapshotMeta<'_>>) -> Result<Response> {
+    let mut meta = json!({"status": 200});
+    if let Some(snapshot) = snapshot {
+        meta["snapshot"] = serde_json::to_value(snapshot)?;
+    }
+    respond(200, &json!({"data": data, "meta": meta}))
+}
+
+/// An error answer: empty `data`, the status and a message that says what is wrong.
+pub fn error(status: u16, message: &str) -> Result<Response> {
+    respond(
+        status,
+        &json!({"data": {}, "meta": {"status": status, "error": message}}),
+    )
+}
+
+/// A non-200 answer that still carries data (e.g. health with no snapshot).
+pub fn with_status(status: u16, data: &impl Serialize, message: Option<&str>) -> Result<Response> {
+    let mut meta = json!({"status": status});
+    if let Some(message) = message {
+        meta["error"] = Value::from(message);
+    }
+    respond(status, &json!({"data": data, "meta": meta}))
+}
+
+fn respond(status: u16, body: &Value) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("content-type", "application/json; charset=utf-8")?;
+    // Decisions are per unit: no shared cache may keep them.
+    headers.set("cache-control", "no-store")?;
+    Ok(Response::from_bytes(serde_json::to_vec(body)?)?
+        .with_status(status)
+        .with_headers(headers))
+}

@@ -1,0 +1,117 @@
+//! Proxy mode (DESIGN §5): forward to `ORIGIN_URL` with the unit's assignments as headers.
+//!
+//! Fail open: without a good snapshot the request still reaches the origin, marked
+//! `cleave-snapshot: none`. Nothing here refuses a visitor because of cleave's own state.
+
+use cleave_core::headers::{assignments_header, sign};
+use cleave_core::{Attributes, Subject, Units};
+use worker::wasm_bindgen::JsValue;
+use worker::{Date, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response, Result, Url};
+
+use crate::api::now_ms_i64;
+use crate::config::Config;
+use crate::edge::add_edge_attributes;
+use crate::envelope;
+use crate::identity::{new_uid, set_cookie, uid_from_cookies};
+use crate::snapshot_store;
+
+/// Prefix of every header cleave sets; clients may not send any of them.
+const OWN_HEADER_PREFIX: &str = "cleave-";
+
+/// Forwards `req` to the origin with assignment headers.
+pub async fn forward(req: Request, env: &Env, config: &Config, url: &Url) -> Result<Response> {
+    let Some(origin) = config.origin_url.as_deref().and_then(|o| Url::parse(o).ok()) else {
+        return envelope::error(502, "ORIGIN_URL is not configured or not a URL");
+    };
+    let target = upstream_url(&origin, url);
+
+    let cookie = req.headers().get("cookie").ok().flatten();
+    let existing = cookie.as_deref().and_then(uid_from_cookies).map(str::to_owned);
+    let (uid, fresh) = match existing {
+        Some(uid) => (uid, false),
+        None => (new_uid().unwrap_or_default(), true),
+    };
+
+    let headers = forwarded_headers(req.headers(), url)?;
+    let served =
+        snapshot_store::current(env, &config.environment, config.refresh_ms, Date::now().as_millis()).await;
+    let (snapshot_value, assignments) = match &served.engine {
+        Some(engine) => {
+            let units = Units::from([("user".to_owned(), uid.clone())]);
+            let mut attributes = Attributes::new();
+            add_edge_attributes(&req, url, &mut attributes);
+            let subject = Subject {
+                units: &units,
+                attributes: &attributes,
+                now_ms: now_ms_i64(),
+                only: None,
+            };
+            let header = assignments_header(&engine.assign(&subject));
+            (engine.snapshot().version.to_string(), header)
+        }
+        None => ("none".to_owned(), None),
+    };
+    headers.set("cleave-unit", &uid)?;
+    headers.set("cleave-snapshot", &snapshot_value)?;
+    if let Some(value) = &assignments {
+        headers.set("cleave-assignments", value)?;
+    }
+    if let Some(key) = &config.signing_key {
+        let signature = sign(
+            key.as_bytes(),
+            &uid,
+            &snapshot_value,
+            assignments.as_deref().unwrap_or(""),
+        );
+        headers.set("cleave-signature", &signature)?;
+    }
+
+    let method = req.method();
+    let mut init = RequestInit::new();
+    init.with_method(method.clone())
+        .with_headers(headers)
+        .with_redirect(RequestRedirect::Manual);
+    if !matches!(method, Method::Get | Method::Head) {
+        init.with_body(req.inner().body().map(JsValue::from));
+    }
+    let upstream = Request::new_with_init(target.as_str(), &init)?;
+    let response = match Fetch::Request(upstream).send().await {
+        Ok(response) => response,
+        Err(e) => {
+            worker::console_error!("cleave: origin unreachable: {e}");
+            return envelope::error(502, "origin unreachable");
+        }
+    };
+    if !fresh || uid.is_empty() {
+        return Ok(response);
+    }
+    // Response headers from fetch are immutable: copy them to add the cookie.
+    let headers: Headers = response.headers().entries().collect();
+    headers.append("set-cookie", &set_cookie(&uid))?;
+    Ok(response.with_headers(headers))
+}
+
+/// The origin URL with the request's path and query.
+fn upstream_url(origin: &Url, url: &Url) -> Url {
+    let mut target = origin.clone();
+    let base = origin.path().trim_end_matches('/');
+    target.set_path(&format!("{base}{}", url.path()));
+    target.set_query(url.query());
+    target
+}
+
+/// The client's headers minus any `cleave-*` (clients must not spoof assignments) and `host`
+/// (the origin's own host applies), plus `x-forwarded-host`.
+fn forwarded_headers(incoming: &Headers, url: &Url) -> Result<Headers> {
+    let headers: Headers = incoming
+        .entries()
+        .filter(|(name, _)| {
+            let name = name.to_ascii_lowercase();
+            !name.starts_with(OWN_HEADER_PREFIX) && name != "host"
+        })
+        .collect();
+    if let Some(host) = url.host_str() {
+        headers.set("x-forwarded-host", host)?;
+    }
+    Ok(headers)
+}

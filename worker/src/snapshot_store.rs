@@ -1,0 +1,173 @@
+//! The snapshot in service, per environment, kept for the life of the isolate.
+//!
+//! The pointer `snapshot:{env}:current` is re-read at most every `CLEAVE_REFRESH_MS`; a body is
+//! fetched and parsed only when the pointer names a version other than the one in service. A
+//! version that fails to load never replaces a good one and is retried at the next refresh.
+//! Isolates are recycled at will, so this is a cache, never the source of truth.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use cleave_core::snapshot::{body_key, pointer_key, Pointer};
+use cleave_core::Engine;
+use worker::Env;
+
+/// KV binding that holds snapshots.
+pub const BINDING: &str = "SNAPSHOTS";
+
+/// Environments remembered per isolate; bounds memory when callers name many environments.
+const MAX_ENVIRONMENTS: usize = 32;
+
+/// A refresh still "in flight" after this long is taken to be abandoned.
+const ABANDONED_REFRESH_MS: u64 = 10_000;
+
+/// What a request sees: the good snapshot (if any) and why the latest refresh failed (if it did).
+#[derive(Debug, Clone, Default)]
+pub struct Served {
+    pub engine: Option<Rc<Engine>>,
+    pub failure: Option<Rc<str>>,
+    /// When the pointer was last read, epoch ms.
+    pub checked_at_ms: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+struct EnvState {
+    served: Served,
+    /// Set while a refresh is in flight, so concurrent requests do not all hit KV.
+    refreshing: bool,
+}
+
+thread_local! {
+    static STATES: RefCell<BTreeMap<String, EnvState>> = RefCell::new(BTreeMap::new());
+}
+
+/// The snapshot to use for `environment` now, refreshing it from KV when due.
+pub async fn current(env: &Env, environment: &str, refresh_ms: u64, now_ms: u64) -> Served {
+    if claim_refresh(environment, refresh_ms, now_ms) {
+        let held = snapshot_of(environment);
+        let outcome = load(env, environment, held.as_deref()).await;
+        finish_refresh(environment, outcome, now_ms);
+    }
+    STATES.with(|states| {
+        states
+            .borrow()
+            .get(environment)
+            .map(|s| s.served.clone())
+            .unwrap_or_default()
+    })
+}
+
+/// Decides whether this request refreshes. A cold isolate (nothing good yet) always tries, so
+/// the first requests do not fail for want of a refresh someone else started.
+fn claim_refresh(environment: &str, refresh_ms: u64, now_ms: u64) -> bool {
+    STATES.with(|states| {
+        let mut states = states.borrow_mut();
+        if !states.contains_key(environment) && states.len() >= MAX_ENVIRONMENTS {
+            evict_one(&mut states);
+        }
+        let state = states.entry(environment.to_owned()).or_default();
+        let due = state
+            .served
+            .checked_at_ms
+            .is_none_or(|at| now_ms.saturating_sub(at) >= refresh_ms);
+        // A refresh whose request was cancelled never finishes; stop waiting for it.
+        let in_flight = state.refreshing
+            && state
+                .served
+                .checked_at_ms
+                .is_some_and(|at| now_ms.saturating_sub(at) < ABANDONED_REFRESH_MS);
+        let cold = state.served.engine.is_none() && (state.served.checked_at_ms.is_none() || in_flight);
+        if cold || (due && !in_flight) {
+            state.refreshing = true;
+            state.served.checked_at_ms = Some(now_ms);
+            true
+        } else {
+            false
+        }
+    })
+}
+
+fn evict_one(states: &mut BTreeMap<String, EnvState>) {
+    let victim = states
+        .iter()
+        .find(|(_, s)| s.served.engine.is_none())
+        .or_else(|| states.iter().next())
+        .map(|(k, _)| k.clone());
+    if let Some(victim) = victim {
+        states.remove(&victim);
+    }
+}
+
+fn snapshot_of(environment: &str) -> Option<Rc<Engine>> {
+    STATES.with(|states| {
+        states
+            .borrow()
+            .get(environment)
+            .and_then(|s| s.served.engine.clone())
+    })
+}
+
+/// Result of one refresh: a new engine, "unchanged", or why it failed.
+enum Outcome {
+    Loaded(Engine),
+    Unchanged,
+    Failed(String),
+}
+
+fn finish_refresh(environment: &str, outcome: Outcome, now_ms: u64) {
+    STATES.with(|states| {
+        let mut states = states.borrow_mut();
+        let state = states.entry(environment.to_owned()).or_default();
+        state.refreshing = false;
+        state.served.checked_at_ms = Some(now_ms);
+        match outcome {
+            Outcome::Loaded(engine) => {
+                state.served.engine = Some(Rc::new(engine));
+                state.served.failure = None;
+            }
+            Outcome::Unchanged => state.served.failure = None,
+            Outcome::Failed(reason) => {
+                worker::console_warn!("cleave: snapshot for {environment}: {reason}");
+                state.served.failure = Some(reason.into());
+            }
+        }
+    });
+}
+
+async fn load(env: &Env, environment: &str, held: Option<&Engine>) -> Outcome {
+    let kv = match env.kv(BINDING) {
+        Ok(kv) => kv,
+        Err(e) => return Outcome::Failed(format!("KV binding {BINDING} unavailable: {e}")),
+    };
+    let pointer_text = match kv.get(&pointer_key(environment)).text().await {
+        Ok(Some(text)) => text,
+        Ok(None) => return Outcome::Failed("no snapshot published (pointer missing)".to_owned()),
+        Err(e) => return Outcome::Failed(format!("KV error reading the pointer: {e}")),
+    };
+    let pointer: Pointer = match serde_json::from_str(&pointer_text) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Failed(format!("pointer is not valid: {e}")),
+    };
+    if held.is_some_and(|e| e.snapshot().version == pointer.version) {
+        return Outcome::Unchanged;
+    }
+    let version = pointer.version;
+    let body = match kv.get(&body_key(environment, version)).bytes().await {
+        Ok(Some(body)) => body,
+        Ok(None) => return Outcome::Failed(format!("body of v{version} is missing")),
+        Err(e) => return Outcome::Failed(format!("KV error reading v{version}: {e}")),
+    };
+    let engine = match Engine::decode(&body) {
+        Ok(engine) => engine,
+        Err(e) => return Outcome::Failed(format!("v{version} refused: {e}")),
+    };
+    let snapshot = engine.snapshot();
+    if snapshot.environment != environment || snapshot.version != version {
+        return Outcome::Failed(format!(
+            "v{version} refused: body says environment {:?} version {}",
+            snapshot.environment, snapshot.version
+        ));
+    }
+    Outcome::Loaded(engine)
+}
