@@ -1,0 +1,176 @@
+// Shared end-to-end plumbing: the compiled worker under `wrangler dev` (workerd, local KV on
+// disk), a real local origin that records what it receives, and direct access to the same KV
+// store through wrangler's platform proxy. Everything binds to 127.0.0.1 and is torn down by
+// the test that started it; a hard timeout kills a worker that outlives its test.
+import { spawn } from "node:child_process";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import { createServer as createNetServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { getPlatformProxy } from "wrangler";
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const WRANGLER = join(ROOT, "node_modules/wrangler/bin/wrangler.js");
+const BUILT_WORKER = join(ROOT, "worker/build/index.js");
+const WORKER_LIFETIME_MS = 10 * 60 * 1000;
+
+export async function readJson(relativePath) {
+  return JSON.parse(await readFile(join(ROOT, relativePath), "utf8"));
+}
+
+async function freePort() {
+  return new Promise((ok, fail) => {
+    const server = createNetServer();
+    server.unref();
+    server.on("error", fail);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address();
+      server.close(() => ok(port));
+    });
+  });
+}
+
+/** A local HTTP origin that records every request and answers with `respond` (or 200 "origin"). */
+export async function startOrigin(respond) {
+  const received = [];
+  const server = createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      const record = {
+        method: req.method,
+        url: req.url,
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString("utf8"),
+      };
+      received.push(record);
+      if (respond) return respond(record, res);
+      res.writeHead(200, { "content-type": "text/plain", "x-origin": "yes" });
+      res.end("origin");
+    });
+  });
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  const url = `http://127.0.0.1:${server.address().port}`;
+  return { url, received, close: () => new Promise((ok) => server.close(ok)) };
+}
+
+/**
+ * Runs the built worker in `wrangler dev` with its own KV directory and vars, after publishing
+ * the `seed` snapshots to its KV. `kv: false` starts it without the SNAPSHOTS binding, so every
+ * KV access fails.
+ */
+export async function startWorker({ vars = {}, kv = true, persistDir, seed = [] } = {}) {
+  const dir = persistDir ?? (await mkdtemp(join(tmpdir(), "cleave-e2e-")));
+  const port = await freePort();
+  const config = join(dir, "wrangler.toml");
+  const lines = [
+    `name = "cleave-e2e"`,
+    `main = ${JSON.stringify(BUILT_WORKER)}`,
+    `compatibility_date = "2026-04-20"`,
+  ];
+  if (kv) lines.push(`[[kv_namespaces]]`, `binding = "SNAPSHOTS"`, `id = "cleave-e2e"`);
+  lines.push(`[vars]`);
+  for (const [name, value] of Object.entries({ CLEAVE_ENV: "cases", ...vars })) {
+    lines.push(`${name} = ${JSON.stringify(String(value))}`);
+  }
+  await writeFile(config, lines.join("\n") + "\n");
+  if (seed.length > 0) {
+    const store = await openKv({ config, dir });
+    for (const snapshot of seed) await store.publish(snapshot);
+    await store.dispose();
+  }
+  const child = spawn(
+    process.execPath,
+    [WRANGLER, "dev", "--config", config, "--persist-to", join(dir, "state"),
+      "--ip", "127.0.0.1", "--port", String(port), "--show-interactive-dev-session=false",
+      "--log-level", "warn"],
+    { cwd: dir, env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "1" }, stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  const killer = setTimeout(() => child.kill("SIGKILL"), WORKER_LIFETIME_MS);
+  killer.unref();
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`wrangler dev exited:\n${output}`);
+    try {
+      await fetch(`${url}/_cleave/health`);
+      break;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`wrangler dev did not start:\n${output}`);
+      await new Promise((ok) => setTimeout(ok, 200));
+    }
+  }
+  const stop = async () => {
+    clearTimeout(killer);
+    if (child.exitCode === null) {
+      const exited = new Promise((ok) => child.once("exit", ok));
+      child.kill("SIGTERM");
+      await Promise.race([exited, new Promise((ok) => setTimeout(ok, 5000))]);
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+    if (!persistDir) await rm(dir, { recursive: true, force: true });
+  };
+  return { url, dir, config, stop, output: () => output };
+}
+
+/** The worker's local KV store, opened directly (the same files `wrangler dev` reads). */
+export async function openKv(worker) {
+  const { env, dispose } = await getPlatformProxy({
+    configPath: worker.config,
+    persist: { path: join(worker.dir, "state", "v3") },
+  });
+  const kv = env.SNAPSHOTS;
+  return {
+    put: (key, value) => kv.put(key, typeof value === "string" ? value : JSON.stringify(value)),
+    delete: (key) => kv.delete(key),
+    /** Writes the body, then flips the pointer: the order admin publishes in. */
+    publish: async (snapshot) => {
+      await kv.put(`snapshot:${snapshot.environment}:v${snapshot.version}`, JSON.stringify(snapshot));
+      await kv.put(`snapshot:${snapshot.environment}:current`, JSON.stringify({ version: snapshot.version }));
+    },
+    dispose,
+  };
+}
+
+/** GET or POST against the worker; returns status, headers and parsed JSON (if any). */
+export async function call(url, init) {
+  const res = await fetch(url, init);
+  const text = await res.text();
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, headers: res.headers, json, text };
+}
+
+/** Polls `probe` until it returns a truthy value or `ms` pass; returns [value, elapsed ms]. */
+export async function waitFor(probe, ms) {
+  const start = Date.now();
+  for (;;) {
+    const value = await probe();
+    if (value) return [value, Date.now() - start];
+    if (Date.now() - start > ms) return [undefined, Date.now() - start];
+    await new Promise((ok) => setTimeout(ok, 50));
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight. */
+export async function pool(items, limit, fn) {
+  const out = new Array(items.length);
+  let next = 0;
+  const workers = Array.from({ length: limit }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i], i);
+    }
+  });
+  await Promise.all(workers);
+  return out;
+}
