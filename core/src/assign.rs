@@ -62,7 +62,10 @@ impl Engine {
             .iter()
             .filter_map(|prepared| {
                 let experiment = experiments.get(prepared.index)?;
-                if subject.only.is_some_and(|only| !only.contains(&experiment.key)) {
+                if subject
+                    .only
+                    .is_some_and(|only| !only.contains(&experiment.key))
+                {
                     return None;
                 }
                 let v = self.enrol(prepared, subject, &mut layer_buckets).ok()?;
@@ -93,7 +96,10 @@ impl Engine {
                     Ok(_) => {
                         let unit = subject.units.get(&prepared.unit).map_or("", String::as_str);
                         let d = draw(&prepared.salt, unit);
-                        Explanation::Assigned { bucket: d.bucket, gate: d.gate }
+                        Explanation::Assigned {
+                            bucket: d.bucket,
+                            gate: d.gate,
+                        }
                     }
                     Err(why) => why,
                 };
@@ -126,13 +132,18 @@ impl Engine {
         if let Some(membership) = &exp.layer {
             let bucket = self.layer_bucket(membership.layer, unit, layer_buckets);
             if !in_ranges(&membership.ranges, bucket) {
-                return Err(Explanation::OutsideLayer { layer_bucket: bucket });
+                return Err(Explanation::OutsideLayer {
+                    layer_bucket: bucket,
+                });
             }
         }
         // 5. traffic gate, 6. variant bucket: both from one digest
         let d = draw(&exp.salt, unit);
         if d.gate >= exp.traffic {
-            return Err(Explanation::TrafficGate { gate: d.gate, traffic: exp.traffic });
+            return Err(Explanation::TrafficGate {
+                gate: d.gate,
+                traffic: exp.traffic,
+            });
         }
         exp.slots
             .iter()

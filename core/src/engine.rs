@@ -84,7 +84,10 @@ impl Engine {
             if let Some(first) = keys.insert(exp.key.as_str(), index) {
                 problems.push(
                     format!("{path}.key"),
-                    format!("duplicate experiment key {:?} (also experiments[{first}])", exp.key),
+                    format!(
+                        "duplicate experiment key {:?} (also experiments[{first}])",
+                        exp.key
+                    ),
                 );
             }
             let prepared = prepare_experiment(index, exp, &path, &mut layers, &mut problems);
@@ -97,7 +100,8 @@ impl Engine {
             return Err(problems);
         }
         running.sort_by(|a, b| {
-            let key = |p: &PreparedExperiment| snapshot.experiments.get(p.index).map(|e| e.key.clone());
+            let key =
+                |p: &PreparedExperiment| snapshot.experiments.get(p.index).map(|e| e.key.clone());
             key(a).cmp(&key(b))
         });
         Ok(Self {
@@ -122,7 +126,10 @@ fn check_header(snapshot: &Snapshot, problems: &mut Problems) {
     if snapshot.schema != SCHEMA_VERSION {
         problems.push(
             "schema",
-            format!("unsupported schema {} (this engine reads {SCHEMA_VERSION})", snapshot.schema),
+            format!(
+                "unsupported schema {} (this engine reads {SCHEMA_VERSION})",
+                snapshot.schema
+            ),
         );
     }
     if snapshot.environment.is_empty() {
@@ -146,13 +153,19 @@ fn prepare_experiment(
         problems.push(format!("{path}.id"), "id is empty");
     }
     if !is_valid_key(&exp.key) {
-        problems.push(format!("{path}.key"), key_message("experiment key", &exp.key));
+        problems.push(
+            format!("{path}.key"),
+            key_message("experiment key", &exp.key),
+        );
     }
     if !is_valid_key(&exp.unit) {
         problems.push(format!("{path}.unit"), key_message("unit type", &exp.unit));
     }
     if exp.salt.as_deref() == Some("") {
-        problems.push(format!("{path}.salt"), "salt is empty (omit it to use the key)");
+        problems.push(
+            format!("{path}.salt"),
+            "salt is empty (omit it to use the key)",
+        );
     }
     let traffic = u16::try_from(exp.traffic).ok().filter(|t| *t <= 10_000);
     if traffic.is_none() {
@@ -161,7 +174,11 @@ fn prepare_experiment(
             format!("traffic {} is outside 0..=10000", exp.traffic),
         );
     }
-    let start_ms = optional_time(exp.start_at.as_deref(), &format!("{path}.start_at"), problems);
+    let start_ms = optional_time(
+        exp.start_at.as_deref(),
+        &format!("{path}.start_at"),
+        problems,
+    );
     let end_ms = optional_time(exp.end_at.as_deref(), &format!("{path}.end_at"), problems);
     if let (Some(Some(start)), Some(Some(end))) = (start_ms, end_ms) {
         if start >= end {
@@ -223,12 +240,18 @@ fn variant_slots(exp: &Experiment, path: &str, problems: &mut Problems) -> Vec<(
             problems.push(format!("{vpath}.id"), "id is empty");
         }
         if !is_valid_key(&variant.key) {
-            problems.push(format!("{vpath}.key"), key_message("variant key", &variant.key));
+            problems.push(
+                format!("{vpath}.key"),
+                key_message("variant key", &variant.key),
+            );
         }
         if let Some(first) = seen.insert(variant.key.as_str(), v) {
             problems.push(
                 format!("{vpath}.key"),
-                format!("duplicate variant key {:?} (also variants[{first}])", variant.key),
+                format!(
+                    "duplicate variant key {:?} (also variants[{first}])",
+                    variant.key
+                ),
             );
         }
         let ranges = checked_ranges(&variant.ranges, &format!("{vpath}.ranges"), problems);
@@ -257,7 +280,11 @@ fn variant_slots(exp: &Experiment, path: &str, problems: &mut Problems) -> Vec<(
 fn checked_ranges(ranges: &[[i64; 2]], path: &str, problems: &mut Problems) -> Vec<(u16, u16)> {
     let mut out = Vec::with_capacity(ranges.len());
     for (i, [start, end]) in ranges.iter().enumerate() {
-        let bound = |n: i64| u16::try_from(n).ok().filter(|n| *n < crate::bucket::BUCKETS);
+        let bound = |n: i64| {
+            u16::try_from(n)
+                .ok()
+                .filter(|n| *n < crate::bucket::BUCKETS)
+        };
         match (bound(*start), bound(*end)) {
             (Some(s), Some(e)) if s <= e => out.push((s, e)),
             (Some(_), Some(_)) => problems.push(
@@ -294,7 +321,10 @@ impl LayerTable {
         problems: &mut Problems,
     ) -> Option<usize> {
         if !is_valid_key(&slot.key) {
-            problems.push(format!("{path}.layer.key"), key_message("layer key", &slot.key));
+            problems.push(
+                format!("{path}.layer.key"),
+                key_message("layer key", &slot.key),
+            );
         }
         if slot.salt.is_empty() {
             problems.push(format!("{path}.layer.salt"), "layer salt is empty");

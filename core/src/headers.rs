@@ -2,8 +2,8 @@
 //! and the HMAC that lets the origin trust it.
 
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use sfv::{DictSerializer, KeyRef, StringRef};
+use sha2::Sha256;
 
 use crate::assign::Assignment;
 
@@ -49,8 +49,10 @@ mod tests {
 
     #[test]
     fn encodes_an_sf_dictionary_in_key_order() {
-        let engine = Engine::decode(include_bytes!("../../tests/fixtures/assignment-snapshot.json"))
-            .unwrap();
+        let engine = Engine::decode(include_bytes!(
+            "../../tests/fixtures/assignment-snapshot.json"
+        ))
+        .unwrap();
         let units = BTreeMap::from([("user".to_owned(), "u-2".to_owned())]);
         let attributes = BTreeMap::new();
         let subject = crate::Subject {

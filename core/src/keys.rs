@@ -29,7 +29,17 @@ mod tests {
         for good in ["a", "checkout-button-color", "x.y_z-9", &"a".repeat(64)] {
             assert!(is_valid_key(good), "{good}");
         }
-        for bad in ["", "A", "9a", "-a", "a b", "a\"", "ä", &"a".repeat(65), "a=b"] {
+        for bad in [
+            "",
+            "A",
+            "9a",
+            "-a",
+            "a b",
+            "a\"",
+            "ä",
+            &"a".repeat(65),
+            "a=b",
+        ] {
             assert!(!is_valid_key(bad), "{bad}");
         }
     }

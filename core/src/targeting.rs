@@ -58,7 +58,11 @@ enum NumberOrder {
 pub(crate) type PreparedRule = Vec<PreparedCondition>;
 
 /// Prepares OR-ed `rules`, recording every problem under `path`.
-pub(crate) fn prepare_rules(rules: &[Rule], path: &str, problems: &mut Problems) -> Vec<PreparedRule> {
+pub(crate) fn prepare_rules(
+    rules: &[Rule],
+    path: &str,
+    problems: &mut Problems,
+) -> Vec<PreparedRule> {
     rules
         .iter()
         .enumerate()
@@ -67,7 +71,11 @@ pub(crate) fn prepare_rules(rules: &[Rule], path: &str, problems: &mut Problems)
                 .iter()
                 .enumerate()
                 .filter_map(|(c, cond)| {
-                    prepare(cond, &format!("{path}.targeting[{r}].conditions[{c}]"), problems)
+                    prepare(
+                        cond,
+                        &format!("{path}.targeting[{r}].conditions[{c}]"),
+                        problems,
+                    )
                 })
                 .collect()
         })
@@ -91,7 +99,10 @@ fn prepare(cond: &Condition, path: &str, problems: &mut Problems) -> Option<Prep
     let scalar = |problems: &mut Problems| {
         let text = scalar_text(value);
         if text.is_none() {
-            problems.push(&value_path, format!("expected a string, number or boolean, got {value}"));
+            problems.push(
+                &value_path,
+                format!("expected a string, number or boolean, got {value}"),
+            );
         }
         text
     };
@@ -120,12 +131,18 @@ fn prepare(cond: &Condition, path: &str, problems: &mut Problems) -> Option<Prep
         | Operator::SemverLte => {
             problems.push(
                 format!("{path}.operator"),
-                format!("operator {} is not supported by this engine", operator_name(&cond.operator)),
+                format!(
+                    "operator {} is not supported by this engine",
+                    operator_name(&cond.operator)
+                ),
             );
             return None;
         }
         Operator::Unknown(name) => {
-            problems.push(format!("{path}.operator"), format!("unknown operator {name:?}"));
+            problems.push(
+                format!("{path}.operator"),
+                format!("unknown operator {name:?}"),
+            );
             return None;
         }
     };
@@ -197,7 +214,12 @@ fn list(value: &Value, path: &str, problems: &mut Problems) -> Option<Vec<String
     all_scalar.then_some(out)
 }
 
-fn number_test(order: NumberOrder, value: &Value, path: &str, problems: &mut Problems) -> Option<Test> {
+fn number_test(
+    order: NumberOrder,
+    value: &Value,
+    path: &str,
+    problems: &mut Problems,
+) -> Option<Test> {
     let number = match value {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => parse_number(s),

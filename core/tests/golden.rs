@@ -50,7 +50,13 @@ fn bucket_vectors_match_the_contract() {
     assert_eq!(vectors.vectors.len(), 6);
     for v in vectors.vectors {
         let d = draw(&v.seed, &v.unit);
-        assert_eq!((d.bucket, d.gate), (v.bucket, v.gate), "{:?}/{:?}", v.seed, v.unit);
+        assert_eq!(
+            (d.bucket, d.gate),
+            (v.bucket, v.gate),
+            "{:?}/{:?}",
+            v.seed,
+            v.unit
+        );
     }
 }
 

@@ -1,4 +1,5 @@
 //! Invariants of bucketing and assignment that must hold for every input.
+#![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;

@@ -57,7 +57,9 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config, url: &Url) -> 
                 };
                 match engine.experiment(key) {
                     Some(exp) => envelope::ok(exp, Some(SnapshotMeta::of(engine))),
-                    None => envelope::error(404, &format!("no experiment {key:?} in {environment}")),
+                    None => {
+                        envelope::error(404, &format!("no experiment {key:?} in {environment}"))
+                    }
                 }
             }
             None => envelope::error(404, &format!("no such endpoint: {path}")),
@@ -191,7 +193,10 @@ async fn serve(env: &Env, config: &Config, environment: &str) -> Served {
 
 fn no_snapshot(environment: &str, served: &Served) -> Result<Response> {
     let reason = served.failure.as_deref().unwrap_or("not loaded");
-    envelope::error(503, &format!("no snapshot for environment {environment:?}: {reason}"))
+    envelope::error(
+        503,
+        &format!("no snapshot for environment {environment:?}: {reason}"),
+    )
 }
 
 fn environment_param(url: &Url, config: &Config) -> Result<String> {
@@ -221,7 +226,10 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn unauthorized() -> Result<Response> {
-    envelope::error(401, "missing or wrong bearer token (Authorization: Bearer <CLEAVE_ADMIN_TOKEN>)")
+    envelope::error(
+        401,
+        "missing or wrong bearer token (Authorization: Bearer <CLEAVE_ADMIN_TOKEN>)",
+    )
 }
 
 pub fn now_ms_i64() -> i64 {

@@ -57,7 +57,10 @@ pub fn from_query(query: &str) -> Result<DecideRequest, BadRequest> {
 /// [`BadRequest`] naming the offending parameter.
 pub fn parse_query(query: &str) -> Result<DecideRequest, BadRequest> {
     if query.len() > limits::QUERY_BYTES {
-        return Err(bad(format!("query string is longer than {} bytes", limits::QUERY_BYTES)));
+        return Err(bad(format!(
+            "query string is longer than {} bytes",
+            limits::QUERY_BYTES
+        )));
     }
     let mut req = DecideRequest::default();
     let mut user_key = None;
@@ -114,7 +117,10 @@ struct DecideBody {
 /// [`BadRequest`] for malformed JSON, wrong shapes or limits exceeded.
 pub fn from_json(body: &[u8]) -> Result<DecideRequest, BadRequest> {
     if body.len() > limits::BODY_BYTES {
-        return Err(bad(format!("request body is longer than {} bytes", limits::BODY_BYTES)));
+        return Err(bad(format!(
+            "request body is longer than {} bytes",
+            limits::BODY_BYTES
+        )));
     }
     let parsed: DecideBody =
         serde_json::from_slice(body).map_err(|e| bad(format!("malformed JSON body: {e}")))?;
@@ -147,7 +153,9 @@ pub fn from_json(body: &[u8]) -> Result<DecideRequest, BadRequest> {
 
 fn require_identifier(req: DecideRequest) -> Result<DecideRequest, BadRequest> {
     if req.units.is_empty() {
-        return Err(bad("no identifier: pass id.<type>=<value> (or user_key=<value>)"));
+        return Err(bad(
+            "no identifier: pass id.<type>=<value> (or user_key=<value>)",
+        ));
     }
     Ok(req)
 }
@@ -178,14 +186,19 @@ fn environment(name: &str) -> Result<String, BadRequest> {
     if is_valid_key(name) {
         Ok(name.to_owned())
     } else {
-        Err(bad(format!("env {name:?} does not match [a-z][a-z0-9_.-]{{0,63}}")))
+        Err(bad(format!(
+            "env {name:?} does not match [a-z][a-z0-9_.-]{{0,63}}"
+        )))
     }
 }
 
 /// Parses the `context` parameter: a JSON object of attributes.
 fn context_object(text: &str) -> Result<Attributes, BadRequest> {
     if text.len() > limits::CONTEXT_BYTES {
-        return Err(bad(format!("context is longer than {} bytes", limits::CONTEXT_BYTES)));
+        return Err(bad(format!(
+            "context is longer than {} bytes",
+            limits::CONTEXT_BYTES
+        )));
     }
     match serde_json::from_str(text) {
         Ok(Value::Object(map)) => attributes_from_map(map),
@@ -208,7 +221,11 @@ fn attributes_from_map(map: Map<String, Value>) -> Result<Attributes, BadRequest
     Ok(attributes)
 }
 
-fn insert_attribute(attributes: &mut Attributes, name: &str, value: String) -> Result<(), BadRequest> {
+fn insert_attribute(
+    attributes: &mut Attributes,
+    name: &str,
+    value: String,
+) -> Result<(), BadRequest> {
     if name.is_empty() || name.len() > limits::ATTRIBUTE_NAME_BYTES {
         return Err(bad(format!(
             "attribute name {name:?} must be 1 to {} bytes",
@@ -232,7 +249,9 @@ fn insert_attribute(attributes: &mut Attributes, name: &str, value: String) -> R
     Ok(())
 }
 
-fn experiment_filter<'a>(keys: impl Iterator<Item = &'a str>) -> Result<BTreeSet<String>, BadRequest> {
+fn experiment_filter<'a>(
+    keys: impl Iterator<Item = &'a str>,
+) -> Result<BTreeSet<String>, BadRequest> {
     let mut set = BTreeSet::new();
     for key in keys.map(str::trim).filter(|k| !k.is_empty()) {
         if set.len() >= limits::EXPERIMENT_FILTER {

@@ -46,7 +46,10 @@ mod tests {
 
     #[test]
     fn reads_the_uid_among_other_cookies() {
-        assert_eq!(uid_from_cookies("a=1; cleave_uid=abc-123; b=2"), Some("abc-123"));
+        assert_eq!(
+            uid_from_cookies("a=1; cleave_uid=abc-123; b=2"),
+            Some("abc-123")
+        );
         assert_eq!(uid_from_cookies("cleave_uid=x"), Some("x"));
         assert_eq!(uid_from_cookies("xcleave_uid=x; a=1"), None);
         assert_eq!(uid_from_cookies(""), None);

@@ -6,7 +6,9 @@
 use cleave_core::headers::{assignments_header, sign};
 use cleave_core::{Attributes, Subject, Units};
 use worker::wasm_bindgen::JsValue;
-use worker::{Date, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response, Result, Url};
+use worker::{
+    Date, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response, Result, Url,
+};
 
 use crate::api::now_ms_i64;
 use crate::config::Config;
@@ -20,21 +22,33 @@ const OWN_HEADER_PREFIX: &str = "cleave-";
 
 /// Forwards `req` to the origin with assignment headers.
 pub async fn forward(req: Request, env: &Env, config: &Config, url: &Url) -> Result<Response> {
-    let Some(origin) = config.origin_url.as_deref().and_then(|o| Url::parse(o).ok()) else {
+    let Some(origin) = config
+        .origin_url
+        .as_deref()
+        .and_then(|o| Url::parse(o).ok())
+    else {
         return envelope::error(502, "ORIGIN_URL is not configured or not a URL");
     };
     let target = upstream_url(&origin, url);
 
     let cookie = req.headers().get("cookie").ok().flatten();
-    let existing = cookie.as_deref().and_then(uid_from_cookies).map(str::to_owned);
+    let existing = cookie
+        .as_deref()
+        .and_then(uid_from_cookies)
+        .map(str::to_owned);
     let (uid, fresh) = match existing {
         Some(uid) => (uid, false),
         None => (new_uid().unwrap_or_default(), true),
     };
 
     let headers = forwarded_headers(req.headers(), url)?;
-    let served =
-        snapshot_store::current(env, &config.environment, config.refresh_ms, Date::now().as_millis()).await;
+    let served = snapshot_store::current(
+        env,
+        &config.environment,
+        config.refresh_ms,
+        Date::now().as_millis(),
+    )
+    .await;
     let (snapshot_value, assignments) = match &served.engine {
         Some(engine) => {
             let units = Units::from([("user".to_owned(), uid.clone())]);

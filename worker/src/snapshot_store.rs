@@ -39,7 +39,7 @@ struct EnvState {
 }
 
 thread_local! {
-    static STATES: RefCell<BTreeMap<String, EnvState>> = RefCell::new(BTreeMap::new());
+    static STATES: RefCell<BTreeMap<String, EnvState>> = const { RefCell::new(BTreeMap::new()) };
 }
 
 /// The snapshot to use for `environment` now, refreshing it from KV when due.
@@ -77,7 +77,8 @@ fn claim_refresh(environment: &str, refresh_ms: u64, now_ms: u64) -> bool {
                 .served
                 .checked_at_ms
                 .is_some_and(|at| now_ms.saturating_sub(at) < ABANDONED_REFRESH_MS);
-        let cold = state.served.engine.is_none() && (state.served.checked_at_ms.is_none() || in_flight);
+        let cold =
+            state.served.engine.is_none() && (state.served.checked_at_ms.is_none() || in_flight);
         if cold || (due && !in_flight) {
             state.refreshing = true;
             state.served.checked_at_ms = Some(now_ms);

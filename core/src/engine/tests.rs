@@ -64,7 +64,10 @@ fn reports_every_problem_at_once() {
         "experiments[3].key: duplicate experiment key \"empty\" (also experiments[2])",
     ];
     for w in want {
-        assert!(got.iter().any(|g| g.starts_with(w)), "missing {w:?} in {got:#?}");
+        assert!(
+            got.iter().any(|g| g.starts_with(w)),
+            "missing {w:?} in {got:#?}"
+        );
     }
     assert_eq!(got.len(), want.len(), "{got:#?}");
 }
@@ -119,7 +122,11 @@ fn refuses_bad_conditions_and_header_fields() {
     let mut s = snapshot(json!([e]));
     s.schema = 2;
     s.version = 0;
-    let got: Vec<String> = Engine::new(s).unwrap_err().iter().map(ToString::to_string).collect();
+    let got: Vec<String> = Engine::new(s)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let c = "experiments[0].targeting[0].conditions";
     assert_eq!(
         got,
@@ -142,7 +149,10 @@ fn decode_separates_json_errors_from_contract_errors() {
     let mut s = snapshot(json!([experiment("a")]));
     s.environment.clear();
     let bytes = serde_json::to_vec(&s).unwrap();
-    assert!(matches!(Engine::decode(&bytes), Err(SnapshotError::Invalid(_))));
+    assert!(matches!(
+        Engine::decode(&bytes),
+        Err(SnapshotError::Invalid(_))
+    ));
 }
 
 #[test]

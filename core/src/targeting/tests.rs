@@ -71,11 +71,23 @@ fn numeric_operators_parse_strings_and_refuse_non_numbers() {
 #[test]
 fn dates_accept_rfc3339_and_epoch_millis() {
     let at = json!("2026-01-01T00:00:00Z");
-    assert!(check("before", at.clone(), &[("a", "2025-12-31T23:59:59Z")]));
-    assert!(!check("before", at.clone(), &[("a", "2026-01-01T00:00:00Z")]));
+    assert!(check(
+        "before",
+        at.clone(),
+        &[("a", "2025-12-31T23:59:59Z")]
+    ));
+    assert!(!check(
+        "before",
+        at.clone(),
+        &[("a", "2026-01-01T00:00:00Z")]
+    ));
     assert!(check("after", at.clone(), &[("a", "1767225600001")]));
     assert!(!check("after", at.clone(), &[("a", "1767225600000")]));
-    assert!(check("after", at.clone(), &[("a", "2026-01-01T01:00:00+00:30")]));
+    assert!(check(
+        "after",
+        at.clone(),
+        &[("a", "2026-01-01T01:00:00+00:30")]
+    ));
     assert!(!check("after", at, &[("a", "tomorrow")]));
 }
 
@@ -97,8 +109,14 @@ fn rules_are_or_of_ands_and_empty_targets_everyone() {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
     };
-    assert!(matches(&prepared, &attrs(&[("country", "US"), ("plan", "pro")])));
-    assert!(!matches(&prepared, &attrs(&[("country", "US"), ("plan", "free")])));
+    assert!(matches(
+        &prepared,
+        &attrs(&[("country", "US"), ("plan", "pro")])
+    ));
+    assert!(!matches(
+        &prepared,
+        &attrs(&[("country", "US"), ("plan", "free")])
+    ));
     assert!(matches(&prepared, &attrs(&[("staff", "1")])));
     assert!(matches(&[], &attrs(&[])));
 }

@@ -16,13 +16,19 @@ fn reads_every_query_parameter() {
     assert_eq!(req.units, units(&[("user", "u1"), ("account", "42")]));
     assert_eq!(req.environment.as_deref(), Some("prod"));
     assert_eq!(req.attributes, units(&[("country", "US"), ("plan", "pro")]));
-    assert_eq!(req.experiments, Some(["a".to_owned(), "b".to_owned()].into()));
+    assert_eq!(
+        req.experiments,
+        Some(["a".to_owned(), "b".to_owned()].into())
+    );
     assert!(req.explain);
 }
 
 #[test]
 fn user_key_is_an_alias_that_id_user_overrides() {
-    assert_eq!(from_query("user_key=a").unwrap().units, units(&[("user", "a")]));
+    assert_eq!(
+        from_query("user_key=a").unwrap().units,
+        units(&[("user", "a")])
+    );
     assert_eq!(
         from_query("user_key=a&id.user=b").unwrap().units,
         units(&[("user", "b")])
@@ -31,7 +37,10 @@ fn user_key_is_an_alias_that_id_user_overrides() {
 
 #[test]
 fn an_empty_filter_means_none_and_absent_means_all() {
-    assert_eq!(from_query("id.user=u&experiments=").unwrap().experiments, Some(BTreeSet::new()));
+    assert_eq!(
+        from_query("id.user=u&experiments=").unwrap().experiments,
+        Some(BTreeSet::new())
+    );
     assert_eq!(from_query("id.user=u").unwrap().experiments, None);
 }
 
@@ -47,9 +56,11 @@ fn ctx_wins_over_context_and_json_values_keep_their_text() {
 
 #[test]
 fn reserved_attributes_are_ignored() {
-    let req = from_query("id.user=u&ctx.cf.country=FR&ctx.url.path=/x&ctx.ua.device=bot&ctx.ok=1").unwrap();
+    let req = from_query("id.user=u&ctx.cf.country=FR&ctx.url.path=/x&ctx.ua.device=bot&ctx.ok=1")
+        .unwrap();
     assert_eq!(req.attributes, units(&[("ok", "1")]));
-    let req = from_json(br#"{"units":{"user":"u"},"attributes":{"cf.country":"FR","x":1}}"#).unwrap();
+    let req =
+        from_json(br#"{"units":{"user":"u"},"attributes":{"cf.country":"FR","x":1}}"#).unwrap();
     assert_eq!(req.attributes, units(&[("x", "1")]));
 }
 
@@ -60,7 +71,9 @@ fn refuses_bad_input_with_a_reason() {
     assert!(err("id.user=").starts_with("no identifier"));
     assert!(err("ctx.a=1").starts_with("no identifier"));
     assert!(err("id.user=u&context=%7B").starts_with("malformed context"));
-    assert!(err("id.user=u&context=%5B1%5D").starts_with("malformed context: expected a JSON object"));
+    assert!(
+        err("id.user=u&context=%5B1%5D").starts_with("malformed context: expected a JSON object")
+    );
     assert!(err("id.User=u").contains("unit type \"User\""));
     assert!(err("id.user=u&env=Prod!").contains("env \"Prod!\""));
     assert!(err(&format!("id.user={}", "x".repeat(257))).contains("longer than 256 bytes"));
@@ -88,7 +101,8 @@ fn refuses_bad_json_bodies() {
     assert!(err(b"nope").starts_with("malformed JSON body"));
     assert!(err(br#"{"units":{}}"#).starts_with("no identifier"));
     assert!(err(br#"{"units":{"user":["x"]}}"#).contains("units.user must be a string"));
-    assert!(err(br#"{"units":{"user":"u"},"attributes":[1]}"#).contains("attributes must be a JSON object"));
+    assert!(err(br#"{"units":{"user":"u"},"attributes":[1]}"#)
+        .contains("attributes must be a JSON object"));
     assert!(err(br#"{"units":{"user":"u"},"unit":"typo"}"#).contains("unknown field"));
     assert!(err(&vec![b' '; 70 * 1024]).contains("request body is longer"));
 }

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what building and testing cleave needs, skipping whatever is already there:
+# the pinned Rust toolchain with the wasm32 target, worker-build, wasm-bindgen-cli at the exact
+# wasm-bindgen version in Cargo.lock, and the npm packages in package-lock.json (wrangler,
+# esbuild, binaryen's wasm-opt).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
+
+lock_version() { # version of crate $1 in Cargo.lock
+  awk -v name="$1" '$0 == "name = \"" name "\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
+}
+
+toolchain=$(sed -n 's/^channel = "\(.*\)"/\1/p' rust-toolchain.toml)
+if ! rustup target list --installed --toolchain "$toolchain" 2>/dev/null | grep -qx wasm32-unknown-unknown; then
+  say "installing Rust $toolchain with wasm32-unknown-unknown"
+  rustup toolchain install "$toolchain" --profile minimal --component rustfmt,clippy --target wasm32-unknown-unknown
+fi
+
+worker_version=$(lock_version worker)
+if [ "$(worker-build --version 2>/dev/null | awk '{print $NF}')" != "$worker_version" ]; then
+  say "installing worker-build $worker_version"
+  cargo install --quiet --force worker-build --version "$worker_version"
+fi
+
+bindgen_version=$(lock_version wasm-bindgen)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $NF}')" != "$bindgen_version" ]; then
+  say "installing wasm-bindgen-cli $bindgen_version"
+  # Not --locked: its lockfile pins a webpki-roots release that no longer builds.
+  cargo install --quiet --force wasm-bindgen-cli --version "$bindgen_version"
+fi
+
+if [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "installing npm packages"
+  npm ci --no-audit --no-fund --loglevel=error
+fi

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every check and test of cleave, installing what is missing first:
+#   static checks (fmt, clippy native and wasm32), native tests (core, worker glue, admin),
+#   core's golden tests compiled to wasm32 and run in Node, the release worker build, and the
+#   end-to-end suite (the compiled worker in workerd via `wrangler dev`, local KV, local origins).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+export PATH="$HOME/.cargo/bin:$PATH"
+export WRANGLER_SEND_METRICS=false
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+
+step "setup"
+scripts/setup.sh
+
+step "format"
+cargo fmt --all --check
+
+step "clippy (native, all targets)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "clippy (wasm32: core, worker)"
+cargo clippy -p cleave-core -p cleave-worker --target wasm32-unknown-unknown --locked -- -D warnings
+
+step "native tests"
+cargo test --workspace --locked
+
+step "core golden tests on wasm32 (Node)"
+cargo test -p cleave-core --target wasm32-unknown-unknown --locked --test golden
+
+step "worker release build"
+scripts/build-worker.sh --release
+
+step "end-to-end (workerd)"
+node --test --test-concurrency=1 tests/e2e/
+
+step "bundle size"
+raw=$(wc -c < worker/build/index_bg.wasm)
+gz=$(gzip -9 -c worker/build/index_bg.wasm | wc -c)
+glue=$(wc -c < worker/build/index.js)
+echo "worker/build/index_bg.wasm: ${raw} bytes raw, ${gz} bytes gzip; glue index.js: ${glue} bytes" >&2
