@@ -139,6 +139,18 @@ describe("a running worker", () => {
     assert.equal(api.json.meta.snapshot.published_by, "publisher-2");
   });
 
+  test("re-reads only the pointer while the version is unchanged", async () => {
+    // Bodies are immutable, so a worker that re-parsed an unchanged version would notice this
+    // overwrite; one that only re-reads the pointer keeps serving what it parsed.
+    await kv.put("snapshot:cases:v2", "overwritten");
+    await new Promise((ok) => setTimeout(ok, REFRESH_MS * 3));
+    const health = (await call(`${worker.url}/_cleave/health`)).json.data;
+    assert.equal(health.version, 2);
+    assert.equal(health.stale, false);
+    assert.ok(health.checked_ms_ago < REFRESH_MS * 2, "the pointer is still being re-read");
+    assert.equal((await proxied(worker))["cleave-snapshot"], "2");
+  });
+
   test("keeps the last good version when a newer one is broken, and says it is stale", async () => {
     await kv.put("snapshot:cases:v3", "garbage");
     await kv.put("snapshot:cases:current", { version: 3 });

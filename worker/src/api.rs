@@ -24,6 +24,13 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config, url: &Url) -> 
                 decide(parsed, &req, env, config, url).await
             }
             Method::Post => {
+                if declared_length(&req).is_some_and(|n| n > decide_request::limits::BODY_BYTES) {
+                    let limit = decide_request::limits::BODY_BYTES;
+                    return envelope::error(
+                        400,
+                        &format!("request body is longer than {limit} bytes"),
+                    );
+                }
                 let body = req.bytes().await?;
                 let parsed = decide_request::from_json(&body);
                 decide(parsed, &req, env, config, url).await
@@ -207,6 +214,15 @@ fn environment_param(url: &Url, config: &Config) -> Result<String> {
     Ok(named
         .filter(|v| cleave_core::keys::is_valid_key(v))
         .unwrap_or_else(|| config.environment.clone()))
+}
+
+/// The `content-length` the client declared, so an oversized body is refused unread.
+fn declared_length(req: &Request) -> Option<usize> {
+    req.headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Whether the request carries `Authorization: Bearer <CLEAVE_ADMIN_TOKEN>`.
