@@ -1,0 +1,62 @@
+//! Published snapshots: one immutable row per (environment, version).
+
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredSnapshot {
+    pub version: i64,
+    pub sha256: String,
+    pub body: String,
+}
+
+pub async fn get(
+    db: impl PgExecutor<'_>,
+    environment: Uuid,
+    version: i64,
+) -> Result<Option<StoredSnapshot>, sqlx::Error> {
+    sqlx::query_as(
+        "select version, sha256, body from snapshots where environment_id = $1 and version = $2",
+    )
+    .bind(environment)
+    .bind(version)
+    .fetch_optional(db)
+    .await
+}
+
+pub async fn latest_version(
+    db: impl PgExecutor<'_>,
+    environment: Uuid,
+) -> Result<i64, sqlx::Error> {
+    let (max,): (Option<i64>,) =
+        sqlx::query_as("select max(version) from snapshots where environment_id = $1")
+            .bind(environment)
+            .fetch_one(db)
+            .await?;
+    Ok(max.unwrap_or(0))
+}
+
+pub struct NewSnapshot<'a> {
+    pub environment: Uuid,
+    pub version: i64,
+    pub sha256: &'a str,
+    pub body: &'a str,
+    pub published_at: time::OffsetDateTime,
+    pub published_by: &'a str,
+}
+
+pub async fn insert(db: impl PgExecutor<'_>, s: NewSnapshot<'_>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "insert into snapshots (environment_id, version, sha256, body, published_at, published_by)
+         values ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(s.environment)
+    .bind(s.version)
+    .bind(s.sha256)
+    .bind(s.body)
+    .bind(s.published_at)
+    .bind(s.published_by)
+    .execute(db)
+    .await?;
+    Ok(())
+}

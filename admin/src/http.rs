@@ -1,0 +1,238 @@
+//! The REST control plane (DESIGN §6), served by `cleave-admin serve`.
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post, put};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::db::audit;
+use crate::error::AdminError;
+use crate::service::{self, Ctx};
+
+/// Shared state of the server.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub ctx: Ctx,
+    /// `CLEAVE_ADMIN_API_TOKEN`; without it every mutation is refused.
+    pub api_token: Option<String>,
+}
+
+/// The router, ready to serve or to test with `oneshot`.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/environments",
+            post(create_environment).get(list_environments),
+        )
+        .route("/environments/{id}", get(get_environment))
+        .route("/environments/{id}/publish", post(publish))
+        .route("/environments/{id}/rollback", post(rollback))
+        .route(
+            "/experiments",
+            post(create_experiment).get(list_experiments),
+        )
+        .route(
+            "/experiments/{id}",
+            get(get_experiment).patch(patch_experiment),
+        )
+        .route("/experiments/{id}/variants", post(add_variant))
+        .route("/experiments/{id}/allocations", put(set_allocations))
+        .route("/experiments/{id}/status", patch(set_status))
+        .route("/audit", get(audit_log))
+        .fallback(|| async { AdminError::NotFound("no such endpoint".to_owned()) })
+        .with_state(state)
+}
+
+/// JSON body extractor whose rejections use the API's error shape.
+struct Body<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = AdminError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(AdminError::BadRequest(rejection_message(&rejection))),
+        }
+    }
+}
+
+fn rejection_message(rejection: &JsonRejection) -> String {
+    format!("invalid JSON body: {}", rejection.body_text())
+}
+
+/// Path ids that are not UUIDs are simply not found.
+fn parse_id(raw: &str, what: &str) -> Result<Uuid, AdminError> {
+    Uuid::parse_str(raw).map_err(|_| AdminError::NotFound(format!("no {what} {raw}")))
+}
+
+/// Checks the bearer token of a mutation and returns the actor to audit.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<String, AdminError> {
+    let expected = state.api_token.as_deref().ok_or(AdminError::Unauthorized)?;
+    let presented = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(AdminError::Unauthorized)?;
+    let same = presented.len() == expected.len()
+        && presented
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !same {
+        return Err(AdminError::Unauthorized);
+    }
+    // Who acted, as the caller names itself; the token proves the right to act.
+    Ok(headers
+        .get("x-cleave-actor")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200)
+        .unwrap_or("api-token")
+        .to_owned())
+}
+
+type Answer = Result<Response, AdminError>;
+
+fn created(value: impl serde::Serialize) -> Answer {
+    Ok((StatusCode::CREATED, Json(value)).into_response())
+}
+
+fn ok(value: impl serde::Serialize) -> Answer {
+    Ok(Json(value).into_response())
+}
+
+async fn create_environment(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Body(req): Body<service::NewEnvironment>,
+) -> Answer {
+    let actor = authorize(&s, &headers)?;
+    created(service::create_environment(&s.ctx, &actor, req).await?)
+}
+
+async fn list_environments(State(s): State<AppState>) -> Answer {
+    ok(crate::db::environments::list(&s.ctx.pool).await?)
+}
+
+async fn get_environment(State(s): State<AppState>, Path(id): Path<String>) -> Answer {
+    ok(service::environment(&s.ctx, parse_id(&id, "environment")?).await?)
+}
+
+async fn publish(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
+    let actor = authorize(&s, &headers)?;
+    ok(service::publish(&s.ctx, &actor, parse_id(&id, "environment")?).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RollbackRequest {
+    version: i64,
+}
+
+async fn rollback(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(req): Body<RollbackRequest>,
+) -> Answer {
+    let actor = authorize(&s, &headers)?;
+    let id = parse_id(&id, "environment")?;
+    let mut tx = s.ctx.pool.begin().await?;
+    let done = crate::publish::rollback_in(&mut tx, &s.ctx.sink, id, req.version, &actor).await?;
+    tx.commit().await?;
+    ok(done)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ExperimentFilter {
+    environment_id: Option<String>,
+}
+
+async fn create_experiment(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Body(req): Body<service::NewExperiment>,
+) -> Answer {
+    let actor = authorize(&s, &headers)?;
+    created(service::create_experiment(&s.ctx, &actor, req).await?)
+}
+
+async fn list_experiments(
+    State(s): State<AppState>,
+    Query(filter): Query<ExperimentFilter>,
+) -> Answer {
+    let environment =
+        match filter.environment_id.as_deref() {
+            Some(raw) => Some(Uuid::parse_str(raw).map_err(|_| {
+                AdminError::BadRequest(format!("environmentId {raw:?} is not a UUID"))
+            })?),
+            None => None,
+        };
+    ok(service::list_experiments(&s.ctx, environment).await?)
+}
+
+async fn get_experiment(State(s): State<AppState>, Path(id): Path<String>) -> Answer {
+    ok(service::experiment(&s.ctx, parse_id(&id, "experiment")?).await?)
+}
+
+async fn patch_experiment(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(req): Body<service::ExperimentPatch>,
+) -> Answer {
+    let actor = authorize(&s, &headers)?;
+    ok(service::patch_experiment(&s.ctx, &actor, parse_id(&id, "experiment")?, req).await?)
+}
+
+async fn add_variant(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(req): Body<service::NewVariant>,
+) -> Answer {
+    let actor = authorize(&s, &headers)?;
+    created(service::add_variant(&s.ctx, &actor, parse_id(&id, "experiment")?, req).await?)
+}
+
+async fn set_allocations(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(req): Body<service::Allocations>,
+) -> Answer {
+    let actor = authorize(&s, &headers)?;
+    ok(service::set_allocations(&s.ctx, &actor, parse_id(&id, "experiment")?, req).await?)
+}
+
+async fn set_status(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(req): Body<service::StatusChange>,
+) -> Answer {
+    let actor = authorize(&s, &headers)?;
+    let (experiment, published) =
+        service::set_status(&s.ctx, &actor, parse_id(&id, "experiment")?, req.status).await?;
+    let mut body = serde_json::to_value(&experiment).unwrap_or_default();
+    body["published"] = json!(published);
+    ok(body)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AuditFilter {
+    entity_id: Option<String>,
+}
+
+async fn audit_log(State(s): State<AppState>, Query(filter): Query<AuditFilter>) -> Answer {
+    ok(audit::list(&s.ctx.pool, filter.entity_id.as_deref()).await?)
+}

@@ -1,0 +1,14 @@
+//! cleave-admin: the control plane. Postgres is the source of truth (`db`), `service` holds
+//! the operations the REST API (`http`) and the CLI (`cli`) share, `compile` turns stored
+//! definitions into cleave-core snapshots, and `publish` sends them through a `sink`.
+
+pub mod cli;
+pub mod compile;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod model;
+pub mod publish;
+pub mod service;
+pub mod sink;
+pub mod validate;

@@ -1,0 +1,166 @@
+//! The control plane's entities as the REST API shows them (camelCase, DESIGN §6).
+
+use cleave_core::snapshot::{Rule, Status as SnapshotStatus};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Environment {
+    pub id: Uuid,
+    pub name: String,
+    pub current_version: Option<i64>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// Lifecycle: DRAFT -> RUNNING <-> PAUSED -> STOPPED -> ARCHIVED (RUNNING may also stop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Draft,
+    Running,
+    Paused,
+    Stopped,
+    Archived,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "DRAFT",
+            Self::Running => "RUNNING",
+            Self::Paused => "PAUSED",
+            Self::Stopped => "STOPPED",
+            Self::Archived => "ARCHIVED",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Draft,
+            Self::Running,
+            Self::Paused,
+            Self::Stopped,
+            Self::Archived,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
+    /// The states a transition to `self` may start from.
+    pub fn allowed_from(self) -> &'static [Status] {
+        match self {
+            Self::Draft => &[],
+            Self::Running => &[Self::Draft, Self::Paused],
+            Self::Paused => &[Self::Running],
+            Self::Stopped => &[Self::Running, Self::Paused],
+            Self::Archived => &[Self::Stopped],
+        }
+    }
+
+    pub fn to_snapshot(self) -> SnapshotStatus {
+        match self {
+            Self::Draft => SnapshotStatus::Draft,
+            Self::Running => SnapshotStatus::Running,
+            Self::Paused => SnapshotStatus::Paused,
+            Self::Stopped => SnapshotStatus::Stopped,
+            Self::Archived => SnapshotStatus::Archived,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Experiment {
+    pub id: Uuid,
+    pub environment_id: Uuid,
+    pub key: String,
+    pub name: String,
+    pub description: String,
+    pub unit: String,
+    pub salt: String,
+    pub status: Status,
+    pub traffic: i32,
+    pub targeting_rules: Vec<Rule>,
+    pub layer: Option<LayerPlacement>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub start_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub end_at: Option<OffsetDateTime>,
+    pub variants: Vec<Variant>,
+    pub allocations: Vec<Allocation>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// An experiment's slice of a layer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LayerPlacement {
+    pub key: String,
+    /// The layer's salt; defaults to its key when the layer is first used.
+    #[serde(default)]
+    pub salt: Option<String>,
+    pub ranges: Vec<[i64; 2]>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Variant {
+    pub id: Uuid,
+    pub key: String,
+    pub name: String,
+    pub payload: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Allocation {
+    pub variant_id: Uuid,
+    pub range_start: i64,
+    pub range_end: i64,
+}
+
+/// One published version of an environment.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Published {
+    pub environment: String,
+    pub version: i64,
+    pub sha256: String,
+    /// False when the content was unchanged and the current version was kept.
+    pub changed: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lifecycle_follows_the_design() {
+        use Status::*;
+        let allowed = |from: Status, to: Status| to.allowed_from().contains(&from);
+        assert!(allowed(Draft, Running));
+        assert!(allowed(Running, Paused));
+        assert!(allowed(Paused, Running));
+        assert!(allowed(Paused, Stopped));
+        assert!(allowed(Running, Stopped));
+        assert!(allowed(Stopped, Archived));
+        for (from, to) in [
+            (Running, Running),
+            (Draft, Paused),
+            (Draft, Stopped),
+            (Stopped, Running),
+            (Archived, Running),
+            (Running, Draft),
+            (Running, Archived),
+        ] {
+            assert!(!allowed(from, to), "{from:?} -> {to:?}");
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Publish and rollback: compile, validate, store the version, upload the body, flip the
+//! pointer — in that order, inside one transaction that holds the environment's row lock.
+
+use cleave_core::snapshot::Snapshot;
+use sqlx::PgConnection;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::compile;
+use crate::db::audit::{self, Change};
+use crate::db::snapshots::{self, NewSnapshot};
+use crate::db::{environments, experiments};
+use crate::error::{AdminError, Result};
+use crate::model::{Environment, Published};
+use crate::sink::Sink;
+
+/// Compiles the environment into the snapshot its next version would be, without storing it.
+pub async fn compile_next(
+    conn: &mut PgConnection,
+    environment: Uuid,
+    actor: &str,
+) -> Result<(Environment, Snapshot, String)> {
+    let env = environments::get(&mut *conn, environment)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no environment {environment}")))?;
+    let all = experiments::list(conn, Some(environment)).await?;
+    let (content, sha256) = compile::content(&all);
+    let version = snapshots::latest_version(&mut *conn, environment).await? + 1;
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| OffsetDateTime::now_utc());
+    let published_at = now
+        .format(&Rfc3339)
+        .map_err(|e| AdminError::Internal(e.to_string()))?;
+    let snapshot = compile::build(&env.name, version, &published_at, actor, content)
+        .map_err(AdminError::Invalid)?;
+    Ok((env, snapshot, sha256))
+}
+
+/// Publishes `environment` inside the caller's transaction. Unchanged content is a no-op that
+/// returns the current version. A failed upload returns an error, so the caller's rollback
+/// discards the new version and the pointer stays where it was.
+pub async fn publish_in(
+    conn: &mut PgConnection,
+    sink: &Sink,
+    environment: Uuid,
+    actor: &str,
+) -> Result<Published> {
+    let env = environments::lock(&mut *conn, environment)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no environment {environment}")))?;
+    let (_, snapshot, sha256) = compile_next(conn, environment, actor).await?;
+    if let Some(current) = env.current_version {
+        let stored = snapshots::get(&mut *conn, environment, current).await?;
+        if stored.is_some_and(|s| s.sha256 == sha256) {
+            return Ok(Published {
+                environment: env.name,
+                version: current,
+                sha256,
+                changed: false,
+            });
+        }
+    }
+    let version = i64::try_from(snapshot.version).unwrap_or(i64::MAX);
+    let body = serde_json::to_string(&snapshot).map_err(|e| AdminError::Internal(e.to_string()))?;
+    let published_at = OffsetDateTime::parse(&snapshot.published_at, &Rfc3339)
+        .map_err(|e| AdminError::Internal(e.to_string()))?;
+    snapshots::insert(
+        &mut *conn,
+        NewSnapshot {
+            environment,
+            version,
+            sha256: &sha256,
+            body: &body,
+            published_at,
+            published_by: actor,
+        },
+    )
+    .await?;
+    let pointer_note = match env.current_version {
+        Some(v) => format!("the pointer still names v{v}"),
+        None => "no version is published".to_owned(),
+    };
+    sink.put_body(&env.name, version, &body)
+        .await
+        .map_err(|e| {
+            AdminError::Upload(format!(
+                "uploading v{version} of {} failed: {e}; {pointer_note}",
+                env.name
+            ))
+        })?;
+    sink.put_pointer(&env.name, version, &sha256)
+        .await
+        .map_err(|e| {
+            AdminError::Upload(format!(
+                "flipping the pointer of {} to v{version} failed: {e}; {pointer_note}",
+                env.name
+            ))
+        })?;
+    environments::set_current_version(&mut *conn, environment, version).await?;
+    audit::record(
+        &mut *conn,
+        Change {
+            actor,
+            action: "environment.publish",
+            entity: "environment",
+            entity_id: environment.to_string(),
+            before: Some(serde_json::json!({"version": env.current_version})),
+            after: Some(
+                serde_json::json!({"version": version, "sha256": sha256, "sink": sink.describe()}),
+            ),
+        },
+    )
+    .await?;
+    tracing::info!(environment = %env.name, version, sink = %sink.describe(), "published");
+    Ok(Published {
+        environment: env.name,
+        version,
+        sha256,
+        changed: true,
+    })
+}
+
+/// Points `environment` back at stored version `to` without recompiling.
+pub async fn rollback_in(
+    conn: &mut PgConnection,
+    sink: &Sink,
+    environment: Uuid,
+    to: i64,
+    actor: &str,
+) -> Result<Published> {
+    let env = environments::lock(&mut *conn, environment)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no environment {environment}")))?;
+    let stored = snapshots::get(&mut *conn, environment, to)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("{} has no version {to}", env.name)))?;
+    let pointer_note = match env.current_version {
+        Some(v) => format!("the pointer still names v{v}"),
+        None => "no version is published".to_owned(),
+    };
+    // The body is re-sent too, so a sink that never saw this version (e.g. a fresh local KV)
+    // still ends up consistent; bodies are immutable, so this rewrites identical bytes.
+    let uploaded = match sink.put_body(&env.name, to, &stored.body).await {
+        Ok(()) => sink.put_pointer(&env.name, to, &stored.sha256).await,
+        Err(e) => Err(e),
+    };
+    uploaded.map_err(|e| {
+        AdminError::Upload(format!(
+            "rolling {} back to v{to} failed: {e}; {pointer_note}",
+            env.name
+        ))
+    })?;
+    environments::set_current_version(&mut *conn, environment, to).await?;
+    audit::record(
+        &mut *conn,
+        Change {
+            actor,
+            action: "environment.rollback",
+            entity: "environment",
+            entity_id: environment.to_string(),
+            before: Some(serde_json::json!({"version": env.current_version})),
+            after: Some(serde_json::json!({"version": to, "sha256": stored.sha256})),
+        },
+    )
+    .await?;
+    Ok(Published {
+        environment: env.name,
+        version: to,
+        sha256: stored.sha256,
+        changed: true,
+    })
+}

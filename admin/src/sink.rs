@@ -1,0 +1,192 @@
+//! Where published snapshots go. Every sink stores the immutable body first and the pointer
+//! second (the publish code calls them in that order).
+
+use std::path::{Path, PathBuf};
+
+use cleave_core::snapshot::{body_key, pointer_key};
+use serde_json::json;
+
+/// A configured destination for snapshots.
+#[derive(Debug, Clone)]
+pub enum Sink {
+    /// The local KV of a repo checkout: the store `npx wrangler dev` there reads.
+    WranglerLocal {
+        root: PathBuf,
+        persist_to: Option<PathBuf>,
+    },
+    /// Workers KV through the Cloudflare REST API.
+    Cloudflare {
+        api_base: String,
+        account_id: String,
+        namespace_id: String,
+        api_token: String,
+    },
+    /// A folder: `{dir}/{env}/v{N}.json` per version, `{dir}/{env}.json` = the current one.
+    File { dir: PathBuf },
+}
+
+impl Sink {
+    /// Stores the body of `version`.
+    ///
+    /// # Errors
+    /// A message saying what the destination answered.
+    pub async fn put_body(&self, env: &str, version: i64, body: &str) -> Result<(), String> {
+        match self {
+            Self::File { dir } => {
+                let folder = dir.join(env);
+                tokio::fs::create_dir_all(&folder)
+                    .await
+                    .map_err(|e| format!("{}: {e}", folder.display()))?;
+                write_file(&folder.join(format!("v{version}.json")), body).await
+            }
+            _ => {
+                self.put_key(&body_key(env, u64::try_from(version).unwrap_or(0)), body)
+                    .await
+            }
+        }
+    }
+
+    /// Points `env` at `version`.
+    ///
+    /// # Errors
+    /// A message saying what the destination answered.
+    pub async fn put_pointer(&self, env: &str, version: i64, sha256: &str) -> Result<(), String> {
+        match self {
+            Self::File { dir } => {
+                let source = dir.join(env).join(format!("v{version}.json"));
+                let body = tokio::fs::read_to_string(&source)
+                    .await
+                    .map_err(|e| format!("{}: {e}", source.display()))?;
+                write_file(&dir.join(format!("{env}.json")), &body).await
+            }
+            _ => {
+                let pointer = json!({"version": version, "sha256": sha256}).to_string();
+                self.put_key(&pointer_key(env), &pointer).await
+            }
+        }
+    }
+
+    async fn put_key(&self, key: &str, value: &str) -> Result<(), String> {
+        match self {
+            Self::WranglerLocal { root, persist_to } => {
+                wrangler_put(root, persist_to.as_deref(), key, value).await
+            }
+            Self::Cloudflare {
+                api_base,
+                account_id,
+                namespace_id,
+                api_token,
+            } => {
+                let url = format!(
+                    "{}/accounts/{account_id}/storage/kv/namespaces/{namespace_id}/values/{}",
+                    api_base.trim_end_matches('/'),
+                    encode_key(key)
+                );
+                let response = reqwest::Client::new()
+                    .put(&url)
+                    .bearer_auth(api_token)
+                    .header("content-type", "application/octet-stream")
+                    .body(value.to_owned())
+                    .send()
+                    .await
+                    .map_err(|e| format!("Cloudflare KV write of {key} failed: {e}"))?;
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                let success = serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .and_then(|v| v.get("success").and_then(serde_json::Value::as_bool))
+                    .unwrap_or(false);
+                if status.is_success() && success {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "Cloudflare KV write of {key} answered {status}: {text}"
+                    ))
+                }
+            }
+            Self::File { .. } => Err("file sink stores bodies and pointers only".to_owned()),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Self::WranglerLocal { root, .. } => format!("wrangler-local ({})", root.display()),
+            Self::Cloudflare { namespace_id, .. } => {
+                format!("cloudflare (namespace {namespace_id})")
+            }
+            Self::File { dir } => format!("file ({})", dir.display()),
+        }
+    }
+}
+
+/// Percent-encodes a KV key for a URL path segment.
+fn encode_key(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn write_file(path: &Path, body: &str) -> Result<(), String> {
+    // Write then rename, so a reader never sees half a file.
+    let tmp = path.with_extension("json.tmp");
+    tokio::fs::write(&tmp, body)
+        .await
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    tokio::fs::rename(&tmp, path)
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `wrangler kv key put --local --binding SNAPSHOTS` from the repo root.
+async fn wrangler_put(
+    root: &Path,
+    persist_to: Option<&Path>,
+    key: &str,
+    value: &str,
+) -> Result<(), String> {
+    let tmp = std::env::temp_dir().join(format!(
+        "cleave-kv-{}-{}.json",
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    ));
+    tokio::fs::write(&tmp, value)
+        .await
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let wrangler = root.join("node_modules/wrangler/bin/wrangler.js");
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(&wrangler)
+        .args([
+            "kv",
+            "key",
+            "put",
+            "--local",
+            "--binding",
+            "SNAPSHOTS",
+            key,
+            "--path",
+        ])
+        .arg(&tmp)
+        .current_dir(root)
+        .env("WRANGLER_SEND_METRICS", "false");
+    if let Some(dir) = persist_to {
+        command.arg("--persist-to").arg(dir);
+    }
+    let output = command.output().await;
+    let _ = tokio::fs::remove_file(&tmp).await;
+    let output = output.map_err(|e| format!("cannot run {}: {e}", wrangler.display()))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "wrangler kv key put {key} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
