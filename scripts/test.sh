@@ -2,7 +2,8 @@
 # Runs every check and test of cleave, installing what is missing first:
 #   static checks (fmt, clippy native and wasm32), native tests (core, worker glue, admin),
 #   core's golden tests compiled to wasm32 and run in Node, the release worker build, and the
-#   end-to-end suite (the compiled worker in workerd via `wrangler dev`, local KV, local origins).
+#   end-to-end suite (the compiled worker in workerd via `wrangler dev`, local KV, local origins,
+#   cleave-admin on Postgres), and the README's curl walkthrough against the local stack.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -24,8 +25,13 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "clippy (wasm32: core, worker)"
 cargo clippy -p cleave-core -p cleave-worker --target wasm32-unknown-unknown --locked -- -D warnings
 
-step "native tests"
+step "postgres"
+DATABASE_URL=$(scripts/postgres.sh)
+export DATABASE_URL
+
+step "native tests (admin against Postgres)"
 cargo test --workspace --locked
+cargo build -p cleave-admin --locked
 
 step "core golden tests on wasm32 (Node)"
 cargo test -p cleave-core --target wasm32-unknown-unknown --locked --test golden
@@ -35,6 +41,9 @@ scripts/build-worker.sh --release
 
 step "end-to-end (workerd)"
 node --test --test-concurrency=1 tests/e2e/
+
+step "README walkthrough, verbatim, against scripts/up.sh"
+scripts/check-walkthrough.sh
 
 step "bundle size"
 raw=$(wc -c < worker/build/index_bg.wasm)

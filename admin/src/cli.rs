@@ -392,3 +392,21 @@ async fn experiments(ctx: &Ctx, actor: &str, command: ExperimentCommand) -> Resu
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn statuses_parse_in_any_case() {
+        assert_eq!(parse_status("running"), Ok(Status::Running));
+        assert_eq!(parse_status("ARCHIVED"), Ok(Status::Archived));
+        assert!(parse_status("live").is_err());
+    }
+}

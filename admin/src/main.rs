@@ -1,3 +1,5 @@
+//! `cleave-admin`: parses the command line and runs it; see `cleave_admin::cli`.
+
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -7,6 +9,7 @@ use cleave_admin::cli::{run, Cli};
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )

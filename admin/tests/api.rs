@@ -235,6 +235,7 @@ async fn allocations_are_validated_with_every_problem_listed(pool: PgPool) {
         "{got:?}"
     );
     assert!(got.iter().any(|p| p.contains("overlap")), "{got:?}");
+    assert_eq!(got.len(), 3, "{got:?}");
     // Nothing changed.
     let (_, e) = app
         .call(Method::GET, &format!("/experiments/{id}"), None)

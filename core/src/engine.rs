@@ -291,10 +291,18 @@ fn checked_ranges(ranges: &[[i64; 2]], path: &str, problems: &mut Problems) -> V
                 format!("{path}[{i}]"),
                 format!("range [{start}, {end}] ends before it starts"),
             ),
-            _ => problems.push(
-                format!("{path}[{i}]"),
-                format!("range [{start}, {end}] is outside 0..=9999"),
-            ),
+            _ => {
+                problems.push(
+                    format!("{path}[{i}]"),
+                    format!("range [{start}, {end}] is outside 0..=9999"),
+                );
+                // Keep the in-bounds part so overlaps with it are reported in the same pass;
+                // the snapshot is refused either way.
+                let clamp = |n: i64| u16::try_from(n.clamp(0, 9_999)).unwrap_or(0);
+                if start <= end && *end >= 0 && *start <= 9_999 {
+                    out.push((clamp(*start), clamp(*end)));
+                }
+            }
         }
     }
     out

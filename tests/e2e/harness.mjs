@@ -61,7 +61,7 @@ export async function startOrigin(respond) {
  * the `seed` snapshots to its KV. `kv: false` starts it without the SNAPSHOTS binding, so every
  * KV access fails.
  */
-export async function startWorker({ vars = {}, kv = true, persistDir, seed = [] } = {}) {
+export async function startWorker({ vars = {}, kv = true, kvId = "cleave-e2e", persistDir, seed = [] } = {}) {
   const dir = persistDir ?? (await mkdtemp(join(tmpdir(), "cleave-e2e-")));
   const port = await freePort();
   const config = join(dir, "wrangler.toml");
@@ -70,7 +70,7 @@ export async function startWorker({ vars = {}, kv = true, persistDir, seed = [] 
     `main = ${JSON.stringify(BUILT_WORKER)}`,
     `compatibility_date = "2026-04-20"`,
   ];
-  if (kv) lines.push(`[[kv_namespaces]]`, `binding = "SNAPSHOTS"`, `id = "cleave-e2e"`);
+  if (kv) lines.push(`[[kv_namespaces]]`, `binding = "SNAPSHOTS"`, `id = ${JSON.stringify(kvId)}`);
   lines.push(`[vars]`);
   for (const [name, value] of Object.entries({ CLEAVE_ENV: "cases", ...vars })) {
     lines.push(`${name} = ${JSON.stringify(String(value))}`);
@@ -86,12 +86,13 @@ export async function startWorker({ vars = {}, kv = true, persistDir, seed = [] 
     [WRANGLER, "dev", "--config", config, "--persist-to", join(dir, "state"),
       "--ip", "127.0.0.1", "--port", String(port), "--show-interactive-dev-session=false",
       "--log-level", "warn"],
-    { cwd: dir, env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "1" }, stdio: ["ignore", "pipe", "pipe"] },
+    // Its own process group, so stopping it also stops the workerd it runs.
+    { cwd: dir, env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "1" }, stdio: ["ignore", "pipe", "pipe"], detached: true },
   );
   let output = "";
   child.stdout.on("data", (d) => (output += d));
   child.stderr.on("data", (d) => (output += d));
-  const killer = setTimeout(() => child.kill("SIGKILL"), WORKER_LIFETIME_MS);
+  const killer = setTimeout(() => killGroup(child, "SIGKILL"), WORKER_LIFETIME_MS);
   killer.unref();
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
@@ -107,15 +108,31 @@ export async function startWorker({ vars = {}, kv = true, persistDir, seed = [] 
   }
   const stop = async () => {
     clearTimeout(killer);
-    if (child.exitCode === null) {
-      const exited = new Promise((ok) => child.once("exit", ok));
-      child.kill("SIGTERM");
-      await Promise.race([exited, new Promise((ok) => setTimeout(ok, 5000))]);
-      if (child.exitCode === null) child.kill("SIGKILL");
-    }
+    await stopGroup(child);
     if (!persistDir) await rm(dir, { recursive: true, force: true });
   };
   return { url, dir, config, stop, output: () => output };
+}
+
+/** Signals the process group a `detached` child leads. */
+export function killGroup(child, signal) {
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+/** Stops a `detached` child and everything it started: TERM, then KILL after 5 s. */
+export async function stopGroup(child) {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    killGroup(child, "SIGKILL");
+    return;
+  }
+  const exited = new Promise((ok) => child.once("exit", ok));
+  killGroup(child, "SIGTERM");
+  await Promise.race([exited, new Promise((ok) => setTimeout(ok, 5000))]);
+  killGroup(child, "SIGKILL");
 }
 
 /** The worker's local KV store, opened directly (the same files `wrangler dev` reads). */

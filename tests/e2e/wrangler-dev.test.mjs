@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, test } from "node:test";
-import { ROOT, call, readJson, startOrigin } from "./harness.mjs";
+import { ROOT, call, readJson, startOrigin, stopGroup } from "./harness.mjs";
 
 const run = promisify(execFile);
 const WRANGLER = join(ROOT, "node_modules/wrangler/bin/wrangler.js");
@@ -23,11 +23,12 @@ async function kvPut(key, ...value) {
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), "cleave-wrangler-dev-"));
   origin = await startOrigin();
-  await kvPut("snapshot:demo:v1", "--path", "config-snapshots/demo.json");
-  await kvPut("snapshot:demo:current", '{"version":1}');
+  const { version } = await readJson("config-snapshots/demo.json");
+  await kvPut(`snapshot:demo:v${version}`, "--path", "config-snapshots/demo.json");
+  await kvPut("snapshot:demo:current", JSON.stringify({ version }));
   child = spawn(process.execPath, [WRANGLER, "dev", "--persist-to", dir, "--ip", "127.0.0.1",
     "--port", String(PORT), "--show-interactive-dev-session=false", "--var", `ORIGIN_URL:${origin.url}`],
-  { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "1" }, stdio: ["ignore", "pipe", "pipe"] });
+  { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "1" }, stdio: ["ignore", "pipe", "pipe"], detached: true });
   child.stdout.on("data", (d) => (output += d));
   child.stderr.on("data", (d) => (output += d));
   const deadline = Date.now() + 300_000; // includes the release build
@@ -44,12 +45,7 @@ before(async () => {
 });
 
 after(async () => {
-  if (child && child.exitCode === null) {
-    const exited = new Promise((ok) => child.once("exit", ok));
-    child.kill("SIGTERM");
-    await Promise.race([exited, new Promise((ok) => setTimeout(ok, 5000))]);
-    if (child.exitCode === null) child.kill("SIGKILL");
-  }
+  if (child) await stopGroup(child);
   await origin?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
@@ -74,7 +70,7 @@ test("proxied requests reach ORIGIN_URL with assignments", async () => {
   const r = await call(`http://127.0.0.1:${PORT}/checkout`, { headers: { cookie: "cleave_uid=user-123" } });
   assert.equal(r.status, 200);
   const seen = origin.received.at(-1).headers;
-  assert.equal(seen["cleave-snapshot"], "1");
+  assert.equal(seen["cleave-snapshot"], String((await readJson("config-snapshots/demo.json")).version));
   assert.equal(seen["cleave-unit"], "user-123");
   assert.match(seen["cleave-assignments"], /hero-image="/);
 });

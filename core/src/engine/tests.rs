@@ -59,6 +59,7 @@ fn reports_every_problem_at_once() {
         "experiments[0].start_at: \"yesterday\" is not an RFC 3339 timestamp",
         "experiments[0].variants[1].key: duplicate variant key \"treatment\"",
         "experiments[0].variants[1].ranges[0]: range [4000, 10000] is outside 0..=9999",
+        "experiments[0].variants: bucket ranges of \"treatment\" and \"treatment\" overlap at 4000",
         "experiments[1].variants: bucket ranges of \"control\" and \"treatment\" overlap at 4999",
         "experiments[2].variants: experiment has no variants",
         "experiments[3].key: duplicate experiment key \"empty\" (also experiments[2])",
@@ -164,4 +165,19 @@ fn serialization_is_deterministic_and_round_trips() {
     assert!(text.contains(r#"{"a":{"b":3,"y":2},"z":1}"#), "{text}");
     let again: Snapshot = serde_json::from_str(&text).unwrap();
     assert_eq!(serde_json::to_string(&again).unwrap(), text);
+}
+
+#[test]
+fn an_out_of_bounds_range_still_takes_part_in_overlap_checks() {
+    let mut e = experiment("a");
+    e["variants"][0]["ranges"] = json!([[0, 6000]]);
+    e["variants"][1]["ranges"] = json!([[5000, 10_000]]);
+    let got = problems_of(json!([e]));
+    assert_eq!(
+        got,
+        [
+            "experiments[0].variants[1].ranges[0]: range [5000, 10000] is outside 0..=9999",
+            "experiments[0].variants: bucket ranges of \"control\" and \"treatment\" overlap at 5000",
+        ]
+    );
 }

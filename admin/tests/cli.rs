@@ -1,0 +1,144 @@
+//! The `cleave-admin` binary: data on stdout, errors on stderr, exit codes by kind.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output};
+
+use sqlx::PgPool;
+
+fn admin(database: Option<&str>, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cleave-admin"));
+    command
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env("RUST_LOG", "warn");
+    if let Some(url) = database {
+        command.env("DATABASE_URL", url);
+    }
+    command
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .output()
+        .unwrap()
+}
+
+/// The URL of the per-test database `pool` is connected to.
+fn url_of(pool: &PgPool) -> String {
+    let base = std::env::var("DATABASE_URL").unwrap();
+    let name = pool.connect_options().get_database().unwrap().to_owned();
+    let cut = base.rfind('/').unwrap();
+    format!("{}/{name}", &base[..cut])
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn validate_needs_no_database() {
+    let out = admin(None, &["validate", "config-snapshots/demo.json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("config-snapshots/demo.json: ok (environment demo"));
+    let out = admin(None, &["validate", "README.md"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("snapshot is not valid JSON"));
+}
+
+#[test]
+fn a_missing_database_url_is_a_clear_error() {
+    let out = admin(None, &["environments", "list"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("DATABASE_URL is not set"));
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn operations_and_exit_codes(pool: PgPool) {
+    let url = url_of(&pool);
+    let url = url.as_str();
+    let out = admin(Some(url), &["environments", "create", "prod"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let env: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(env["name"], "prod");
+    let out = admin(Some(url), &["environments", "create", "prod"]);
+    assert_eq!(out.status.code(), Some(4), "conflict");
+    assert!(text(&out.stderr).contains("already exists"));
+    let out = admin(Some(url), &["publish", "--env", "nope"]);
+    assert_eq!(out.status.code(), Some(3), "not found");
+    assert!(text(&out.stderr).contains("no environment named \"nope\""));
+    let out = admin(
+        Some(url),
+        &["experiments", "create", "--env", "prod", "--key", "Bad Key"],
+    );
+    assert_eq!(out.status.code(), Some(5), "invalid");
+    assert!(text(&out.stderr).contains("key: \"Bad Key\" does not match"));
+    let out = admin(
+        Some(url),
+        &["experiments", "create", "--env", "prod", "--key", "exp"],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let exp: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = exp["id"].as_str().unwrap();
+    let out = admin(Some(url), &["experiments", "set-status", id, "paused"]);
+    assert_eq!(out.status.code(), Some(4));
+    let dir = std::env::temp_dir().join(format!("cleave-cli-{}", uuid::Uuid::new_v4()));
+    let dir_arg = dir.to_str().unwrap();
+    let out = admin(
+        Some(url),
+        &[
+            "--sink",
+            "file",
+            "--sink-dir",
+            dir_arg,
+            "publish",
+            "--env",
+            "prod",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let published: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(published["version"], 1);
+    assert!(dir.join("prod.json").exists());
+    let out = admin(
+        Some(url),
+        &[
+            "--sink",
+            "file",
+            "--sink-dir",
+            dir_arg,
+            "rollback",
+            "--env",
+            "prod",
+            "--to",
+            "7",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(3));
+    let out = admin(
+        Some(url),
+        &["--sink", "cloudflare", "publish", "--env", "prod"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("the cloudflare sink needs CF_ACCOUNT_ID"));
+    let out_file = dir.join("compiled.json");
+    let out = admin(
+        Some(url),
+        &[
+            "compile",
+            "--env",
+            "prod",
+            "--out",
+            out_file.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let compiled: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out_file).unwrap()).unwrap();
+    assert_eq!(
+        compiled["version"], 2,
+        "compile shows the version a publish would create"
+    );
+    let out = admin(Some(url), &["audit"]);
+    let audit: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(audit
+        .iter()
+        .any(|e| e["action"] == "environment.publish" && e["actor"] == "cli"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
