@@ -78,10 +78,7 @@ pub async fn publish_in(
         },
     )
     .await?;
-    let pointer_note = match env.current_version {
-        Some(v) => format!("the pointer still names v{v}"),
-        None => "no version is published".to_owned(),
-    };
+    let pointer_note = pointer_note(&env);
     sink.put_body(&env.name, version, &body)
         .await
         .map_err(|e| {
@@ -136,10 +133,7 @@ pub async fn rollback_in(
     let stored = snapshots::get(&mut *conn, environment, to)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("{} has no version {to}", env.name)))?;
-    let pointer_note = match env.current_version {
-        Some(v) => format!("the pointer still names v{v}"),
-        None => "no version is published".to_owned(),
-    };
+    let pointer_note = pointer_note(&env);
     // The body is re-sent too, so a sink that never saw this version (e.g. a fresh local KV)
     // still ends up consistent; bodies are immutable, so this rewrites identical bytes.
     let uploaded = match sink.put_body(&env.name, to, &stored.body).await {
@@ -171,4 +165,12 @@ pub async fn rollback_in(
         sha256: stored.sha256,
         changed: true,
     })
+}
+
+/// Where the pointer stays when an upload fails, for the error message.
+fn pointer_note(env: &Environment) -> String {
+    match env.current_version {
+        Some(v) => format!("the pointer still names v{v}"),
+        None => "no version is published".to_owned(),
+    }
 }

@@ -61,13 +61,13 @@ export async function startOrigin(respond) {
  * the `seed` snapshots to its KV. `kv: false` starts it without the SNAPSHOTS binding, so every
  * KV access fails.
  */
-export async function startWorker({ vars = {}, kv = true, kvId = "cleave-e2e", persistDir, seed = [] } = {}) {
+export async function startWorker({ vars = {}, kv = true, kvId = "cleave-e2e", persistDir, seed = [], main = BUILT_WORKER, cpu } = {}) {
   const dir = persistDir ?? (await mkdtemp(join(tmpdir(), "cleave-e2e-")));
   const port = await freePort();
   const config = join(dir, "wrangler.toml");
   const lines = [
     `name = "cleave-e2e"`,
-    `main = ${JSON.stringify(BUILT_WORKER)}`,
+    `main = ${JSON.stringify(main)}`,
     `compatibility_date = "2026-04-20"`,
   ];
   if (kv) lines.push(`[[kv_namespaces]]`, `binding = "SNAPSHOTS"`, `id = ${JSON.stringify(kvId)}`);
@@ -81,9 +81,11 @@ export async function startWorker({ vars = {}, kv = true, kvId = "cleave-e2e", p
     for (const snapshot of seed) await store.publish(snapshot);
     await store.dispose();
   }
+  // `cpu` pins the worker (wrangler and the workerd it runs) to one core, for benchmarks.
+  const [command, prefix] = cpu === undefined ? [process.execPath, []] : ["taskset", ["-c", String(cpu), process.execPath]];
   const child = spawn(
-    process.execPath,
-    [WRANGLER, "dev", "--config", config, "--persist-to", join(dir, "state"),
+    command,
+    [...prefix, WRANGLER, "dev", "--config", config, "--persist-to", join(dir, "state"),
       "--ip", "127.0.0.1", "--port", String(port), "--show-interactive-dev-session=false",
       "--log-level", "warn"],
     // Its own process group, so stopping it also stops the workerd it runs.
@@ -111,7 +113,7 @@ export async function startWorker({ vars = {}, kv = true, kvId = "cleave-e2e", p
     await stopGroup(child);
     if (!persistDir) await rm(dir, { recursive: true, force: true });
   };
-  return { url, dir, config, stop, output: () => output };
+  return { url, dir, config, stop, pid: child.pid, output: () => output };
 }
 
 /** Signals the process group a `detached` child leads. */

@@ -1,0 +1,92 @@
+#!/usr/bin/env python3
+"""Writes BENCHMARKS.md and the chart from bench/results.json (bench/run.mjs produces it).
+
+    python3 bench/report.py bench/results.json BENCHMARKS.md bench/chart.png
+"""
+import json
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def main(results_path, md_path, png_path):
+    r = json.load(open(results_path))
+    h = r["http"]
+    floor = h["floor"]["rps"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Run {r['date'][:10]} on {r['machine']}. Regenerate with `scripts/bench.sh` (about ten",
+        "minutes); it rewrites this file, `bench/results.json` and `bench/chart.png`.",
+        "",
+        "workerd (under `wrangler dev`) is pinned to core 0, wrk and the origin to core 1; 32",
+        "connections, one thread; every request is a different user with varied country and",
+        "plan. Best of several rounds; *spread* is (max - min) / max of the rounds.",
+        "",
+        "![throughput](bench/chart.png)",
+        "",
+        "## Over HTTP in workerd",
+        "",
+        "| Worker | req/s | p50 µs | p99 µs | vs floor | spread |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, m in h.items():
+        lines.append(
+            f"| {name} | {m['rps']:.0f} | {m['p50_us']:.0f} | {m['p99_us']:.0f} | {m['rps'] / floor:.2f}x | {m['spread'] * 100:.1f}% |"
+        )
+    gb20, gb100 = h["growthbook-20"]["rps"], h["growthbook-100"]["rps"]
+    lines += [
+        "",
+        f"cleave vs GrowthBook JS SDK: **{h['decide-20']['rps'] / gb20:.2f}x** at 20 experiments,"
+        f" **{h['decide-100']['rps'] / gb100:.2f}x** at 100.",
+        "",
+        "## Core",
+        "",
+        "| Case | native | wasm (V8) | wasm per experiment |",
+        "|---|---:|---:|---:|",
+    ]
+    for n, m in r["wasm"]["assign"].items():
+        nat = r["native"]["assign"][n]["ns"]
+        lines.append(f"| assign, {n} experiments | {nat / 1000:.2f} µs | {m['ns'] / 1000:.2f} µs | {m['ns_per_experiment']:.0f} ns |")
+    for n, m in r["wasm"]["decode"].items():
+        nat = r["native"]["decode"][n]["ns"]
+        lines.append(f"| decode, {n} experiments ({m['bytes'] / 1024:.0f} KiB) | {nat / 1e6:.2f} ms | {m['ns'] / 1e6:.2f} ms | |")
+    for n, m in r["wasm"]["growthbook"].items():
+        lines.append(f"| GrowthBook JS (Node), {n} experiments | | {m['ns'] / 1000:.2f} µs | {m['ns_per_experiment']:.0f} ns |")
+    b, mem = r["bundle"], r["memory"]
+    lines += [
+        "",
+        "## Size and memory",
+        "",
+        f"- wasm bundle: {b['wasm_raw']:,} bytes raw, **{b['wasm_gzip']:,} bytes gzip**; JS glue {b['glue_raw']:,} bytes.",
+        f"- workerd RSS with the 5000-experiment snapshot ({mem['snapshot_bytes'] / 2**20:.1f} MiB of JSON) loaded:"
+        f" {mem['rss_before_kb'] / 1024:.1f} MiB before, {mem['rss_after_kb'] / 1024:.1f} MiB after"
+        f" (+{(mem['rss_after_kb'] - mem['rss_before_kb']) / 1024:.1f} MiB).",
+        "",
+        "## Budgets",
+        "",
+        "| Budget | measured | target | |",
+        "|---|---:|---|---|",
+    ]
+    for x in r["budgets"]:
+        lines.append(f"| {x['name']} | {x['value']:.2f} | {x['limit']} | {'pass' if x['ok'] else '**miss**'} |")
+    open(md_path, "w").write("\n".join(lines) + "\n")
+
+    names = list(h.keys())
+    values = [h[n]["rps"] for n in names]
+    colors = ["#888888" if n == "floor" else "#cc7a00" if n.startswith("growthbook") else "#2a6f97" for n in names]
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    ax.barh(names[::-1], values[::-1], color=colors[::-1])
+    ax.set_xlabel("requests / second (workerd on one core)")
+    ax.set_title(f"cleave over HTTP, {r['date'][:10]}")
+    for i, v in enumerate(values[::-1]):
+        ax.text(v, i, f" {v:.0f}", va="center", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])

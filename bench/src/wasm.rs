@@ -1,0 +1,45 @@
+//! Timing harness compiled to wasm32 and run in V8 (Node), where the worker's code runs.
+
+use cleave_core::{Engine, Subject};
+use wasm_bindgen::prelude::wasm_bindgen;
+
+fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+/// Nanoseconds per `Engine::decode` of an `n`-experiment snapshot, over `rounds` decodes.
+#[wasm_bindgen]
+pub fn decode_ns(n: usize, rounds: u32) -> f64 {
+    let bytes = serde_json::to_vec(&crate::snapshot_json(n)).unwrap();
+    let start = now_ms();
+    for _ in 0..rounds {
+        let engine = Engine::decode(&bytes).unwrap();
+        std::hint::black_box(&engine);
+    }
+    (now_ms() - start) * 1e6 / f64::from(rounds)
+}
+
+/// Nanoseconds per `assign` (one subject, all experiments) of an `n`-experiment snapshot.
+#[wasm_bindgen]
+pub fn assign_ns(n: usize, rounds: u32) -> f64 {
+    let engine = Engine::new(serde_json::from_value(crate::snapshot_json(n)).unwrap()).unwrap();
+    let subjects: Vec<_> = (0..1024).map(crate::subject).collect();
+    let start = now_ms();
+    for r in 0..rounds {
+        let (units, attributes) = &subjects[r as usize % subjects.len()];
+        let subject = Subject {
+            units,
+            attributes,
+            now_ms: 0,
+            only: None,
+        };
+        std::hint::black_box(engine.assign(&subject));
+    }
+    (now_ms() - start) * 1e6 / f64::from(rounds)
+}
+
+/// Size in bytes of the `n`-experiment snapshot JSON.
+#[wasm_bindgen]
+pub fn snapshot_bytes(n: usize) -> usize {
+    serde_json::to_vec(&crate::snapshot_json(n)).unwrap().len()
+}

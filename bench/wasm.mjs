@@ -1,0 +1,48 @@
+// Times cleave-core compiled to wasm32 inside V8 (Node), and GrowthBook's JS SDK on the same
+// experiments, and prints JSON. Usage: node bench/wasm.mjs <wasm-bindgen nodejs dir> <snapshot dir>
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join, resolve } from "node:path";
+import { GrowthBook } from "@growthbook/growthbook";
+import { execFileSync } from "node:child_process";
+
+const [pkgDir, snapDir] = process.argv.slice(2);
+const require = createRequire(import.meta.url);
+const core = require(resolve(pkgDir, "cleave_bench.js"));
+
+function best(fn, rounds = 5) {
+  const runs = Array.from({ length: rounds }, fn);
+  return { best: Math.min(...runs), worst: Math.max(...runs) };
+}
+
+const out = { assign: {}, decode: {}, growthbook: {} };
+for (const n of [1, 10, 100, 1000]) {
+  core.assign_ns(n, 2000); // warm up: let V8 tier the code up
+  const iters = Math.max(200, Math.floor(200000 / n));
+  const r = best(() => core.assign_ns(n, iters));
+  out.assign[n] = { ns: r.best, worst_ns: r.worst, ns_per_experiment: r.best / n };
+}
+for (const n of [10, 100, 1000, 5000]) {
+  core.decode_ns(n, 3);
+  const r = best(() => core.decode_ns(n, n >= 1000 ? 5 : 50), 3);
+  out.decode[n] = { ns: r.best, worst_ns: r.worst, bytes: core.snapshot_bytes(n) };
+}
+const countries = ["US", "CA", "GB", "DE", "FR", "JP", "BR", "IN"];
+const plans = ["free", "pro", "internal"];
+for (const n of [20, 100]) {
+  const translated = execFileSync(process.execPath, [join(import.meta.dirname, "growthbook/translate.mjs"), join(snapDir, `bench-${n}.json`)]);
+  const features = JSON.parse(translated);
+  const keys = Object.keys(features);
+  const run = (users) => {
+    const start = process.hrtime.bigint();
+    for (let k = 0; k < users; k++) {
+      const gb = new GrowthBook({ features, attributes: { id: `user-${k}`, country: countries[k % 8], plan: plans[Math.floor(k / 7) % 3] } });
+      for (const key of keys) gb.evalFeature(key);
+    }
+    return Number(process.hrtime.bigint() - start) / users;
+  };
+  run(2000);
+  const r = best(() => run(5000));
+  out.growthbook[n] = { ns: r.best, worst_ns: r.worst, ns_per_experiment: r.best / n };
+}
+console.log(JSON.stringify(out));
