@@ -22,9 +22,12 @@ def main(results_path, md_path, png_path):
         f"Run {r['date'][:10]} on {r['machine']}. Regenerate with `scripts/bench.sh` (about ten",
         "minutes); it rewrites this file, `bench/results.json` and `bench/chart.png`.",
         "",
-        "workerd (under `wrangler dev`) is pinned to core 0, wrk and the origin to core 1; 32",
-        "connections, one thread; every request is a different user with varied country and",
-        "plan. Best of several rounds; *spread* is (max - min) / max of the rounds.",
+        "Each worker runs alone in a bare workerd (the binary from the pinned npm package, a",
+        "generated config, no dev tooling in front; cleave's KV is a read-only stand-in service),",
+        "pinned to core 0; wrk and the origin run on core 1. 32 connections, one wrk thread; every",
+        "request is a different user with varied country and plan. Best of several rounds;",
+        "*spread* is (max - min) / max of the rounds. The core numbers come from criterion",
+        "(native) and from the same code compiled to wasm32 and timed in Node's V8.",
         "",
         "![throughput](bench/chart.png)",
         "",
@@ -73,6 +76,13 @@ def main(results_path, md_path, png_path):
     ]
     for x in r["budgets"]:
         lines.append(f"| {x['name']} | {x['value']:.2f} | {x['limit']} | {'pass' if x['ok'] else '**miss**'} |")
+    lines += [
+        "",
+        "`BENCH_STAGES=probe node bench/run.mjs` serves one worker and asks it for less and less",
+        "work (a 404, a 400, an empty experiment filter, a full decide), to show where a",
+        "request's time goes; `cargo run --release -p cleave-bench --bin decode-parts FILE` splits",
+        "snapshot decode into JSON parsing and validation.",
+    ]
     open(md_path, "w").write("\n".join(lines) + "\n")
 
     names = list(h.keys())

@@ -34,6 +34,9 @@ pub struct Engine {
     pub(crate) running: Vec<PreparedExperiment>,
     /// `"layer:" ++ salt` for each layer, indexed by `PreparedExperiment::layer`.
     pub(crate) layer_seeds: Vec<String>,
+    /// Whether any running experiment targets an edge-derived attribute (`cf.*`, `url.*`,
+    /// `ua.*`); when none does, the worker need not compute them.
+    uses_edge_attributes: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -95,7 +98,7 @@ impl Engine {
                 running.extend(prepared);
             }
         }
-        layers.check_overlaps(&mut problems);
+        layers.check_overlaps(&snapshot.experiments, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -104,11 +107,25 @@ impl Engine {
                 |p: &PreparedExperiment| snapshot.experiments.get(p.index).map(|e| e.key.clone());
             key(a).cmp(&key(b))
         });
+        let uses_edge_attributes = running.iter().any(|p| {
+            snapshot.experiments.get(p.index).is_some_and(|e| {
+                e.targeting
+                    .iter()
+                    .flat_map(|rule| &rule.conditions)
+                    .any(|c| crate::targeting::is_reserved(&c.attribute))
+            })
+        });
         Ok(Self {
             layer_seeds: layers.seeds,
             snapshot,
             running,
+            uses_edge_attributes,
         })
+    }
+
+    /// Whether evaluating this snapshot needs the edge-derived attributes.
+    pub fn uses_edge_attributes(&self) -> bool {
+        self.uses_edge_attributes
     }
 
     /// The snapshot as published.
@@ -176,10 +193,14 @@ fn prepare_experiment(
     }
     let start_ms = optional_time(
         exp.start_at.as_deref(),
-        &format!("{path}.start_at"),
+        &|| format!("{path}.start_at"),
         problems,
     );
-    let end_ms = optional_time(exp.end_at.as_deref(), &format!("{path}.end_at"), problems);
+    let end_ms = optional_time(
+        exp.end_at.as_deref(),
+        &|| format!("{path}.end_at"),
+        problems,
+    );
     if let (Some(Some(start)), Some(Some(end))) = (start_ms, end_ms) {
         if start >= end {
             problems.push(format!("{path}.end_at"), "end_at must be after start_at");
@@ -187,10 +208,10 @@ fn prepare_experiment(
     }
     let slots = variant_slots(exp, path, problems);
     let layer = exp.layer.as_ref().and_then(|slot| {
-        let ranges = checked_ranges(&slot.ranges, &format!("{path}.layer.ranges"), problems);
+        let ranges = checked_ranges(&slot.ranges, &|| format!("{path}.layer.ranges"), problems);
         let layer = layers.join(slot, exp, path, problems)?;
         if exp.status == Status::Running {
-            layers.claim(layer, &ranges, &exp.key, path);
+            layers.claim(layer, &ranges, index);
         }
         Some(LayerMembership { layer, ranges })
     });
@@ -212,13 +233,17 @@ fn prepare_experiment(
 }
 
 /// Parses an optional timestamp; `None` means it was present and invalid.
-fn optional_time(text: Option<&str>, path: &str, problems: &mut Problems) -> Option<Option<i64>> {
+fn optional_time(
+    text: Option<&str>,
+    path: &dyn Fn() -> String,
+    problems: &mut Problems,
+) -> Option<Option<i64>> {
     let Some(text) = text else {
         return Some(None);
     };
     let parsed = parse_rfc3339_ms(text);
     if parsed.is_none() {
-        problems.push(path, format!("{text:?} is not an RFC 3339 timestamp"));
+        problems.push(path(), format!("{text:?} is not an RFC 3339 timestamp"));
     }
     parsed.map(Some)
 }
@@ -235,26 +260,27 @@ fn variant_slots(exp: &Experiment, path: &str, problems: &mut Problems) -> Vec<(
     let mut seen = BTreeMap::new();
     let mut slots = Vec::new();
     for (v, variant) in exp.variants.iter().enumerate() {
-        let vpath = format!("{path}.variants[{v}]");
+        // Paths are built only when a problem is found: decoding a valid snapshot allocates none.
+        let vpath = || format!("{path}.variants[{v}]");
         if variant.id.is_empty() {
-            problems.push(format!("{vpath}.id"), "id is empty");
+            problems.push(format!("{}.id", vpath()), "id is empty");
         }
         if !is_valid_key(&variant.key) {
             problems.push(
-                format!("{vpath}.key"),
+                format!("{}.key", vpath()),
                 key_message("variant key", &variant.key),
             );
         }
         if let Some(first) = seen.insert(variant.key.as_str(), v) {
             problems.push(
-                format!("{vpath}.key"),
+                format!("{}.key", vpath()),
                 format!(
                     "duplicate variant key {:?} (also variants[{first}])",
                     variant.key
                 ),
             );
         }
-        let ranges = checked_ranges(&variant.ranges, &format!("{vpath}.ranges"), problems);
+        let ranges = checked_ranges(&variant.ranges, &|| format!("{}.ranges", vpath()), problems);
         slots.extend(ranges.into_iter().map(|(start, end)| (start, end, v)));
     }
     slots.sort_unstable();
@@ -277,7 +303,11 @@ fn variant_slots(exp: &Experiment, path: &str, problems: &mut Problems) -> Vec<(
 }
 
 /// Checks inclusive `[start, end]` ranges lie in `0..=9999`; returns the valid ones.
-fn checked_ranges(ranges: &[[i64; 2]], path: &str, problems: &mut Problems) -> Vec<(u16, u16)> {
+fn checked_ranges(
+    ranges: &[[i64; 2]],
+    path: &dyn Fn() -> String,
+    problems: &mut Problems,
+) -> Vec<(u16, u16)> {
     let mut out = Vec::with_capacity(ranges.len());
     for (i, [start, end]) in ranges.iter().enumerate() {
         let bound = |n: i64| {
@@ -288,12 +318,12 @@ fn checked_ranges(ranges: &[[i64; 2]], path: &str, problems: &mut Problems) -> V
         match (bound(*start), bound(*end)) {
             (Some(s), Some(e)) if s <= e => out.push((s, e)),
             (Some(_), Some(_)) => problems.push(
-                format!("{path}[{i}]"),
+                format!("{}[{i}]", path()),
                 format!("range [{start}, {end}] ends before it starts"),
             ),
             _ => {
                 problems.push(
-                    format!("{path}[{i}]"),
+                    format!("{}[{i}]", path()),
                     format!("range [{start}, {end}] is outside 0..=9999"),
                 );
                 // Keep the in-bounds part so overlaps with it are reported in the same pass;
@@ -315,8 +345,8 @@ struct LayerTable {
     seeds: Vec<String>,
     salts: Vec<String>,
     units: Vec<String>,
-    /// `(start, end, experiment key, experiment path)` per layer.
-    claims: Vec<Vec<(u16, u16, String, String)>>,
+    /// `(start, end, experiment index)` per layer.
+    claims: Vec<Vec<(u16, u16, usize)>>,
 }
 
 impl LayerTable {
@@ -363,26 +393,27 @@ impl LayerTable {
         Some(layer)
     }
 
-    fn claim(&mut self, layer: usize, ranges: &[(u16, u16)], key: &str, path: &str) {
+    fn claim(&mut self, layer: usize, ranges: &[(u16, u16)], experiment: usize) {
         if let Some(claims) = self.claims.get_mut(layer) {
-            claims.extend(
-                ranges
-                    .iter()
-                    .map(|&(s, e)| (s, e, key.to_owned(), path.to_owned())),
-            );
+            claims.extend(ranges.iter().map(|&(s, e)| (s, e, experiment)));
         }
     }
 
     /// Running experiments of one layer must hold disjoint slices.
-    fn check_overlaps(&mut self, problems: &mut Problems) {
+    fn check_overlaps(&mut self, experiments: &[Experiment], problems: &mut Problems) {
+        let key = |i: usize| experiments.get(i).map_or("?", |e| e.key.as_str());
         for claims in &mut self.claims {
             claims.sort_unstable();
             for pair in claims.windows(2) {
-                if let [(_, end_a, key_a, _), (start_b, _, key_b, path_b)] = pair {
+                if let [(_, end_a, a), (start_b, _, b)] = pair {
                     if start_b <= end_a {
                         problems.push(
-                            format!("{path_b}.layer.ranges"),
-                            format!("layer ranges of {key_a:?} and {key_b:?} overlap at {start_b}"),
+                            format!("experiments[{b}].layer.ranges"),
+                            format!(
+                                "layer ranges of {:?} and {:?} overlap at {start_b}",
+                                key(*a),
+                                key(*b)
+                            ),
                         );
                     }
                 }

@@ -71,11 +71,9 @@ pub(crate) fn prepare_rules(
                 .iter()
                 .enumerate()
                 .filter_map(|(c, cond)| {
-                    prepare(
-                        cond,
-                        &format!("{path}.targeting[{r}].conditions[{c}]"),
-                        problems,
-                    )
+                    // Built only when a problem is found.
+                    let at = || format!("{path}.targeting[{r}].conditions[{c}]");
+                    prepare(cond, &at, problems)
                 })
                 .collect()
         })
@@ -90,17 +88,21 @@ pub(crate) fn matches(rules: &[PreparedRule], attributes: &Attributes) -> bool {
             .any(|rule| rule.iter().all(|cond| cond.holds(attributes)))
 }
 
-fn prepare(cond: &Condition, path: &str, problems: &mut Problems) -> Option<PreparedCondition> {
+fn prepare(
+    cond: &Condition,
+    path: &dyn Fn() -> String,
+    problems: &mut Problems,
+) -> Option<PreparedCondition> {
     if cond.attribute.is_empty() {
-        problems.push(format!("{path}.attribute"), "attribute name is empty");
+        problems.push(format!("{}.attribute", path()), "attribute name is empty");
     }
     let value = &cond.value;
-    let value_path = format!("{path}.value");
+    let value_path = || format!("{}.value", path());
     let scalar = |problems: &mut Problems| {
         let text = scalar_text(value);
         if text.is_none() {
             problems.push(
-                &value_path,
+                value_path(),
                 format!("expected a string, number or boolean, got {value}"),
             );
         }
@@ -130,17 +132,17 @@ fn prepare(cond: &Condition, path: &str, problems: &mut Problems) -> Option<Prep
         | Operator::SemverLt
         | Operator::SemverLte => {
             problems.push(
-                format!("{path}.operator"),
+                format!("{}.operator", path()),
                 format!(
                     "operator {} is not supported by this engine",
-                    operator_name(&cond.operator)
+                    cond.operator.name()
                 ),
             );
             return None;
         }
         Operator::Unknown(name) => {
             problems.push(
-                format!("{path}.operator"),
+                format!("{}.operator", path()),
                 format!("unknown operator {name:?}"),
             );
             return None;
@@ -190,9 +192,9 @@ pub fn scalar_text(value: &Value) -> Option<String> {
     }
 }
 
-fn list(value: &Value, path: &str, problems: &mut Problems) -> Option<Vec<String>> {
+fn list(value: &Value, path: &dyn Fn() -> String, problems: &mut Problems) -> Option<Vec<String>> {
     let Value::Array(items) = value else {
-        problems.push(path, format!("expected a list, got {value}"));
+        problems.push(path(), format!("expected a list, got {value}"));
         return None;
     };
     let mut out = Vec::with_capacity(items.len());
@@ -203,7 +205,7 @@ fn list(value: &Value, path: &str, problems: &mut Problems) -> Option<Vec<String
             None => {
                 all_scalar = false;
                 problems.push(
-                    format!("{path}[{i}]"),
+                    format!("{}[{i}]", path()),
                     format!("expected a string, number or boolean, got {item}"),
                 );
             }
@@ -217,7 +219,7 @@ fn list(value: &Value, path: &str, problems: &mut Problems) -> Option<Vec<String
 fn number_test(
     order: NumberOrder,
     value: &Value,
-    path: &str,
+    path: &dyn Fn() -> String,
     problems: &mut Problems,
 ) -> Option<Test> {
     let number = match value {
@@ -226,15 +228,18 @@ fn number_test(
         _ => None,
     };
     if number.is_none() {
-        problems.push(path, format!("expected a number, got {value}"));
+        problems.push(path(), format!("expected a number, got {value}"));
     }
     Some(Test::Compare(order, number?))
 }
 
-fn timestamp(value: &Value, path: &str, problems: &mut Problems) -> Option<i64> {
+fn timestamp(value: &Value, path: &dyn Fn() -> String, problems: &mut Problems) -> Option<i64> {
     let parsed = value.as_str().and_then(parse_rfc3339_ms);
     if parsed.is_none() {
-        problems.push(path, format!("expected an RFC 3339 timestamp, got {value}"));
+        problems.push(
+            path(),
+            format!("expected an RFC 3339 timestamp, got {value}"),
+        );
     }
     parsed
 }
@@ -250,13 +255,6 @@ fn attribute_time_ms(text: &str) -> Option<i64> {
         .parse::<i64>()
         .ok()
         .or_else(|| parse_rfc3339_ms(text))
-}
-
-fn operator_name(op: &Operator) -> String {
-    serde_json::to_value(op)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

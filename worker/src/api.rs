@@ -110,19 +110,23 @@ async fn decide(
         // No force-token format is accepted by this version: every token is invalid.
         return envelope::error(400, "invalid force token");
     }
-    add_edge_attributes(req, url, &mut request.attributes);
     let environment = request
         .environment
         .clone()
         .unwrap_or_else(|| config.environment.clone());
-    let served = serve(env, config, &environment).await;
+    let now = Date::now().as_millis();
+    let served = snapshot_store::current(env, &environment, config.refresh_ms, now).await;
     let Some(engine) = &served.engine else {
         return no_snapshot(&environment, &served);
     };
+    // Edge attributes cost calls into JavaScript: only when some experiment targets them.
+    if engine.uses_edge_attributes() {
+        add_edge_attributes(req, url, &mut request.attributes);
+    }
     let subject = Subject {
         units: &request.units,
         attributes: &request.attributes,
-        now_ms: now_ms_i64(),
+        now_ms: i64::try_from(now).unwrap_or(i64::MAX),
         only: request.experiments.as_ref(),
     };
     let assignments = engine

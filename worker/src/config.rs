@@ -1,5 +1,8 @@
 //! Typed view of the worker's vars and secrets (DESIGN §5); the one place their names live.
 
+use std::cell::OnceCell;
+use std::rc::Rc;
+
 use worker::Env;
 
 /// Refresh interval when `CLEAVE_REFRESH_MS` is unset or unreadable.
@@ -16,8 +19,18 @@ pub struct Config {
     pub admin_token: Option<String>,
 }
 
+thread_local! {
+    static CONFIG: OnceCell<Rc<Config>> = const { OnceCell::new() };
+}
+
 impl Config {
-    pub fn from_env(env: &Env) -> Self {
+    /// The configuration, read once per isolate: vars and secrets are fixed for its lifetime,
+    /// and each read crosses into JavaScript.
+    pub fn cached(env: &Env) -> Rc<Self> {
+        CONFIG.with(|cell| Rc::clone(cell.get_or_init(|| Rc::new(Self::from_env(env)))))
+    }
+
+    fn from_env(env: &Env) -> Self {
         let var = |name: &str| {
             env.var(name)
                 .ok()

@@ -25,13 +25,29 @@ impl<'a> SnapshotMeta<'a> {
     }
 }
 
-/// A 200 answer with `data` and the snapshot it was computed from.
-pub fn ok(data: &impl Serialize, snapshot: Option<SnapshotMeta<'_>>) -> Result<Response> {
-    let mut meta = json!({"status": 200});
-    if let Some(snapshot) = snapshot {
-        meta["snapshot"] = serde_json::to_value(snapshot)?;
-    }
-    respond(200, &json!({"data": data, "meta": meta}))
+#[derive(Serialize)]
+struct Envelope<'a, T> {
+    data: &'a T,
+    meta: Meta<'a>,
+}
+
+#[derive(Serialize)]
+struct Meta<'a> {
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    snapshot: Option<SnapshotMeta<'a>>,
+}
+
+/// A 200 answer with `data` and the snapshot it was computed from, serialised in one pass.
+pub fn ok<T: Serialize>(data: &T, snapshot: Option<SnapshotMeta<'_>>) -> Result<Response> {
+    let body = Envelope {
+        data,
+        meta: Meta {
+            status: 200,
+            snapshot,
+        },
+    };
+    respond_bytes(200, serde_json::to_vec(&body)?)
 }
 
 /// An error answer: empty `data`, the status and a message that says what is wrong.
@@ -52,11 +68,15 @@ pub fn with_status(status: u16, data: &impl Serialize, message: Option<&str>) ->
 }
 
 fn respond(status: u16, body: &Value) -> Result<Response> {
+    respond_bytes(status, serde_json::to_vec(body)?)
+}
+
+fn respond_bytes(status: u16, body: Vec<u8>) -> Result<Response> {
     let headers = Headers::new();
     headers.set("content-type", "application/json; charset=utf-8")?;
     // Decisions are per unit: no shared cache may keep them.
     headers.set("cache-control", "no-store")?;
-    Ok(Response::from_bytes(serde_json::to_vec(body)?)?
+    Ok(Response::from_bytes(body)?
         .with_status(status)
         .with_headers(headers))
 }

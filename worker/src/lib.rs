@@ -23,7 +23,7 @@ const OWN_PREFIX: &str = "/_cleave/";
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let config = Config::from_env(&env);
+    let config = Config::cached(&env);
     let url = match req.url() {
         Ok(url) => url,
         Err(e) => return envelope::error(400, &format!("unreadable request URL: {e}")),

@@ -10,7 +10,6 @@ use worker::{
     Date, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response, Result, Url,
 };
 
-use crate::api::now_ms_i64;
 use crate::config::Config;
 use crate::edge::add_edge_attributes;
 use crate::envelope;
@@ -42,22 +41,19 @@ pub async fn forward(req: Request, env: &Env, config: &Config, url: &Url) -> Res
     };
 
     let headers = forwarded_headers(req.headers(), url)?;
-    let served = snapshot_store::current(
-        env,
-        &config.environment,
-        config.refresh_ms,
-        Date::now().as_millis(),
-    )
-    .await;
+    let now = Date::now().as_millis();
+    let served = snapshot_store::current(env, &config.environment, config.refresh_ms, now).await;
     let (snapshot_value, assignments) = match &served.engine {
         Some(engine) => {
             let units = Units::from([("user".to_owned(), uid.clone())]);
             let mut attributes = Attributes::new();
-            add_edge_attributes(&req, url, &mut attributes);
+            if engine.uses_edge_attributes() {
+                add_edge_attributes(&req, url, &mut attributes);
+            }
             let subject = Subject {
                 units: &units,
                 attributes: &attributes,
-                now_ms: now_ms_i64(),
+                now_ms: i64::try_from(now).unwrap_or(i64::MAX),
                 only: None,
             };
             let header = assignments_header(&engine.assign(&subject));
