@@ -260,6 +260,7 @@ if (stages.includes("probe")) await probe();
 if (stages.includes("http")) await http();
 else Object.assign(results, { http: previous.http, memory: previous.memory });
 budgets();
+if (stages.length === 1 && stages[0] === "probe") process.exit(0); // a probe changes no report
 writeFileSync(join(ROOT, "bench/results.json"), JSON.stringify(results, null, 2) + "\n");
 for (const b of results.budgets) console.error(`${b.ok ? "PASS" : "MISS"} ${b.name}: ${typeof b.value === "number" ? b.value.toFixed(2) : b.value} (${b.limit})`);
 execFileSync("python3", [join(ROOT, "bench/report.py"), join(ROOT, "bench/results.json"), join(ROOT, "BENCHMARKS.md"), join(ROOT, "bench/chart.png")], { stdio: "inherit" });
