@@ -56,8 +56,10 @@ pub struct SinkArgs {
     )]
     pub kind: SinkKind,
     /// Repo checkout whose local KV `wrangler-local` writes (its node_modules has wrangler).
-    #[arg(long, env = "CLEAVE_REPO_ROOT", global = true, default_value = ".")]
-    pub repo_root: PathBuf,
+    /// Default: the nearest folder upwards from here holding wrangler.toml, else the checkout
+    /// this binary was built from.
+    #[arg(long, env = "CLEAVE_REPO_ROOT", global = true)]
+    pub repo_root: Option<PathBuf>,
     /// `--persist-to` for the local KV (default: wrangler's own, .wrangler/state).
     #[arg(long, env = "CLEAVE_KV_PERSIST_TO", global = true)]
     pub kv_persist_to: Option<PathBuf>,
@@ -92,7 +94,7 @@ impl SinkArgs {
     pub fn sink(&self) -> Result<Sink> {
         Ok(match self.kind {
             SinkKind::WranglerLocal => Sink::WranglerLocal {
-                root: self.repo_root.clone(),
+                root: self.repo_root.clone().unwrap_or_else(default_repo_root),
                 persist_to: self.kv_persist_to.clone(),
             },
             SinkKind::File => Sink::File {
@@ -113,6 +115,15 @@ impl SinkArgs {
             }
         })
     }
+}
+
+/// The checkout `npx wrangler dev` runs in: where its local KV lives.
+fn default_repo_root() -> PathBuf {
+    let here = std::env::current_dir().unwrap_or_default();
+    here.ancestors()
+        .find(|dir| dir.join("wrangler.toml").is_file())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/..")))
 }
 
 #[derive(Debug, Subcommand)]
