@@ -256,6 +256,7 @@ fn json_arg<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
 /// # Errors
 /// The failure, classed so `main` can pick the exit code.
 pub async fn run(cli: Cli) -> Result<()> {
+    // Validating files is the one command that needs no database.
     if let Command::Validate { files } = &cli.command {
         return crate::validate::files(files);
     }
@@ -274,7 +275,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     };
     let actor = cli.actor.as_str();
     match cli.command {
-        Command::Validate { .. } => Ok(()),
+        Command::Validate { files } => crate::validate::files(&files),
         Command::Migrate => {
             migrate(&pool).await?;
             eprintln!("migrations applied");

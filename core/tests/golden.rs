@@ -60,19 +60,29 @@ fn bucket_vectors_match_the_contract() {
     }
 }
 
-#[test]
-fn assignment_cases_match_the_reference() {
+/// The fixture snapshot, its cases and the instant they were computed for.
+fn fixtures() -> (Engine, Cases, i64) {
     let engine = Engine::decode(SNAPSHOT.as_bytes()).unwrap();
     let cases: Cases = serde_json::from_str(CASES).unwrap();
     let now_ms = parse_rfc3339_ms(&cases.now).unwrap();
+    (engine, cases, now_ms)
+}
+
+fn subject(case: &Case, now_ms: i64) -> Subject<'_> {
+    Subject {
+        units: &case.units,
+        attributes: &case.attributes,
+        now_ms,
+        only: case.experiments.as_ref(),
+    }
+}
+
+#[test]
+fn assignment_cases_match_the_reference() {
+    let (engine, cases, now_ms) = fixtures();
     assert!(cases.cases.len() > 50);
     for case in &cases.cases {
-        let subject = Subject {
-            units: &case.units,
-            attributes: &case.attributes,
-            now_ms,
-            only: case.experiments.as_ref(),
-        };
+        let subject = subject(case, now_ms);
         let got: BTreeMap<String, String> = engine
             .assign(&subject)
             .into_iter()
@@ -85,17 +95,9 @@ fn assignment_cases_match_the_reference() {
 #[test]
 fn explain_agrees_with_assign() {
     use cleave_core::Explanation;
-    let engine = Engine::decode(SNAPSHOT.as_bytes()).unwrap();
-    let cases: Cases = serde_json::from_str(CASES).unwrap();
-    let now_ms = parse_rfc3339_ms(&cases.now).unwrap();
+    let (engine, cases, now_ms) = fixtures();
     for case in &cases.cases {
-        let subject = Subject {
-            units: &case.units,
-            attributes: &case.attributes,
-            now_ms,
-            only: case.experiments.as_ref(),
-        };
-        let explained = engine.explain(&subject);
+        let explained = engine.explain(&subject(case, now_ms));
         let assigned: BTreeSet<&str> = explained
             .iter()
             .filter(|(_, why)| matches!(why, Explanation::Assigned { .. }))

@@ -45,7 +45,7 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config, url: &Url) -> 
             if path == "/_cleave/v1/context" {
                 return context(&req, url);
             }
-            let environment = environment_param(url, config)?;
+            let environment = environment_param(url, config);
             let served = serve(env, config, &environment).await;
             match &served.engine {
                 Some(engine) => envelope::ok(engine.snapshot(), Some(SnapshotMeta::of(engine))),
@@ -57,7 +57,7 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config, url: &Url) -> 
                 if !authorized(&req, config) {
                     return unauthorized();
                 }
-                let environment = environment_param(url, config)?;
+                let environment = environment_param(url, config);
                 let served = serve(env, config, &environment).await;
                 let Some(engine) = &served.engine else {
                     return no_snapshot(&environment, &served);
@@ -126,7 +126,7 @@ async fn decide(
     let subject = Subject {
         units: &request.units,
         attributes: &request.attributes,
-        now_ms: i64::try_from(now).unwrap_or(i64::MAX),
+        now_ms: signed_ms(now),
         only: request.experiments.as_ref(),
     };
     let assignments = engine
@@ -159,9 +159,9 @@ async fn decide(
 }
 
 async fn health(env: &Env, config: &Config, url: &Url) -> Result<Response> {
-    let environment = environment_param(url, config)?;
-    let served = serve(env, config, &environment).await;
+    let environment = environment_param(url, config);
     let now = Date::now().as_millis();
+    let served = snapshot_store::current(env, &environment, config.refresh_ms, now).await;
     let checked_ms_ago = served.checked_at_ms.map(|at| now.saturating_sub(at));
     let Some(engine) = &served.engine else {
         let data = json!({
@@ -172,7 +172,7 @@ async fn health(env: &Env, config: &Config, url: &Url) -> Result<Response> {
     };
     let snapshot = engine.snapshot();
     let age_ms = cleave_core::time::parse_rfc3339_ms(&snapshot.published_at)
-        .map(|published| now_ms_i64().saturating_sub(published).max(0));
+        .map(|published| signed_ms(now).saturating_sub(published).max(0));
     let data = json!({
         "environment": environment,
         "version": snapshot.version,
@@ -210,14 +210,13 @@ fn no_snapshot(environment: &str, served: &Served) -> Result<Response> {
     )
 }
 
-fn environment_param(url: &Url, config: &Config) -> Result<String> {
-    let named = url
-        .query_pairs()
+/// `env=` when it names a valid environment, else `CLEAVE_ENV`.
+fn environment_param(url: &Url, config: &Config) -> String {
+    url.query_pairs()
         .find(|(k, _)| k == "env")
-        .map(|(_, v)| v.into_owned());
-    Ok(named
+        .map(|(_, v)| v.into_owned())
         .filter(|v| cleave_core::keys::is_valid_key(v))
-        .unwrap_or_else(|| config.environment.clone()))
+        .unwrap_or_else(|| config.environment.clone())
 }
 
 /// The `content-length` the client declared, so an oversized body is refused unread.
@@ -252,6 +251,7 @@ fn unauthorized() -> Result<Response> {
     )
 }
 
-pub fn now_ms_i64() -> i64 {
-    i64::try_from(Date::now().as_millis()).unwrap_or(i64::MAX)
+/// Epoch milliseconds as core's signed time.
+pub(crate) fn signed_ms(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
 }

@@ -53,7 +53,7 @@ pub async fn forward(req: Request, env: &Env, config: &Config, url: &Url) -> Res
             let subject = Subject {
                 units: &units,
                 attributes: &attributes,
-                now_ms: i64::try_from(now).unwrap_or(i64::MAX),
+                now_ms: crate::api::signed_ms(now),
                 only: None,
             };
             let header = assignments_header(&engine.assign(&subject));
