@@ -16,12 +16,7 @@ fn assign(c: &mut Criterion) {
             b.iter(|| {
                 k = (k + 1) % subjects.len();
                 let (units, attributes) = &subjects[k];
-                engine.assign(&Subject {
-                    units,
-                    attributes,
-                    now_ms: 0,
-                    only: None,
-                })
+                engine.assign(&Subject::new(units, attributes, 0))
             });
         });
     }

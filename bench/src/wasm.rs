@@ -27,12 +27,7 @@ pub fn assign_ns(n: usize, rounds: u32) -> f64 {
     let start = now_ms();
     for r in 0..rounds {
         let (units, attributes) = &subjects[r as usize % subjects.len()];
-        let subject = Subject {
-            units,
-            attributes,
-            now_ms: 0,
-            only: None,
-        };
+        let subject = Subject::new(units, attributes, 0);
         std::hint::black_box(engine.assign(&subject));
     }
     (now_ms() - start) * 1e6 / f64::from(rounds)

@@ -1,4 +1,10 @@
-//! Assignment: the six enrolment steps of DESIGN §2, applied to every running experiment.
+//! Assignment: the enrolment steps of DESIGN §2, with the overrides and exclusions around
+//! them, applied to every running experiment.
+//!
+//! Per experiment, in order: a valid force token wins; then the window (1) and the unit (2,
+//! the experiment's unit type, else its fallback); an allow-listed unit gets its variant; bots
+//! follow the bot policy; units in the environment holdout are excluded; then targeting (3),
+//! prerequisites, the layer slice (4), the traffic gate (5) and the variant ranges (6).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -6,8 +12,9 @@ use serde::Serialize;
 
 use crate::bucket::draw;
 use crate::engine::{Engine, PreparedExperiment};
-use crate::snapshot::{Experiment, Variant};
-use crate::targeting::{matches, Attributes};
+use crate::force::Forced;
+use crate::snapshot::{BotPolicy, Experiment, Variant};
+use crate::targeting::Attributes;
 
 /// Unit identifiers by unit type (`user`, `account`, ...).
 pub type Units = BTreeMap<String, String>;
@@ -20,28 +27,63 @@ pub struct Subject<'a> {
     pub now_ms: i64,
     /// Only these experiment keys (`None` = all).
     pub only: Option<&'a BTreeSet<String>>,
+    /// Variants a verified force token pins.
+    pub forced: Option<&'a Forced>,
+    /// Whether the request comes from a crawler (`ua.device = "bot"`).
+    pub bot: bool,
 }
 
-/// Why a unit is not enrolled in an experiment, or where it landed (DESIGN §2 steps).
+impl<'a> Subject<'a> {
+    /// A subject with no filter, no force token, not a bot.
+    pub fn new(units: &'a Units, attributes: &'a Attributes, now_ms: i64) -> Self {
+        Self {
+            units,
+            attributes,
+            now_ms,
+            only: None,
+            forced: None,
+            bot: false,
+        }
+    }
+}
+
+/// Why a unit is or is not enrolled in an experiment, with the buckets that decided it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum Explanation {
-    /// Step 1: the experiment is not running.
+pub enum Explanation<'a> {
+    /// The experiment is not running.
     NotRunning,
-    /// Step 1: `now` is outside `start_at`/`end_at`.
+    /// `now` is outside `start_at`/`end_at`.
     OutsideWindow,
-    /// Step 2: the request has no id of the experiment's unit type.
+    /// The request has no id of the experiment's unit type (nor of its fallback).
     NoUnit,
-    /// Step 3: no targeting rule matched.
+    /// A valid force token pins this variant.
+    Forced { variant: &'a str },
+    /// The unit id is on this variant's allow-list.
+    AllowListed { variant: &'a str },
+    /// A crawler, and the bot policy excludes bots.
+    Bot,
+    /// A crawler, and the bot policy shows bots the control variant.
+    BotControl { variant: &'a str },
+    /// The unit is in the environment holdout.
+    Holdout { holdout_bucket: u16 },
+    /// No targeting rule matched.
     NotTargeted,
-    /// Step 4: the layer bucket is in another experiment's slice.
+    /// The unit is not assigned a required variant of `requires`.
+    Prerequisite { requires: &'a str },
+    /// The layer bucket is in another experiment's slice.
     OutsideLayer { layer_bucket: u16 },
-    /// Step 5: the traffic gate is at or above the experiment's traffic.
+    /// The traffic gate is at or above the experiment's traffic.
     TrafficGate { gate: u16, traffic: u16 },
-    /// Step 6: the bucket falls in no variant's ranges.
+    /// The bucket falls in no variant's ranges.
     NoVariant { bucket: u16 },
-    /// Enrolled.
-    Assigned { bucket: u16, gate: u16 },
+    /// Enrolled by bucketing on the id of `unit` type.
+    Assigned {
+        variant: &'a str,
+        unit: &'a str,
+        bucket: u16,
+        gate: u16,
+    },
 }
 
 /// The variant one experiment assigned.
@@ -51,16 +93,18 @@ pub struct Assignment<'a> {
     pub variant: &'a Variant,
 }
 
+/// Prerequisite chains deeper than this count as unmet rather than recurse further.
+const MAX_PREREQUISITE_DEPTH: usize = 32;
+
 impl Engine {
     /// Assigns `subject` to a variant of every experiment it is enrolled in, in experiment-key
     /// order. Experiments it is not enrolled in are absent.
     pub fn assign(&self, subject: &Subject<'_>) -> Vec<Assignment<'_>> {
-        // One layer hash per request, shared by the layer's experiments (DESIGN §2 step 4).
-        let mut layer_buckets: Vec<Option<u16>> = vec![None; self.layer_seeds.len()];
+        let mut run = Evaluation::new(self, subject);
         let experiments = &self.snapshot().experiments;
-        self.running
-            .iter()
-            .filter_map(|prepared| {
+        (0..self.running.len())
+            .filter_map(|pos| {
+                let prepared = self.running.get(pos)?;
                 let experiment = experiments.get(prepared.index)?;
                 if subject
                     .only
@@ -68,7 +112,7 @@ impl Engine {
                 {
                     return None;
                 }
-                let v = self.enrol(prepared, subject, &mut layer_buckets).ok()?;
+                let v = run.variant(pos, 0)?;
                 Some(Assignment {
                     experiment,
                     variant: experiment.variants.get(v)?,
@@ -77,60 +121,170 @@ impl Engine {
             .collect()
     }
 
-    /// For every experiment in the snapshot (any status), the step that decided it.
-    pub fn explain(&self, subject: &Subject<'_>) -> Vec<(&Experiment, Explanation)> {
-        let mut layer_buckets: Vec<Option<u16>> = vec![None; self.layer_seeds.len()];
-        let mut out: Vec<(&Experiment, Explanation)> = self
+    /// For every experiment in the snapshot (any status), the step that decided it, in key
+    /// order.
+    pub fn explain(&self, subject: &Subject<'_>) -> Vec<(&Experiment, Explanation<'_>)> {
+        let mut run = Evaluation::new(self, subject);
+        let mut out: Vec<(&Experiment, Explanation<'_>)> = self
             .snapshot()
             .experiments
             .iter()
             .filter(|e| subject.only.is_none_or(|only| only.contains(&e.key)))
             .map(|e| (e, Explanation::NotRunning))
             .collect();
-        for prepared in &self.running {
+        for pos in 0..self.running.len() {
+            let Some(prepared) = self.running.get(pos) else {
+                continue;
+            };
             let Some(experiment) = self.snapshot().experiments.get(prepared.index) else {
                 continue;
             };
             if let Some(slot) = out.iter_mut().find(|(e, _)| e.key == experiment.key) {
-                slot.1 = match self.enrol(prepared, subject, &mut layer_buckets) {
-                    Ok(_) => {
-                        let unit = subject.units.get(&prepared.unit).map_or("", String::as_str);
-                        let d = draw(&prepared.salt, unit);
-                        Explanation::Assigned {
-                            bucket: d.bucket,
-                            gate: d.gate,
-                        }
-                    }
-                    Err(why) => why,
-                };
+                slot.1 = run.decide(pos, 0).1;
             }
         }
         out.sort_by(|a, b| a.0.key.cmp(&b.0.key));
         out
     }
+}
 
-    /// Steps 1-6 for one running experiment; returns the variant index.
+/// How an enrolled unit reached its variant.
+enum How<'e> {
+    AllowListed,
+    BotControl,
+    Drawn {
+        unit: &'e str,
+        bucket: u16,
+        gate: u16,
+    },
+}
+
+/// One request's evaluation: per-request caches shared by all experiments.
+struct Evaluation<'e, 's> {
+    engine: &'e Engine,
+    subject: &'s Subject<'s>,
+    /// One layer hash per request, shared by the layer's experiments (DESIGN §2 step 4).
+    layer_buckets: Vec<Option<u16>>,
+    /// `None` until computed; then the holdout bucket when the unit is held out.
+    holdout: Option<Option<u16>>,
+    /// Variant per running experiment, once decided; only kept when prerequisites exist.
+    memo: Vec<Option<Option<usize>>>,
+}
+
+impl<'e, 's> Evaluation<'e, 's> {
+    fn new(engine: &'e Engine, subject: &'s Subject<'s>) -> Self {
+        let memo_len = if engine.has_prerequisites {
+            engine.running.len()
+        } else {
+            0
+        };
+        Self {
+            engine,
+            subject,
+            layer_buckets: vec![None; engine.layer_seeds.len()],
+            holdout: None,
+            memo: vec![None; memo_len],
+        }
+    }
+
+    /// The variant index the running experiment at `pos` assigns, memoised.
+    fn variant(&mut self, pos: usize, depth: usize) -> Option<usize> {
+        if let Some(Some(known)) = self.memo.get(pos) {
+            return *known;
+        }
+        let decided = self.decide(pos, depth).0;
+        if let Some(slot) = self.memo.get_mut(pos) {
+            *slot = Some(decided);
+        }
+        decided
+    }
+
+    /// The variant (if any) and the reason, for the running experiment at `pos`.
+    fn decide(&mut self, pos: usize, depth: usize) -> (Option<usize>, Explanation<'e>) {
+        let engine = self.engine;
+        let Some(exp) = engine.running.get(pos) else {
+            return (None, Explanation::NotRunning);
+        };
+        let Some(experiment) = engine.snapshot().experiments.get(exp.index) else {
+            return (None, Explanation::NotRunning);
+        };
+        let key_of = |v: usize| experiment.variants.get(v).map_or("", |x| x.key.as_str());
+        let chosen = |v: usize, why: Explanation<'e>| (Some(v), why);
+        // A verified force token overrides everything.
+        if let Some(wanted) = self.subject.forced.and_then(|f| f.get(&experiment.key)) {
+            if let Some(v) = experiment.variants.iter().position(|x| x.key == *wanted) {
+                return chosen(v, Explanation::Forced { variant: key_of(v) });
+            }
+        }
+        match self.enrol(exp, depth) {
+            Ok((v, how)) => {
+                let variant = key_of(v);
+                let why = match how {
+                    How::AllowListed => Explanation::AllowListed { variant },
+                    How::BotControl => Explanation::BotControl { variant },
+                    How::Drawn { unit, bucket, gate } => Explanation::Assigned {
+                        variant,
+                        unit,
+                        bucket,
+                        gate,
+                    },
+                };
+                chosen(v, why)
+            }
+            Err(why) => (None, why),
+        }
+    }
+
+    /// Steps 1-6 with allow-lists, bots, holdout and prerequisites: the variant index and how
+    /// it was reached, or why the unit is not enrolled.
     fn enrol(
-        &self,
-        exp: &PreparedExperiment,
-        subject: &Subject<'_>,
-        layer_buckets: &mut [Option<u16>],
-    ) -> Result<usize, Explanation> {
+        &mut self,
+        exp: &'e PreparedExperiment,
+        depth: usize,
+    ) -> Result<(usize, How<'e>), Explanation<'e>> {
+        let subject = self.subject;
         // 1. inside the window (status was filtered when the engine was built)
         if exp.start_ms.is_some_and(|start| subject.now_ms < start)
             || exp.end_ms.is_some_and(|end| subject.now_ms >= end)
         {
             return Err(Explanation::OutsideWindow);
         }
-        // 2. unit present
-        let unit = subject.units.get(&exp.unit).ok_or(Explanation::NoUnit)?;
+        // 2. the unit: the experiment's own type, else its fallback
+        let (unit_type, unit) = resolve_unit(exp, subject.units).ok_or(Explanation::NoUnit)?;
+        if let Ok(at) = exp.allow.binary_search_by(|(id, _)| id.as_str().cmp(unit)) {
+            let v = exp.allow.get(at).map_or(0, |(_, v)| *v);
+            return Ok((v, How::AllowListed));
+        }
+        if subject.bot {
+            match self.engine.bot_policy {
+                BotPolicy::Exclude => return Err(Explanation::Bot),
+                BotPolicy::Control => return Ok((exp.control, How::BotControl)),
+                BotPolicy::Include => {}
+            }
+        }
+        if let Some(holdout_bucket) = self.holdout_bucket() {
+            return Err(Explanation::Holdout { holdout_bucket });
+        }
         // 3. targeting
-        if !matches(&exp.rules, subject.attributes) {
+        if !exp.rules.matches(subject.attributes) {
             return Err(Explanation::NotTargeted);
+        }
+        for (required, accepted) in &exp.prerequisites {
+            let met = depth < MAX_PREREQUISITE_DEPTH
+                && required
+                    .and_then(|pos| self.variant(pos, depth + 1))
+                    .is_some_and(|v| accepted.contains(&v));
+            if !met {
+                let requires = required
+                    .and_then(|pos| self.engine.running.get(pos))
+                    .and_then(|p| self.engine.snapshot().experiments.get(p.index))
+                    .map_or("", |e| e.key.as_str());
+                return Err(Explanation::Prerequisite { requires });
+            }
         }
         // 4. layer slot
         if let Some(membership) = &exp.layer {
-            let bucket = self.layer_bucket(membership.layer, unit, layer_buckets);
+            let bucket = self.layer_bucket(membership.layer, unit);
             if !in_ranges(&membership.ranges, bucket) {
                 return Err(Explanation::OutsideLayer {
                     layer_bucket: bucket,
@@ -145,25 +299,66 @@ impl Engine {
                 traffic: exp.traffic,
             });
         }
-        exp.slots
+        let v = exp
+            .slots
             .iter()
             .find(|(start, end, _)| (*start..=*end).contains(&d.bucket))
             .map(|(_, _, v)| *v)
-            .ok_or(Explanation::NoVariant { bucket: d.bucket })
+            .ok_or(Explanation::NoVariant { bucket: d.bucket })?;
+        Ok((
+            v,
+            How::Drawn {
+                unit: unit_type,
+                bucket: d.bucket,
+                gate: d.gate,
+            },
+        ))
     }
 
     /// The unit's bucket in `layer`, hashed at most once per request.
-    fn layer_bucket(&self, layer: usize, unit: &str, cache: &mut [Option<u16>]) -> u16 {
-        if let Some(Some(bucket)) = cache.get(layer) {
+    fn layer_bucket(&mut self, layer: usize, unit: &str) -> u16 {
+        if let Some(Some(bucket)) = self.layer_buckets.get(layer) {
             return *bucket;
         }
-        let seed = self.layer_seeds.get(layer).map_or("", String::as_str);
+        let seed = self
+            .engine
+            .layer_seeds
+            .get(layer)
+            .map_or("", String::as_str);
         let bucket = draw(seed, unit).bucket;
-        if let Some(slot) = cache.get_mut(layer) {
+        if let Some(slot) = self.layer_buckets.get_mut(layer) {
             *slot = Some(bucket);
         }
         bucket
     }
+
+    /// The holdout bucket when the request's unit is held out, hashed at most once.
+    fn holdout_bucket(&mut self) -> Option<u16> {
+        if let Some(known) = self.holdout {
+            return known;
+        }
+        let held = self.engine.holdout.as_ref().and_then(|h| {
+            let unit = self.subject.units.get(&h.unit)?;
+            let bucket = draw(&h.seed, unit).bucket;
+            in_ranges(&h.ranges, bucket).then_some(bucket)
+        });
+        self.holdout = Some(held);
+        held
+    }
+}
+
+/// `(unit type, id)` the experiment hashes for these units.
+fn resolve_unit<'e, 'u>(
+    exp: &'e PreparedExperiment,
+    units: &'u Units,
+) -> Option<(&'e str, &'u str)> {
+    if let Some(id) = units.get(&exp.unit) {
+        return Some((&exp.unit, id));
+    }
+    let fallback = exp.fallback_unit.as_ref()?;
+    units
+        .get(fallback)
+        .map(|id| (fallback.as_str(), id.as_str()))
 }
 
 fn in_ranges(ranges: &[(u16, u16)], bucket: u16) -> bool {

@@ -55,11 +55,10 @@ mod tests {
         .unwrap();
         let units = BTreeMap::from([("user".to_owned(), "u-2".to_owned())]);
         let attributes = BTreeMap::new();
+        let only = ["split".to_owned(), "three-way".to_owned()].into();
         let subject = crate::Subject {
-            units: &units,
-            attributes: &attributes,
-            now_ms: 1_800_000_000_000,
-            only: Some(&["split".to_owned(), "three-way".to_owned()].into()),
+            only: Some(&only),
+            ..crate::Subject::new(&units, &attributes, 1_800_000_000_000)
         };
         let header = assignments_header(&engine.assign(&subject)).unwrap();
         assert_eq!(header, r#"split="treatment", three-way="a""#);

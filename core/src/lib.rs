@@ -9,16 +9,19 @@
 
 pub mod assign;
 pub mod bucket;
+pub mod context;
 pub mod engine;
+pub mod force;
 pub mod headers;
 pub mod keys;
 pub mod problems;
 pub mod snapshot;
 pub mod targeting;
 pub mod time;
+pub mod user_agent;
 
 pub use assign::{Assignment, Explanation, Subject, Units};
 pub use engine::{Engine, SnapshotError};
 pub use problems::{Problem, Problems};
 pub use snapshot::Snapshot;
-pub use targeting::Attributes;
+pub use targeting::{Attributes, Targeting};

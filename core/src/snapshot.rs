@@ -20,6 +20,94 @@ pub struct Snapshot {
     pub published_by: String,
     #[serde(default)]
     pub experiments: Vec<Experiment>,
+    /// Named targeting segments that conditions reference as `{"audience": key}`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub audiences: Vec<Audience>,
+    /// How request headers, cookies and query parameters become typed attributes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub context_schema: Vec<ContextAttribute>,
+    /// A slice of units kept out of every experiment, as a long-term control group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holdout: Option<Holdout>,
+    /// What happens to requests whose User-Agent is a crawler.
+    #[serde(default, skip_serializing_if = "BotPolicy::is_default")]
+    pub bot_policy: BotPolicy,
+}
+
+/// A reusable targeting segment; experiments reference it by key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Audience {
+    pub key: String,
+    /// Rules OR-ed together, like an experiment's targeting. Audiences do not nest.
+    pub targeting: Vec<Rule>,
+}
+
+/// One named request attribute and where it comes from (DESIGN §4 context schema).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContextAttribute {
+    pub name: String,
+    pub source: AttributeSource,
+    /// Query parameter, header or cookie name the value is read from.
+    pub key: String,
+    #[serde(rename = "type")]
+    pub kind: AttributeType,
+    /// Used when the request does not carry the attribute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+    /// The decide API answers 400 when a required attribute is missing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub required: bool,
+}
+
+/// Where a context attribute is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributeSource {
+    Query,
+    Header,
+    Cookie,
+}
+
+/// What a context attribute's text is converted to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributeType {
+    String,
+    Bool,
+    Number,
+    Semver,
+    /// Parsed into `<name>.device`, `<name>.browser` and `<name>.os`.
+    UserAgent,
+}
+
+/// Environment-wide holdout: units whose `bucket("holdout:" ++ salt, unit)` falls in
+/// `ranges` are enrolled in no experiment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holdout {
+    pub salt: String,
+    /// Unit type the holdout hashes on.
+    #[serde(default = "default_unit")]
+    pub unit: String,
+    pub ranges: Vec<[i64; 2]>,
+}
+
+/// Treatment of crawler traffic (`ua.device = "bot"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BotPolicy {
+    /// Bots are enrolled in nothing, so they never skew results.
+    #[default]
+    Exclude,
+    /// Bots see each experiment's control variant (`control`, else the first listed).
+    Control,
+    /// Bots are bucketed like anyone else.
+    Include,
+}
+
+impl BotPolicy {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// Lifecycle state as published; only `running` experiments enrol anyone.
@@ -42,6 +130,9 @@ pub struct Experiment {
     /// Unit type the experiment hashes on (`user` unless set).
     #[serde(default = "default_unit")]
     pub unit: String,
+    /// Unit type hashed when the request has no `unit` id (e.g. an anonymous cookie id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_unit: Option<String>,
     /// Hash seed; the experiment key unless set.
     #[serde(default)]
     pub salt: Option<String>,
@@ -57,7 +148,17 @@ pub struct Experiment {
     /// Rules OR-ed together; an empty list targets everyone.
     #[serde(default)]
     pub targeting: Vec<Rule>,
+    /// Enrol only units that other experiments assigned to one of the listed variants.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prerequisites: Vec<Prerequisite>,
     pub variants: Vec<Variant>,
+}
+
+/// "Only for units assigned one of `variants` in `experiment`".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prerequisite {
+    pub experiment: String,
+    pub variants: Vec<String>,
 }
 
 impl Experiment {
@@ -85,6 +186,9 @@ pub struct Variant {
     pub payload: Value,
     /// Inclusive `[start, end]` bucket ranges; buckets in no variant's ranges are not enrolled.
     pub ranges: Vec<[i64; 2]>,
+    /// Unit ids that always get this variant (QA accounts, staff), whatever their bucket.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow: Vec<String>,
 }
 
 /// Conditions AND-ed together.
@@ -93,13 +197,40 @@ pub struct Rule {
     pub conditions: Vec<Condition>,
 }
 
-/// One test of one attribute.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One node of a targeting expression, in exactly one of four forms:
+/// a test `{"attribute", "operator", "value"}`, a group `{"all": [...]}` or `{"any": [...]}`,
+/// a negation `{"not": {...}}`, or a reference `{"audience": "key"}`.
+///
+/// One flat struct rather than an untagged enum: it decodes in one pass and validation can
+/// name exactly what is wrong with a malformed node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Condition {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub attribute: String,
-    pub operator: Operator,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<Operator>,
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub value: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all: Option<Vec<Condition>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub any: Option<Vec<Condition>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not: Option<Box<Condition>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+}
+
+impl Condition {
+    /// A test of one attribute.
+    pub fn test(attribute: &str, operator: Operator, value: Value) -> Self {
+        Self {
+            attribute: attribute.to_owned(),
+            operator: Some(operator),
+            value,
+            ..Self::default()
+        }
+    }
 }
 
 /// Every operator of DESIGN §4. [`crate::Engine`] refuses the ones it cannot evaluate yet.

@@ -1,13 +1,19 @@
-//! Targeting (DESIGN §4): conditions are checked and prepared once per snapshot, then evaluated
-//! per request against string attributes without allocating.
+//! Targeting (DESIGN §4): a targeting expression is checked and prepared once per snapshot,
+//! then evaluated per request against string attributes without allocating.
+//!
+//! An experiment's `targeting` is a list of rules OR-ed, each rule's conditions AND-ed; any
+//! condition may itself be an `all`/`any` group, a `not`, or a reference to an audience.
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
-
 use crate::problems::Problems;
-use crate::snapshot::{Condition, Operator, Rule};
-use crate::time::parse_rfc3339_ms;
+use crate::snapshot::{Audience, Condition, Rule};
+
+mod operators;
+
+pub use operators::scalar_text;
+pub(crate) use operators::{parse_number, parse_semver};
+use operators::{prepare_test, Test};
 
 /// Request attributes by name. Values are strings: query parameters always are, and JSON
 /// context values that are not strings are kept as their JSON text.
@@ -21,240 +27,240 @@ pub fn is_reserved(name: &str) -> bool {
     RESERVED_NAMESPACES.iter().any(|ns| name.starts_with(ns))
 }
 
-/// A condition ready to evaluate.
-#[derive(Debug, Clone)]
-pub(crate) struct PreparedCondition {
-    attribute: String,
-    test: Test,
-}
+/// A prepared targeting expression. `None` inside means "everyone".
+#[derive(Debug, Clone, Default)]
+pub struct Targeting(Option<Expr>);
 
 #[derive(Debug, Clone)]
-enum Test {
-    Eq(String),
-    Neq(String),
-    /// Sorted, so membership is a binary search.
-    In(Vec<String>),
-    NotIn(Vec<String>),
-    Contains(String),
-    NotContains(String),
-    StartsWith(String),
-    EndsWith(String),
-    Compare(NumberOrder, f64),
-    Before(i64),
-    After(i64),
-    Exists,
-    NotExists,
+enum Expr {
+    Test { attribute: String, test: Test },
+    All(Vec<Expr>),
+    Any(Vec<Expr>),
+    Not(Box<Expr>),
 }
 
-#[derive(Debug, Clone, Copy)]
-enum NumberOrder {
-    Gt,
-    Gte,
-    Lt,
-    Lte,
+/// Prepared audiences by key, for resolving `{"audience": key}` references.
+pub(crate) type AudienceTable = BTreeMap<String, Targeting>;
+
+impl Targeting {
+    /// Checks and prepares OR-ed `rules` that reference no audience.
+    ///
+    /// # Errors
+    /// Every problem found, with its path.
+    pub fn prepare(rules: &[Rule]) -> Result<Self, Problems> {
+        let mut problems = Problems::default();
+        let targeting = prepare_rules(rules, "", None, &mut problems);
+        if problems.is_empty() {
+            Ok(targeting)
+        } else {
+            Err(problems)
+        }
+    }
+
+    /// True when the attributes satisfy the expression (always, for an empty rule list).
+    pub fn matches(&self, attributes: &Attributes) -> bool {
+        self.0.as_ref().is_none_or(|expr| expr.holds(attributes))
+    }
 }
 
-/// A rule (AND of conditions).
-pub(crate) type PreparedRule = Vec<PreparedCondition>;
-
-/// Prepares OR-ed `rules`, recording every problem under `path`.
+/// Prepares OR-ed `rules`, recording every problem under `{path}.targeting`. Audience
+/// references resolve through `audiences`; `None` means references are not allowed here
+/// (inside an audience: audiences do not nest, so they cannot form cycles).
 pub(crate) fn prepare_rules(
     rules: &[Rule],
     path: &str,
+    audiences: Option<&AudienceTable>,
     problems: &mut Problems,
-) -> Vec<PreparedRule> {
-    rules
+) -> Targeting {
+    let prepared: Vec<Expr> = rules
         .iter()
         .enumerate()
         .map(|(r, rule)| {
-            rule.conditions
+            let conditions = rule
+                .conditions
                 .iter()
                 .enumerate()
                 .filter_map(|(c, cond)| {
-                    // Built only when a problem is found.
-                    let at = || format!("{path}.targeting[{r}].conditions[{c}]");
-                    prepare(cond, &at, problems)
+                    // Paths are built only when a problem is found.
+                    let at = || {
+                        let dot = if path.is_empty() { "" } else { "." };
+                        format!("{path}{dot}targeting[{r}].conditions[{c}]")
+                    };
+                    prepare_node(cond, &at, audiences, problems)
                 })
-                .collect()
+                .collect();
+            simplify_all(conditions)
         })
-        .collect()
+        .collect();
+    if prepared.is_empty() {
+        return Targeting(None);
+    }
+    Targeting(Some(simplify_any(prepared)))
 }
 
-/// True when any rule matches; an empty rule list matches everyone.
-pub(crate) fn matches(rules: &[PreparedRule], attributes: &Attributes) -> bool {
-    rules.is_empty()
-        || rules
-            .iter()
-            .any(|rule| rule.iter().all(|cond| cond.holds(attributes)))
+/// Prepares every audience; references between audiences are refused.
+pub(crate) fn prepare_audiences(list: &[Audience], problems: &mut Problems) -> AudienceTable {
+    let mut table = AudienceTable::new();
+    for (i, audience) in list.iter().enumerate() {
+        let path = format!("audiences[{i}]");
+        if !crate::keys::is_valid_key(&audience.key) {
+            problems.push(
+                format!("{path}.key"),
+                format!(
+                    "audience key {:?} does not match [a-z][a-z0-9_.-]{{0,63}}",
+                    audience.key
+                ),
+            );
+        }
+        let targeting = prepare_rules(&audience.targeting, &path, None, problems);
+        if table.insert(audience.key.clone(), targeting).is_some() {
+            problems.push(
+                format!("{path}.key"),
+                format!("duplicate audience key {:?}", audience.key),
+            );
+        }
+    }
+    table
 }
 
-fn prepare(
+fn simplify_all(mut parts: Vec<Expr>) -> Expr {
+    if parts.len() == 1 {
+        if let Some(only) = parts.pop() {
+            return only;
+        }
+    }
+    Expr::All(parts)
+}
+
+fn simplify_any(mut parts: Vec<Expr>) -> Expr {
+    if parts.len() == 1 {
+        if let Some(only) = parts.pop() {
+            return only;
+        }
+    }
+    Expr::Any(parts)
+}
+
+fn prepare_node(
     cond: &Condition,
     path: &dyn Fn() -> String,
+    audiences: Option<&AudienceTable>,
     problems: &mut Problems,
-) -> Option<PreparedCondition> {
+) -> Option<Expr> {
+    let forms = [
+        cond.operator.is_some() || !cond.attribute.is_empty(),
+        cond.all.is_some(),
+        cond.any.is_some(),
+        cond.not.is_some(),
+        cond.audience.is_some(),
+    ];
+    if forms.iter().filter(|f| **f).count() != 1 {
+        problems.push(
+            path(),
+            "a condition needs exactly one of: attribute+operator, all, any, not, audience",
+        );
+        return None;
+    }
+    let group = |items: &[Condition], name: &str, problems: &mut Problems| -> Vec<Expr> {
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| {
+                let at = || format!("{}.{name}[{i}]", path());
+                prepare_node(item, &at, audiences, problems)
+            })
+            .collect()
+    };
+    if let Some(items) = &cond.all {
+        return Some(simplify_all(group(items, "all", problems)));
+    }
+    if let Some(items) = &cond.any {
+        if items.is_empty() {
+            problems.push(
+                format!("{}.any", path()),
+                "an empty any-group matches nobody",
+            );
+            return None;
+        }
+        return Some(simplify_any(group(items, "any", problems)));
+    }
+    if let Some(inner) = &cond.not {
+        let at = || format!("{}.not", path());
+        return prepare_node(inner, &at, audiences, problems).map(|e| Expr::Not(Box::new(e)));
+    }
+    if let Some(key) = &cond.audience {
+        return audience_ref(key, path, audiences, problems);
+    }
     if cond.attribute.is_empty() {
         problems.push(format!("{}.attribute", path()), "attribute name is empty");
     }
-    let value = &cond.value;
-    let value_path = || format!("{}.value", path());
-    let scalar = |problems: &mut Problems| {
-        let text = scalar_text(value);
-        if text.is_none() {
-            problems.push(
-                value_path(),
-                format!("expected a string, number or boolean, got {value}"),
-            );
-        }
-        text
+    let Some(operator) = &cond.operator else {
+        problems.push(format!("{}.operator", path()), "operator is missing");
+        return None;
     };
-    let test = match &cond.operator {
-        Operator::Eq => Test::Eq(scalar(problems)?),
-        Operator::Neq => Test::Neq(scalar(problems)?),
-        Operator::Contains => Test::Contains(scalar(problems)?),
-        Operator::NotContains => Test::NotContains(scalar(problems)?),
-        Operator::StartsWith => Test::StartsWith(scalar(problems)?),
-        Operator::EndsWith => Test::EndsWith(scalar(problems)?),
-        Operator::In => Test::In(list(value, &value_path, problems)?),
-        Operator::NotIn => Test::NotIn(list(value, &value_path, problems)?),
-        Operator::Gt => number_test(NumberOrder::Gt, value, &value_path, problems)?,
-        Operator::Gte => number_test(NumberOrder::Gte, value, &value_path, problems)?,
-        Operator::Lt => number_test(NumberOrder::Lt, value, &value_path, problems)?,
-        Operator::Lte => number_test(NumberOrder::Lte, value, &value_path, problems)?,
-        Operator::Before => Test::Before(timestamp(value, &value_path, problems)?),
-        Operator::After => Test::After(timestamp(value, &value_path, problems)?),
-        Operator::Exists => Test::Exists,
-        Operator::NotExists => Test::NotExists,
-        Operator::Regex
-        | Operator::SemverEq
-        | Operator::SemverGt
-        | Operator::SemverGte
-        | Operator::SemverLt
-        | Operator::SemverLte => {
-            problems.push(
-                format!("{}.operator", path()),
-                format!(
-                    "operator {} is not supported by this engine",
-                    cond.operator.name()
-                ),
-            );
-            return None;
-        }
-        Operator::Unknown(name) => {
-            problems.push(
-                format!("{}.operator", path()),
-                format!("unknown operator {name:?}"),
-            );
-            return None;
-        }
-    };
-    Some(PreparedCondition {
+    let test = prepare_test(operator, &cond.value, path, problems)?;
+    Some(Expr::Test {
         attribute: cond.attribute.clone(),
         test,
     })
 }
 
-impl PreparedCondition {
-    fn holds(&self, attributes: &Attributes) -> bool {
-        let Some(actual) = attributes.get(&self.attribute) else {
-            return matches!(self.test, Test::NotExists);
-        };
-        match &self.test {
-            Test::Eq(want) => actual == want,
-            Test::Neq(want) => actual != want,
-            Test::In(set) => set.binary_search(actual).is_ok(),
-            Test::NotIn(set) => set.binary_search(actual).is_err(),
-            Test::Contains(part) => actual.contains(part.as_str()),
-            Test::NotContains(part) => !actual.contains(part.as_str()),
-            Test::StartsWith(prefix) => actual.starts_with(prefix.as_str()),
-            Test::EndsWith(suffix) => actual.ends_with(suffix.as_str()),
-            Test::Compare(order, want) => parse_number(actual).is_some_and(|have| match order {
-                NumberOrder::Gt => have > *want,
-                NumberOrder::Gte => have >= *want,
-                NumberOrder::Lt => have < *want,
-                NumberOrder::Lte => have <= *want,
-            }),
-            Test::Before(at) => attribute_time_ms(actual).is_some_and(|t| t < *at),
-            Test::After(at) => attribute_time_ms(actual).is_some_and(|t| t > *at),
-            Test::Exists => true,
-            Test::NotExists => false,
-        }
-    }
-}
-
-/// The string a scalar JSON value compares as: strings as themselves, others as JSON text.
-pub fn scalar_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Null | Value::Array(_) | Value::Object(_) => None,
-    }
-}
-
-fn list(value: &Value, path: &dyn Fn() -> String, problems: &mut Problems) -> Option<Vec<String>> {
-    let Value::Array(items) = value else {
-        problems.push(path(), format!("expected a list, got {value}"));
+fn audience_ref(
+    key: &str,
+    path: &dyn Fn() -> String,
+    audiences: Option<&AudienceTable>,
+    problems: &mut Problems,
+) -> Option<Expr> {
+    let Some(table) = audiences else {
+        problems.push(
+            format!("{}.audience", path()),
+            "audiences cannot reference other audiences",
+        );
         return None;
     };
-    let mut out = Vec::with_capacity(items.len());
-    let mut all_scalar = true;
-    for (i, item) in items.iter().enumerate() {
-        match scalar_text(item) {
-            Some(text) => out.push(text),
-            None => {
-                all_scalar = false;
-                problems.push(
-                    format!("{}[{i}]", path()),
-                    format!("expected a string, number or boolean, got {item}"),
-                );
+    let Some(Targeting(expr)) = table.get(key) else {
+        problems.push(
+            format!("{}.audience", path()),
+            format!("unknown audience {key:?}"),
+        );
+        return None;
+    };
+    // An audience with no rules is everyone: an empty all-group.
+    Some(expr.clone().unwrap_or(Expr::All(Vec::new())))
+}
+
+impl Expr {
+    fn holds(&self, attributes: &Attributes) -> bool {
+        match self {
+            Self::Test { attribute, test } => {
+                test.holds(attributes.get(attribute).map(String::as_str))
             }
+            Self::All(parts) => parts.iter().all(|p| p.holds(attributes)),
+            Self::Any(parts) => parts.iter().any(|p| p.holds(attributes)),
+            Self::Not(inner) => !inner.holds(attributes),
         }
     }
-    out.sort();
-    out.dedup();
-    all_scalar.then_some(out)
-}
 
-fn number_test(
-    order: NumberOrder,
-    value: &Value,
-    path: &dyn Fn() -> String,
-    problems: &mut Problems,
-) -> Option<Test> {
-    let number = match value {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => parse_number(s),
-        _ => None,
-    };
-    if number.is_none() {
-        problems.push(path(), format!("expected a number, got {value}"));
+    fn visit_attributes<'a>(&'a self, seen: &mut dyn FnMut(&'a str)) {
+        match self {
+            Self::Test { attribute, .. } => seen(attribute),
+            Self::All(parts) | Self::Any(parts) => {
+                parts.iter().for_each(|p| p.visit_attributes(seen));
+            }
+            Self::Not(inner) => inner.visit_attributes(seen),
+        }
     }
-    Some(Test::Compare(order, number?))
 }
 
-fn timestamp(value: &Value, path: &dyn Fn() -> String, problems: &mut Problems) -> Option<i64> {
-    let parsed = value.as_str().and_then(parse_rfc3339_ms);
-    if parsed.is_none() {
-        problems.push(
-            path(),
-            format!("expected an RFC 3339 timestamp, got {value}"),
-        );
+impl Targeting {
+    /// Whether any test reads an attribute for which `pred` holds.
+    pub(crate) fn reads_any(&self, pred: impl Fn(&str) -> bool) -> bool {
+        let mut found = false;
+        if let Some(expr) = &self.0 {
+            expr.visit_attributes(&mut |name| found |= pred(name));
+        }
+        found
     }
-    parsed
-}
-
-/// Parses a finite number; query parameters arrive as strings.
-fn parse_number(text: &str) -> Option<f64> {
-    text.trim().parse::<f64>().ok().filter(|n| n.is_finite())
-}
-
-/// An attribute time: RFC 3339, or integer epoch milliseconds.
-fn attribute_time_ms(text: &str) -> Option<i64> {
-    text.trim()
-        .parse::<i64>()
-        .ok()
-        .or_else(|| parse_rfc3339_ms(text))
 }
 
 #[cfg(test)]

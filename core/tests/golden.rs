@@ -70,10 +70,8 @@ fn fixtures() -> (Engine, Cases, i64) {
 
 fn subject(case: &Case, now_ms: i64) -> Subject<'_> {
     Subject {
-        units: &case.units,
-        attributes: &case.attributes,
-        now_ms,
         only: case.experiments.as_ref(),
+        ..Subject::new(&case.units, &case.attributes, now_ms)
     }
 }
 

@@ -30,12 +30,7 @@ fn engine(traffic: u16, split: u16, ranges_end: u16) -> Engine {
 fn variant_of(engine: &Engine, unit: &str) -> Option<String> {
     let units = BTreeMap::from([("user".to_owned(), unit.to_owned())]);
     let attributes = Attributes::new();
-    let subject = Subject {
-        units: &units,
-        attributes: &attributes,
-        now_ms: 0,
-        only: None,
-    };
+    let subject = Subject::new(&units, &attributes, 0);
     engine
         .assign(&subject)
         .first()

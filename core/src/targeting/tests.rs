@@ -1,20 +1,32 @@
 use serde_json::json;
 
 use super::*;
+use crate::snapshot::Rule;
 
 fn check(operator: &str, value: serde_json::Value, attributes: &[(&str, &str)]) -> bool {
     let rule: Rule = serde_json::from_value(json!({"conditions": [
         {"attribute": "a", "operator": operator, "value": value}
     ]}))
     .unwrap();
-    let mut problems = Problems::default();
-    let rules = prepare_rules(&[rule], "t", &mut problems);
-    assert!(problems.is_empty(), "{problems}");
-    let attrs: Attributes = attributes
+    Targeting::prepare(&[rule])
+        .unwrap()
+        .matches(&attrs(attributes))
+}
+
+fn attrs(pairs: &[(&str, &str)]) -> Attributes {
+    pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    matches(&rules, &attrs)
+        .collect()
+}
+
+fn problems(rules: serde_json::Value) -> Vec<String> {
+    let rules: Vec<Rule> = serde_json::from_value(rules).unwrap();
+    Targeting::prepare(&rules)
+        .unwrap_err()
+        .iter()
+        .map(ToString::to_string)
+        .collect()
 }
 
 #[test]
@@ -101,24 +113,125 @@ fn rules_are_or_of_ands_and_empty_targets_everyone() {
         {"conditions": [{"attribute": "staff", "operator": "exists"}]}
     ]))
     .unwrap();
-    let mut problems = Problems::default();
-    let prepared = prepare_rules(&rules, "t", &mut problems);
-    let attrs = |pairs: &[(&str, &str)]| -> Attributes {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    };
-    assert!(matches(
-        &prepared,
-        &attrs(&[("country", "US"), ("plan", "pro")])
+    let prepared = Targeting::prepare(&rules).unwrap();
+    assert!(prepared.matches(&attrs(&[("country", "US"), ("plan", "pro")])));
+    assert!(!prepared.matches(&attrs(&[("country", "US"), ("plan", "free")])));
+    assert!(prepared.matches(&attrs(&[("staff", "1")])));
+    assert!(Targeting::prepare(&[]).unwrap().matches(&attrs(&[])));
+}
+
+#[test]
+fn groups_nest_all_any_and_not() {
+    // country in (US, CA) AND NOT (plan = free OR beta exists)
+    let rules: Vec<Rule> = serde_json::from_value(json!([{"conditions": [
+        {"attribute": "country", "operator": "in", "value": ["US", "CA"]},
+        {"not": {"any": [
+            {"attribute": "plan", "operator": "eq", "value": "free"},
+            {"all": [{"attribute": "beta", "operator": "exists"}]}
+        ]}}
+    ]}]))
+    .unwrap();
+    let t = Targeting::prepare(&rules).unwrap();
+    assert!(t.matches(&attrs(&[("country", "US"), ("plan", "pro")])));
+    assert!(!t.matches(&attrs(&[("country", "US"), ("plan", "free")])));
+    assert!(!t.matches(&attrs(&[("country", "CA"), ("beta", "1")])));
+    assert!(!t.matches(&attrs(&[("country", "FR")])));
+    // `not` of a test on a missing attribute is true.
+    assert!(check_not_missing());
+}
+
+fn check_not_missing() -> bool {
+    let rules: Vec<Rule> = serde_json::from_value(json!([{"conditions": [
+        {"not": {"attribute": "plan", "operator": "eq", "value": "free"}}
+    ]}]))
+    .unwrap();
+    Targeting::prepare(&rules).unwrap().matches(&attrs(&[]))
+}
+
+#[test]
+fn regex_matches_anywhere_unless_anchored() {
+    assert!(check(
+        "regex",
+        json!("^[a-z]+@example\\.com$"),
+        &[("a", "ann@example.com")]
     ));
-    assert!(!matches(
-        &prepared,
-        &attrs(&[("country", "US"), ("plan", "free")])
+    assert!(!check(
+        "regex",
+        json!("^[a-z]+@example\\.com$"),
+        &[("a", "ann@example.com.evil")]
     ));
-    assert!(matches(&prepared, &attrs(&[("staff", "1")])));
-    assert!(matches(&[], &attrs(&[])));
+    assert!(check("regex", json!("beta"), &[("a", "x-beta-y")]));
+    assert!(check("regex", json!("(?i)BETA"), &[("a", "beta")]));
+    assert!(!check("regex", json!("beta"), &[("b", "beta")]));
+}
+
+#[test]
+fn a_pathological_regex_is_linear_or_refused() {
+    // Catastrophic for a backtracking engine; linear here.
+    let input = format!("{}!", "a".repeat(50_000));
+    assert!(!check("regex", json!("^(a+)+$"), &[("a", &input)]));
+    // Too large to compile into a fast matcher: refused when the snapshot is checked.
+    let huge = problems(json!([{"conditions": [
+        {"attribute": "a", "operator": "regex", "value": "\\w{500}\\w{500}\\w{500}"}
+    ]}]));
+    assert_eq!(huge.len(), 1, "{huge:?}");
+    assert!(huge[0].contains("too large"), "{huge:?}");
+}
+
+#[test]
+fn semver_compares_by_precedence() {
+    assert!(check("semver_gt", json!("1.9.0"), &[("a", "1.10.0")]));
+    assert!(check("semver_lt", json!("1.0.0"), &[("a", "1.0.0-rc.1")]));
+    assert!(check(
+        "semver_lt",
+        json!("1.0.0-beta.11"),
+        &[("a", "1.0.0-beta.2")]
+    ));
+    assert!(check(
+        "semver_eq",
+        json!("1.0.0+build.1"),
+        &[("a", "1.0.0+build.2")]
+    ));
+    assert!(check("semver_gte", json!("2.0.0"), &[("a", "2.0.0")]));
+    assert!(check("semver_lte", json!("2.0.0"), &[("a", "1.99.99")]));
+    assert!(!check("semver_gt", json!("1.0.0"), &[("a", "2.0")]));
+    assert!(!check("semver_lt", json!("1.0.0"), &[("a", "v0.9.0")]));
+}
+
+#[test]
+fn values_are_checked_against_their_operator() {
+    let found = problems(json!([{"conditions": [
+        {"attribute": "a", "operator": "regex", "value": "(unclosed"},
+        {"attribute": "a", "operator": "semver_gt", "value": "1.2"},
+        {"attribute": "a", "operator": "gt", "value": "ten"},
+        {"attribute": "a", "operator": "in", "value": "US"},
+        {"attribute": "a", "operator": "before", "value": "yesterday"},
+        {"attribute": "a", "operator": "eq", "value": {"x": 1}},
+        {"attribute": "a", "operator": "matches_glob", "value": "x"},
+        {"attribute": "", "operator": "exists"},
+        {"attribute": "a"},
+        {"attribute": "a", "operator": "eq", "value": "x", "any": []},
+        {"any": []},
+        {"audience": "beta"}
+    ]}]));
+    let expect = [
+        "conditions[0].value: invalid regex",
+        "conditions[1].value: expected a SemVer",
+        "conditions[2].value: expected a number",
+        "conditions[3].value: expected a list",
+        "conditions[4].value: expected an RFC 3339",
+        "conditions[5].value: expected a string, number or boolean",
+        "conditions[6].operator: unknown operator \"matches_glob\"",
+        "conditions[7].attribute: attribute name is empty",
+        "conditions[8].operator: operator is missing",
+        "conditions[9]: a condition needs exactly one of",
+        "conditions[10].any: an empty any-group",
+        "conditions[11].audience: audiences cannot reference",
+    ];
+    assert_eq!(found.len(), expect.len(), "{found:#?}");
+    for (got, want) in found.iter().zip(expect) {
+        assert!(got.contains(want), "{got:?} should contain {want:?}");
+    }
 }
 
 #[test]

@@ -1,0 +1,246 @@
+//! Checks one experiment and turns it into lookup tables for assignment.
+
+use std::collections::BTreeMap;
+
+use crate::keys::is_valid_key;
+use crate::problems::Problems;
+use crate::snapshot::{Experiment, Status};
+use crate::targeting::{prepare_rules, AudienceTable};
+use crate::time::parse_rfc3339_ms;
+
+use super::layers::LayerTable;
+use super::{LayerMembership, PreparedExperiment};
+
+/// Checks one experiment; returns its prepared form when it has no problems. Prerequisites
+/// are resolved later, once every experiment is known.
+pub(super) fn prepare_experiment(
+    index: usize,
+    exp: &Experiment,
+    path: &str,
+    layers: &mut LayerTable,
+    audiences: &AudienceTable,
+    problems: &mut Problems,
+) -> Option<PreparedExperiment> {
+    let before = problems.len();
+    if exp.id.is_empty() {
+        problems.push(format!("{path}.id"), "id is empty");
+    }
+    if !is_valid_key(&exp.key) {
+        problems.push(
+            format!("{path}.key"),
+            key_message("experiment key", &exp.key),
+        );
+    }
+    if !is_valid_key(&exp.unit) {
+        problems.push(format!("{path}.unit"), key_message("unit type", &exp.unit));
+    }
+    if let Some(fallback) = &exp.fallback_unit {
+        if !is_valid_key(fallback) {
+            problems.push(
+                format!("{path}.fallback_unit"),
+                key_message("unit type", fallback),
+            );
+        } else if *fallback == exp.unit {
+            problems.push(
+                format!("{path}.fallback_unit"),
+                "fallback unit type is the experiment's own unit type",
+            );
+        }
+    }
+    if exp.salt.as_deref() == Some("") {
+        problems.push(
+            format!("{path}.salt"),
+            "salt is empty (omit it to use the key)",
+        );
+    }
+    let traffic = u16::try_from(exp.traffic).ok().filter(|t| *t <= 10_000);
+    if traffic.is_none() {
+        problems.push(
+            format!("{path}.traffic"),
+            format!("traffic {} is outside 0..=10000", exp.traffic),
+        );
+    }
+    let start_ms = optional_time(
+        exp.start_at.as_deref(),
+        &|| format!("{path}.start_at"),
+        problems,
+    );
+    let end_ms = optional_time(
+        exp.end_at.as_deref(),
+        &|| format!("{path}.end_at"),
+        problems,
+    );
+    if let (Some(Some(start)), Some(Some(end))) = (start_ms, end_ms) {
+        if start >= end {
+            problems.push(format!("{path}.end_at"), "end_at must be after start_at");
+        }
+    }
+    let slots = variant_slots(exp, path, problems);
+    let allow = allow_list(exp, path, problems);
+    let layer = exp.layer.as_ref().and_then(|slot| {
+        let ranges = checked_ranges(&slot.ranges, &|| format!("{path}.layer.ranges"), problems);
+        let layer = layers.join(slot, exp, path, problems)?;
+        if exp.status == Status::Running {
+            layers.claim(layer, &ranges, index);
+        }
+        Some(LayerMembership { layer, ranges })
+    });
+    let rules = prepare_rules(&exp.targeting, path, Some(audiences), problems);
+    if problems.len() != before {
+        return None;
+    }
+    let control = exp
+        .variants
+        .iter()
+        .position(|v| v.key == "control")
+        .unwrap_or(0);
+    Some(PreparedExperiment {
+        index,
+        unit: exp.unit.clone(),
+        fallback_unit: exp.fallback_unit.clone(),
+        salt: exp.effective_salt().to_owned(),
+        traffic: traffic?,
+        start_ms: start_ms.flatten(),
+        end_ms: end_ms.flatten(),
+        layer,
+        rules,
+        prerequisites: Vec::new(),
+        slots,
+        allow,
+        control,
+    })
+}
+
+/// Parses an optional timestamp; `None` means it was present and invalid.
+fn optional_time(
+    text: Option<&str>,
+    path: &dyn Fn() -> String,
+    problems: &mut Problems,
+) -> Option<Option<i64>> {
+    let Some(text) = text else {
+        return Some(None);
+    };
+    let parsed = parse_rfc3339_ms(text);
+    if parsed.is_none() {
+        problems.push(path(), format!("{text:?} is not an RFC 3339 timestamp"));
+    }
+    parsed.map(Some)
+}
+
+pub(super) fn key_message(what: &str, key: &str) -> String {
+    format!("{what} {key:?} does not match [a-z][a-z0-9_.-]{{0,63}}")
+}
+
+/// Validates variants and their bucket ranges and builds the bucket -> variant table.
+fn variant_slots(exp: &Experiment, path: &str, problems: &mut Problems) -> Vec<(u16, u16, usize)> {
+    if exp.variants.is_empty() {
+        problems.push(format!("{path}.variants"), "experiment has no variants");
+    }
+    let mut seen = BTreeMap::new();
+    let mut slots = Vec::new();
+    for (v, variant) in exp.variants.iter().enumerate() {
+        // Paths are built only when a problem is found: decoding a valid snapshot allocates none.
+        let vpath = || format!("{path}.variants[{v}]");
+        if variant.id.is_empty() {
+            problems.push(format!("{}.id", vpath()), "id is empty");
+        }
+        if !is_valid_key(&variant.key) {
+            problems.push(
+                format!("{}.key", vpath()),
+                key_message("variant key", &variant.key),
+            );
+        }
+        if let Some(first) = seen.insert(variant.key.as_str(), v) {
+            problems.push(
+                format!("{}.key", vpath()),
+                format!(
+                    "duplicate variant key {:?} (also variants[{first}])",
+                    variant.key
+                ),
+            );
+        }
+        let ranges = checked_ranges(&variant.ranges, &|| format!("{}.ranges", vpath()), problems);
+        slots.extend(ranges.into_iter().map(|(start, end)| (start, end, v)));
+    }
+    slots.sort_unstable();
+    for pair in slots.windows(2) {
+        if let [(_, end_a, va), (start_b, _, vb)] = pair {
+            if start_b <= end_a {
+                let name = |v: &usize| exp.variants.get(*v).map_or("?", |x| x.key.as_str());
+                problems.push(
+                    format!("{path}.variants"),
+                    format!(
+                        "bucket ranges of {:?} and {:?} overlap at {start_b}",
+                        name(va),
+                        name(vb)
+                    ),
+                );
+            }
+        }
+    }
+    slots
+}
+
+/// `(unit id, variant index)` sorted by id; an id may be allow-listed in one variant only.
+fn allow_list(exp: &Experiment, path: &str, problems: &mut Problems) -> Vec<(String, usize)> {
+    let mut allow: Vec<(String, usize)> = exp
+        .variants
+        .iter()
+        .enumerate()
+        .flat_map(|(v, variant)| variant.allow.iter().map(move |id| (id.clone(), v)))
+        .collect();
+    allow.sort();
+    allow.dedup();
+    for pair in allow.windows(2) {
+        if let [(a, va), (b, vb)] = pair {
+            if a == b {
+                let name = |v: &usize| exp.variants.get(*v).map_or("?", |x| x.key.as_str());
+                problems.push(
+                    format!("{path}.variants"),
+                    format!(
+                        "unit {a:?} is allow-listed in both {:?} and {:?}",
+                        name(va),
+                        name(vb)
+                    ),
+                );
+            }
+        }
+    }
+    allow
+}
+
+/// Checks inclusive `[start, end]` ranges lie in `0..=9999`; returns the valid ones.
+pub(super) fn checked_ranges(
+    ranges: &[[i64; 2]],
+    path: &dyn Fn() -> String,
+    problems: &mut Problems,
+) -> Vec<(u16, u16)> {
+    let mut out = Vec::with_capacity(ranges.len());
+    for (i, [start, end]) in ranges.iter().enumerate() {
+        let bound = |n: i64| {
+            u16::try_from(n)
+                .ok()
+                .filter(|n| *n < crate::bucket::BUCKETS)
+        };
+        match (bound(*start), bound(*end)) {
+            (Some(s), Some(e)) if s <= e => out.push((s, e)),
+            (Some(_), Some(_)) => problems.push(
+                format!("{}[{i}]", path()),
+                format!("range [{start}, {end}] ends before it starts"),
+            ),
+            _ => {
+                problems.push(
+                    format!("{}[{i}]", path()),
+                    format!("range [{start}, {end}] is outside 0..=9999"),
+                );
+                // Keep the in-bounds part so overlaps with it are reported in the same pass;
+                // the snapshot is refused either way.
+                let clamp = |n: i64| u16::try_from(n.clamp(0, 9_999)).unwrap_or(0);
+                if start <= end && *end >= 0 && *start <= 9_999 {
+                    out.push((clamp(*start), clamp(*end)));
+                }
+            }
+        }
+    }
+    out
+}
