@@ -14,6 +14,7 @@ pub mod engine;
 pub mod force;
 pub mod headers;
 pub mod keys;
+pub mod plan;
 pub mod problems;
 pub mod snapshot;
 pub mod targeting;
