@@ -13,6 +13,7 @@ use crate::http::{app, AppState};
 use crate::model::Status;
 use crate::service::{self, Ctx};
 use crate::sink::Sink;
+use crate::targeting_service;
 use crate::{db, publish};
 
 #[derive(Debug, Parser)]
@@ -141,10 +142,30 @@ pub enum Command {
         #[arg(long, env = "CLEAVE_ADMIN_API_TOKEN", hide_env_values = true)]
         api_token: Option<String>,
     },
-    /// Compile, validate and publish an environment.
+    /// Compile, validate and publish an environment. Refused when the plan moves
+    /// already-enrolled units between variants, unless --confirm.
     Publish {
         #[arg(long)]
         env: String,
+        #[arg(long)]
+        confirm: bool,
+    },
+    /// Show what publishing an environment now would change, experiment by experiment.
+    Plan {
+        #[arg(long)]
+        env: String,
+    },
+    /// Mint a QA force token (`exp=variant ...`) signed with CLEAVE_SIGNING_KEY, for `force=`
+    /// on the decide API or the `cleave_force` cookie in proxy mode.
+    ForceToken {
+        /// Pairs such as checkout-button-color=treatment.
+        #[arg(required = true, value_parser = parse_pair)]
+        force: Vec<(String, String)>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u32,
+        #[arg(long, env = "CLEAVE_SIGNING_KEY", hide_env_values = true)]
+        signing_key: Option<String>,
     },
     /// Compile an environment into a snapshot file without publishing.
     Compile {
@@ -171,6 +192,9 @@ pub enum Command {
     /// Experiments.
     #[command(subcommand)]
     Experiments(ExperimentCommand),
+    /// Audiences: reusable targeting segments.
+    #[command(subcommand)]
+    Audiences(AudienceCommand),
     /// The audit log (optionally of one entity).
     Audit {
         #[arg(long)]
@@ -180,8 +204,32 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum EnvironmentCommand {
-    Create { name: String },
+    Create {
+        name: String,
+    },
     List,
+    /// Replace holdout, bot policy and context schema: JSON as for PUT /environments/:id/settings.
+    Settings {
+        env: String,
+        json: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AudienceCommand {
+    /// JSON as for POST /audiences.
+    Create {
+        json: String,
+    },
+    List,
+    /// JSON as for PATCH /audiences/:id; republishes environments that use it.
+    Update {
+        id: Uuid,
+        json: String,
+    },
+    Delete {
+        id: Uuid,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -231,7 +279,33 @@ pub enum ExperimentCommand {
         id: Uuid,
         #[arg(value_parser = parse_status)]
         status: Status,
+        /// Accept a publish that moves already-enrolled units between variants.
+        #[arg(long)]
+        confirm: bool,
     },
+}
+
+fn parse_pair(text: &str) -> std::result::Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(e, v)| (e.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{text:?} is not experiment=variant"))
+}
+
+/// Mints a force token; needs no database.
+fn force_token(force: &[(String, String)], ttl: u32, key: Option<&str>) -> Result<()> {
+    let key = key.filter(|k| !k.is_empty()).ok_or_else(|| {
+        AdminError::BadRequest("CLEAVE_SIGNING_KEY is not set (or pass --signing-key)".to_owned())
+    })?;
+    let expires_ms =
+        time::OffsetDateTime::now_utc().unix_timestamp() * 1000 + i64::from(ttl) * 1000;
+    let pairs = force.iter().cloned().collect();
+    let token = cleave_core::force::mint(key.as_bytes(), &pairs, expires_ms).map_err(|_| {
+        AdminError::BadRequest(
+            "experiment and variant keys must match [a-z][a-z0-9_.-]{0,63}".to_owned(),
+        )
+    })?;
+    println!("{token}");
+    Ok(())
 }
 
 fn parse_status(text: &str) -> std::result::Result<Status, String> {
@@ -259,6 +333,14 @@ pub async fn run(cli: Cli) -> Result<()> {
     // Validating files is the one command that needs no database.
     if let Command::Validate { files } = &cli.command {
         return crate::validate::files(files);
+    }
+    if let Command::ForceToken {
+        force,
+        ttl,
+        signing_key,
+    } = &cli.command
+    {
+        return force_token(force, *ttl, signing_key.as_deref());
     }
     let url = cli.database_url.clone().ok_or_else(|| {
         AdminError::BadRequest("DATABASE_URL is not set (or pass --database-url)".to_owned())
@@ -302,9 +384,30 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .await
                 .map_err(|e| AdminError::Internal(e.to_string()))
         }
-        Command::Publish { env } => {
+        Command::Publish { env, confirm } => {
             let env = service::environment_named(&ctx, &env).await?;
-            print(&service::publish(&ctx, actor, env.id).await?);
+            print(&service::publish(&ctx, actor, env.id, confirm).await?);
+            Ok(())
+        }
+        Command::Plan { env } => {
+            let env = service::environment_named(&ctx, &env).await?;
+            let plan = service::plan(&ctx, actor, env.id).await?;
+            for c in &plan.changes {
+                eprintln!(
+                    "{:<32} {:<10} changes {:>8.4}% of units, moves {:>8.4}% between variants",
+                    c.experiment,
+                    format!("{:?}", c.kind).to_lowercase(),
+                    c.changed_share * 100.0,
+                    c.moved_share * 100.0
+                );
+            }
+            if !plan.needs_confirmation.is_empty() {
+                eprintln!(
+                    "publishing needs --confirm (or a new salt) for: {}",
+                    plan.needs_confirmation.join(", ")
+                );
+            }
+            print(&plan);
             Ok(())
         }
         Command::Compile { env, out } => {
@@ -341,12 +444,38 @@ pub async fn run(cli: Cli) -> Result<()> {
             print(&db::environments::list(&pool).await?);
             Ok(())
         }
+        Command::Environments(EnvironmentCommand::Settings { env, json }) => {
+            let env = service::environment_named(&ctx, &env).await?;
+            print(&targeting_service::set_settings(&ctx, actor, env.id, json_arg(&json)?).await?);
+            Ok(())
+        }
         Command::Experiments(command) => experiments(&ctx, actor, command).await,
+        Command::Audiences(command) => audiences(&ctx, actor, command).await,
         Command::Audit { entity } => {
             print(&db::audit::list(&pool, entity.as_deref()).await?);
             Ok(())
         }
+        Command::ForceToken { .. } => Ok(()),
     }
+}
+
+async fn audiences(ctx: &Ctx, actor: &str, command: AudienceCommand) -> Result<()> {
+    match command {
+        AudienceCommand::Create { json } => {
+            print(&targeting_service::create_audience(ctx, actor, json_arg(&json)?).await?);
+        }
+        AudienceCommand::List => print(&targeting_service::list_audiences(ctx).await?),
+        AudienceCommand::Update { id, json } => {
+            let (audience, published) =
+                targeting_service::patch_audience(ctx, actor, id, json_arg(&json)?).await?;
+            print(&serde_json::json!({"audience": audience, "published": published}));
+        }
+        AudienceCommand::Delete { id } => {
+            targeting_service::delete_audience(ctx, actor, id).await?;
+            eprintln!("audience {id} deleted");
+        }
+    }
+    Ok(())
 }
 
 async fn experiments(ctx: &Ctx, actor: &str, command: ExperimentCommand) -> Result<()> {
@@ -397,8 +526,13 @@ async fn experiments(ctx: &Ctx, actor: &str, command: ExperimentCommand) -> Resu
         ExperimentCommand::Allocate { id, json } => {
             print(&service::set_allocations(ctx, actor, id, json_arg(&json)?).await?)
         }
-        ExperimentCommand::SetStatus { id, status } => {
-            let (experiment, published) = service::set_status(ctx, actor, id, status).await?;
+        ExperimentCommand::SetStatus {
+            id,
+            status,
+            confirm,
+        } => {
+            let change = service::StatusChange { status, confirm };
+            let (experiment, published) = service::set_status(ctx, actor, id, change).await?;
             print(&serde_json::json!({"experiment": experiment, "published": published}));
         }
     }

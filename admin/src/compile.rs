@@ -1,13 +1,15 @@
 //! Turns stored experiments into cleave-core snapshot types and checks them with core's own
 //! validation, so whatever admin accepts is exactly what the worker can run.
 
+use std::collections::BTreeSet;
+
 use cleave_core::keys::is_valid_key;
-use cleave_core::snapshot::{self, LayerSlot, Snapshot, SCHEMA_VERSION};
+use cleave_core::snapshot::{self, Condition, LayerSlot, Rule, Snapshot, SCHEMA_VERSION};
 use cleave_core::{Engine, Problems};
 use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 
-use crate::model::{Experiment, Status};
+use crate::model::{Audience, EnvironmentSettings, Experiment, Status};
 
 /// Experiments a snapshot carries: running ones enrol units; paused ones stay visible.
 pub fn is_published(status: Status) -> bool {
@@ -23,6 +25,7 @@ pub fn to_snapshot_experiment(e: &Experiment) -> snapshot::Experiment {
             id: v.id.to_string(),
             key: v.key.clone(),
             payload: v.payload.clone(),
+            allow: v.allow.clone(),
             ranges: e
                 .allocations
                 .iter()
@@ -36,6 +39,7 @@ pub fn to_snapshot_experiment(e: &Experiment) -> snapshot::Experiment {
         key: e.key.clone(),
         status: e.status.to_snapshot(),
         unit: e.unit.clone(),
+        fallback_unit: e.fallback_unit.clone(),
         salt: Some(e.salt.clone()),
         traffic: i64::from(e.traffic),
         start_at: e.start_at.and_then(|t| t.format(&Rfc3339).ok()),
@@ -46,20 +50,78 @@ pub fn to_snapshot_experiment(e: &Experiment) -> snapshot::Experiment {
             ranges: l.ranges.clone(),
         }),
         targeting: e.targeting_rules.clone(),
+        prerequisites: e.prerequisites.clone(),
         variants,
     }
 }
 
-/// The published experiments of an environment, in key order, and their content hash.
-pub fn content(experiments: &[Experiment]) -> (Vec<snapshot::Experiment>, String) {
+/// Audience keys the rules reference, at any depth.
+pub fn referenced_audiences(rules: &[Rule], out: &mut BTreeSet<String>) {
+    fn walk(c: &Condition, out: &mut BTreeSet<String>) {
+        if let Some(key) = &c.audience {
+            out.insert(key.clone());
+        }
+        for child in c.all.iter().chain(c.any.iter()).flatten() {
+            walk(child, out);
+        }
+        if let Some(inner) = &c.not {
+            walk(inner, out);
+        }
+    }
+    for rule in rules {
+        for c in &rule.conditions {
+            walk(c, out);
+        }
+    }
+}
+
+/// The snapshot form of the audiences `experiments` reference.
+fn audiences_for(
+    experiments: &[snapshot::Experiment],
+    audiences: &[Audience],
+) -> Vec<snapshot::Audience> {
+    let mut used = BTreeSet::new();
+    for e in experiments {
+        referenced_audiences(&e.targeting, &mut used);
+    }
+    audiences
+        .iter()
+        .filter(|a| used.contains(&a.key))
+        .map(|a| snapshot::Audience {
+            key: a.key.clone(),
+            targeting: a.targeting_rules.clone(),
+        })
+        .collect()
+}
+
+/// What a snapshot carries besides its header: experiments, the audiences they use and the
+/// environment's settings.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Content {
+    pub experiments: Vec<snapshot::Experiment>,
+    pub audiences: Vec<snapshot::Audience>,
+    pub settings: EnvironmentSettings,
+}
+
+/// The published content of an environment (experiments in key order) and its hash.
+pub fn content(
+    experiments: &[Experiment],
+    audiences: &[Audience],
+    settings: &EnvironmentSettings,
+) -> (Content, String) {
     let mut published: Vec<snapshot::Experiment> = experiments
         .iter()
         .filter(|e| is_published(e.status))
         .map(to_snapshot_experiment)
         .collect();
     published.sort_by(|a, b| a.key.cmp(&b.key));
-    let bytes = serde_json::to_vec(&published).unwrap_or_default();
-    (published, hex::encode(Sha256::digest(bytes)))
+    let content = Content {
+        audiences: audiences_for(&published, audiences),
+        experiments: published,
+        settings: settings.clone(),
+    };
+    let bytes = serde_json::to_vec(&content).unwrap_or_default();
+    (content, hex::encode(Sha256::digest(bytes)))
 }
 
 /// Builds and validates a snapshot; problems name experiments by key.
@@ -68,16 +130,20 @@ pub fn build(
     version: i64,
     published_at: &str,
     published_by: &str,
-    experiments: Vec<snapshot::Experiment>,
+    content: Content,
 ) -> Result<Snapshot, Problems> {
-    let keys: Vec<String> = experiments.iter().map(|e| e.key.clone()).collect();
+    let keys: Vec<String> = content.experiments.iter().map(|e| e.key.clone()).collect();
     let snapshot = Snapshot {
         schema: SCHEMA_VERSION,
         environment: environment.to_owned(),
         version: u64::try_from(version).unwrap_or(0),
         published_at: published_at.to_owned(),
         published_by: published_by.to_owned(),
-        experiments,
+        experiments: content.experiments,
+        audiences: content.audiences,
+        context_schema: content.settings.context_schema,
+        holdout: content.settings.holdout,
+        bot_policy: content.settings.bot_policy,
     };
     match Engine::new(snapshot.clone()) {
         Ok(_) => Ok(snapshot),
@@ -86,8 +152,13 @@ pub fn build(
 }
 
 /// Checks an experiment being edited, as if it were running, next to the running or paused
-/// experiments of its layer. A draft may lack variants; everything else must already hold.
-pub fn check_edit(edited: &Experiment, others: &[Experiment]) -> Result<(), Problems> {
+/// experiments of its environment (its layer siblings as if running too) and every audience.
+/// A draft may lack variants; everything else must already hold.
+pub fn check_edit(
+    edited: &Experiment,
+    others: &[Experiment],
+    audiences: &[Audience],
+) -> Result<(), Problems> {
     let mut subject = to_snapshot_experiment(edited);
     subject.status = snapshot::Status::Running;
     let mut experiments = vec![subject];
@@ -96,11 +167,11 @@ pub fn check_edit(edited: &Experiment, others: &[Experiment]) -> Result<(), Prob
         .iter()
         .filter(|o| o.id != edited.id && is_published(o.status))
     {
+        let mut published = to_snapshot_experiment(other);
         if layer.is_some() && other.layer.as_ref().map(|l| l.key.as_str()) == layer {
-            let mut sibling = to_snapshot_experiment(other);
-            sibling.status = snapshot::Status::Running;
-            experiments.push(sibling);
+            published.status = snapshot::Status::Running;
         }
+        experiments.push(published);
     }
     let keys: Vec<String> = experiments.iter().map(|e| e.key.clone()).collect();
     let snapshot = Snapshot {
@@ -110,11 +181,24 @@ pub fn check_edit(edited: &Experiment, others: &[Experiment]) -> Result<(), Prob
         published_at: String::new(),
         published_by: String::new(),
         experiments,
+        audiences: audiences
+            .iter()
+            .map(|a| snapshot::Audience {
+                key: a.key.clone(),
+                targeting: a.targeting_rules.clone(),
+            })
+            .collect(),
+        context_schema: Vec::new(),
+        holdout: None,
+        bot_policy: snapshot::BotPolicy::default(),
     };
     let Err(problems) = Engine::new(snapshot) else {
         return Ok(());
     };
     let mut problems = name_by_key(problems, &keys);
+    // Only the edited experiment's own problems count here.
+    let own = format!("experiments[{}]", edited.key);
+    problems.retain(|p| p.path.starts_with(&own) || p.path.starts_with("audiences"));
     if edited.status == Status::Draft {
         problems.retain(|p| !p.message.ends_with("has no variants"));
     }

@@ -22,6 +22,10 @@ pub enum AdminError {
     /// 409: the change conflicts with the current state (lifecycle, uniqueness).
     #[error("{0}")]
     Conflict(String),
+    /// 409: the publish would move already-enrolled units between variants; the plan says
+    /// which experiments and how many units. Confirm, or rotate the salt (a new phase).
+    #[error("publishing would move already-enrolled units between variants in {}; review the plan, then publish with confirm, or give those experiments a new salt", .0.needs_confirmation.join(", "))]
+    Unconfirmed(Box<cleave_core::plan::Plan>),
     /// 422: the definition is invalid; every problem is listed.
     #[error("invalid definition: {0}")]
     Invalid(Problems),
@@ -40,7 +44,7 @@ impl AdminError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::Unconfirmed(_) => StatusCode::CONFLICT,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Upload(_) => StatusCode::BAD_GATEWAY,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -53,6 +57,7 @@ impl AdminError {
             Self::Unauthorized => "unauthorized",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
+            Self::Unconfirmed(_) => "confirmation_required",
             Self::Invalid(_) => "invalid_definition",
             Self::Upload(_) => "upload_failed",
             Self::Database(_) | Self::Internal(_) => "internal",
@@ -64,7 +69,7 @@ impl AdminError {
         match self {
             Self::BadRequest(_) | Self::Unauthorized => 2,
             Self::NotFound(_) => 3,
-            Self::Conflict(_) => 4,
+            Self::Conflict(_) | Self::Unconfirmed(_) => 4,
             Self::Invalid(_) => 5,
             Self::Upload(_) => 6,
             Self::Database(_) | Self::Internal(_) => 1,
@@ -94,6 +99,9 @@ impl IntoResponse for AdminError {
         let mut error = json!({"code": self.code(), "message": message});
         if let Self::Invalid(problems) = &self {
             error["problems"] = json!(problems);
+        }
+        if let Self::Unconfirmed(plan) = &self {
+            error["plan"] = json!(plan);
         }
         (status, Json(json!({ "error": error }))).into_response()
     }

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::db::audit;
 use crate::error::AdminError;
 use crate::service::{self, Ctx};
+use crate::targeting_service;
 
 /// Shared state of the server.
 #[derive(Debug, Clone)]
@@ -32,6 +33,15 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/environments/{id}", get(get_environment))
         .route("/environments/{id}/publish", post(publish))
+        .route("/environments/{id}/plan", get(plan))
+        .route("/environments/{id}/settings", put(set_settings))
+        .route("/audiences", post(create_audience).get(list_audiences))
+        .route(
+            "/audiences/{id}",
+            get(get_audience)
+                .patch(patch_audience)
+                .delete(delete_audience),
+        )
         .route("/environments/{id}/rollback", post(rollback))
         .route(
             "/experiments",
@@ -125,9 +135,78 @@ async fn get_environment(State(s): State<AppState>, Path(id): Path<String>) -> A
     ok(service::environment(&s.ctx, parse_id(&id, "environment")?).await?)
 }
 
-async fn publish(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
+#[derive(Deserialize)]
+struct PublishOptions {
+    #[serde(default)]
+    confirm: bool,
+}
+
+/// `?confirm=true` accepts a plan that moves already-enrolled units between variants.
+async fn publish(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(options): Query<PublishOptions>,
+) -> Answer {
     let actor = authorize(&s, &headers)?;
-    ok(service::publish(&s.ctx, &actor, parse_id(&id, "environment")?).await?)
+    let env = parse_id(&id, "environment")?;
+    ok(service::publish(&s.ctx, &actor, env, options.confirm).await?)
+}
+
+async fn plan(State(s): State<AppState>, Path(id): Path<String>) -> Answer {
+    ok(service::plan(&s.ctx, "plan", parse_id(&id, "environment")?).await?)
+}
+
+async fn set_settings(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(req): Body<crate::model::EnvironmentSettings>,
+) -> Answer {
+    let actor = authorize(&s, &headers)?;
+    let env = parse_id(&id, "environment")?;
+    ok(targeting_service::set_settings(&s.ctx, &actor, env, req).await?)
+}
+
+async fn create_audience(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Body(req): Body<targeting_service::NewAudience>,
+) -> Answer {
+    let actor = authorize(&s, &headers)?;
+    created(targeting_service::create_audience(&s.ctx, &actor, req).await?)
+}
+
+async fn list_audiences(State(s): State<AppState>) -> Answer {
+    ok(targeting_service::list_audiences(&s.ctx).await?)
+}
+
+async fn get_audience(State(s): State<AppState>, Path(id): Path<String>) -> Answer {
+    ok(targeting_service::audience(&s.ctx, parse_id(&id, "audience")?).await?)
+}
+
+async fn patch_audience(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(req): Body<targeting_service::AudiencePatch>,
+) -> Answer {
+    let actor = authorize(&s, &headers)?;
+    let id = parse_id(&id, "audience")?;
+    let (audience, published) = targeting_service::patch_audience(&s.ctx, &actor, id, req).await?;
+    let mut body = serde_json::to_value(&audience).unwrap_or_default();
+    body["published"] = json!(published);
+    ok(body)
+}
+
+async fn delete_audience(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Answer {
+    let actor = authorize(&s, &headers)?;
+    targeting_service::delete_audience(&s.ctx, &actor, parse_id(&id, "audience")?).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Deserialize)]
@@ -221,7 +300,7 @@ async fn set_status(
 ) -> Answer {
     let actor = authorize(&s, &headers)?;
     let (experiment, published) =
-        service::set_status(&s.ctx, &actor, parse_id(&id, "experiment")?, req.status).await?;
+        service::set_status(&s.ctx, &actor, parse_id(&id, "experiment")?, req).await?;
     let mut body = serde_json::to_value(&experiment).unwrap_or_default();
     body["published"] = json!(published);
     ok(body)

@@ -11,4 +11,5 @@ pub mod model;
 pub mod publish;
 pub mod service;
 pub mod sink;
+pub mod targeting_service;
 pub mod validate;

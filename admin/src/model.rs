@@ -1,6 +1,8 @@
 //! The control plane's entities as the REST API shows them (camelCase, DESIGN §6).
 
-use cleave_core::snapshot::{Rule, Status as SnapshotStatus};
+use cleave_core::snapshot::{
+    BotPolicy, ContextAttribute, Holdout, Prerequisite, Rule, Status as SnapshotStatus,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -12,8 +14,37 @@ pub struct Environment {
     pub id: Uuid,
     pub name: String,
     pub current_version: Option<i64>,
+    pub settings: EnvironmentSettings,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+/// What an environment's snapshots carry besides experiments. Inner objects use the
+/// snapshot's own (snake_case) shapes, so what is stored is what the worker reads.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnvironmentSettings {
+    #[serde(default)]
+    pub holdout: Option<Holdout>,
+    #[serde(default)]
+    pub bot_policy: BotPolicy,
+    #[serde(default)]
+    pub context_schema: Vec<ContextAttribute>,
+}
+
+/// A reusable targeting segment.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Audience {
+    pub id: Uuid,
+    pub key: String,
+    pub name: String,
+    pub description: String,
+    pub targeting_rules: Vec<Rule>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
 }
 
 /// Lifecycle: DRAFT -> RUNNING <-> PAUSED -> STOPPED -> ARCHIVED (RUNNING may also stop).
@@ -81,10 +112,13 @@ pub struct Experiment {
     pub name: String,
     pub description: String,
     pub unit: String,
+    /// Unit type hashed when the request lacks `unit` (e.g. an anonymous id).
+    pub fallback_unit: Option<String>,
     pub salt: String,
     pub status: Status,
     pub traffic: i32,
     pub targeting_rules: Vec<Rule>,
+    pub prerequisites: Vec<Prerequisite>,
     pub layer: Option<LayerPlacement>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub start_at: Option<OffsetDateTime>,
@@ -116,6 +150,8 @@ pub struct Variant {
     pub key: String,
     pub name: String,
     pub payload: Value,
+    /// Unit ids that always get this variant.
+    pub allow: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,6 +171,9 @@ pub struct Published {
     pub sha256: String,
     /// False when the content was unchanged and the current version was kept.
     pub changed: bool,
+    /// What this version changed for units already bucketed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<cleave_core::plan::Plan>,
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Publish and rollback: compile, validate, store the version, upload the body, flip the
 //! pointer — in that order, inside one transaction that holds the environment's row lock.
 
+use cleave_core::plan::Plan;
 use cleave_core::snapshot::Snapshot;
 use sqlx::PgConnection;
 use time::format_description::well_known::Rfc3339;
@@ -10,7 +11,7 @@ use uuid::Uuid;
 use crate::compile;
 use crate::db::audit::{self, Change};
 use crate::db::snapshots::{self, NewSnapshot};
-use crate::db::{environments, experiments};
+use crate::db::{audiences, environments, experiments};
 use crate::error::{AdminError, Result};
 use crate::model::{Environment, Published};
 use crate::sink::Sink;
@@ -25,7 +26,8 @@ pub async fn compile_next(
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("no environment {environment}")))?;
     let all = experiments::list(conn, Some(environment)).await?;
-    let (content, sha256) = compile::content(&all);
+    let audiences = audiences::list(&mut *conn).await?;
+    let (content, sha256) = compile::content(&all, &audiences, &env.settings);
     let version = snapshots::latest_version(&mut *conn, environment).await? + 1;
     let now = OffsetDateTime::now_utc()
         .replace_nanosecond(0)
@@ -38,14 +40,41 @@ pub async fn compile_next(
     Ok((env, snapshot, sha256))
 }
 
+/// The plan for publishing `environment` now: what changes against the version in service.
+pub async fn plan_next(
+    conn: &mut PgConnection,
+    environment: Uuid,
+    actor: &str,
+) -> Result<(Environment, Plan)> {
+    let (env, snapshot, _) = compile_next(conn, environment, actor).await?;
+    let current = current_snapshot(conn, &env).await?;
+    let plan = cleave_core::plan::plan(current.as_ref(), &snapshot);
+    Ok((env, plan))
+}
+
+/// The snapshot the environment's pointer names, if any.
+async fn current_snapshot(conn: &mut PgConnection, env: &Environment) -> Result<Option<Snapshot>> {
+    let Some(version) = env.current_version else {
+        return Ok(None);
+    };
+    let Some(stored) = snapshots::get(&mut *conn, env.id, version).await? else {
+        return Ok(None);
+    };
+    serde_json::from_str(&stored.body)
+        .map(Some)
+        .map_err(|e| AdminError::Internal(format!("stored v{version} does not parse: {e}")))
+}
+
 /// Publishes `environment` inside the caller's transaction. Unchanged content is a no-op that
-/// returns the current version. A failed upload returns an error, so the caller's rollback
-/// discards the new version and the pointer stays where it was.
+/// returns the current version. A change that moves already-enrolled units between variants
+/// is refused (409) unless `confirm` is set. A failed upload returns an error, so the caller's
+/// rollback discards the new version and the pointer stays where it was.
 pub async fn publish_in(
     conn: &mut PgConnection,
     sink: &Sink,
     environment: Uuid,
     actor: &str,
+    confirm: bool,
 ) -> Result<Published> {
     let env = environments::lock(&mut *conn, environment)
         .await?
@@ -59,8 +88,13 @@ pub async fn publish_in(
                 version: current,
                 sha256,
                 changed: false,
+                plan: None,
             });
         }
+    }
+    let plan = cleave_core::plan::plan(current_snapshot(conn, &env).await?.as_ref(), &snapshot);
+    if !confirm && !plan.needs_confirmation.is_empty() {
+        return Err(AdminError::Unconfirmed(Box::new(plan)));
     }
     let version = i64::try_from(snapshot.version).unwrap_or(i64::MAX);
     let body = serde_json::to_string(&snapshot).map_err(|e| AdminError::Internal(e.to_string()))?;
@@ -116,6 +150,7 @@ pub async fn publish_in(
         version,
         sha256,
         changed: true,
+        plan: Some(plan),
     })
 }
 
@@ -164,6 +199,7 @@ pub async fn rollback_in(
         version: to,
         sha256: stored.sha256,
         changed: true,
+        plan: None,
     })
 }
 

@@ -8,12 +8,15 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use cleave_core::snapshot::Rule;
+use std::collections::BTreeMap;
+
+use cleave_core::plan::Plan;
+use cleave_core::snapshot::{Prerequisite, Rule};
 use cleave_core::Problems;
 
 use crate::compile;
 use crate::db::audit::{self, Change};
-use crate::db::{environments, experiments};
+use crate::db::{audiences, environments, experiments};
 use crate::error::{AdminError, Result};
 use crate::model::{
     Allocation, Environment, Experiment, LayerPlacement, Published, Status, Variant,
@@ -56,6 +59,11 @@ pub struct ExperimentPatch {
     pub start_at: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     pub end_at: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub fallback_unit: Option<Option<String>>,
+    pub prerequisites: Option<Vec<Prerequisite>>,
+    /// Variant key -> unit ids that always get that variant (replaces each listed variant's).
+    pub allow_lists: Option<BTreeMap<String, Vec<String>>>,
 }
 
 /// Distinguishes a field set to `null` (`Some(None)`) from an absent one (`None`).
@@ -85,6 +93,9 @@ pub struct Allocations {
 #[serde(deny_unknown_fields)]
 pub struct StatusChange {
     pub status: Status,
+    /// Publish even if the plan moves already-enrolled units between variants.
+    #[serde(default)]
+    pub confirm: bool,
 }
 
 /// What every operation needs: the database, where to publish, who is acting.
@@ -232,7 +243,8 @@ async fn load_for_edit(conn: &mut PgConnection, id: Uuid) -> Result<Experiment> 
 /// Validates an edited experiment against the others of its environment.
 async fn check(conn: &mut PgConnection, edited: &Experiment) -> Result<()> {
     let others = experiments::list(conn, Some(edited.environment_id)).await?;
-    compile::check_edit(edited, &others).map_err(AdminError::Invalid)
+    let audiences = audiences::list(&mut *conn).await?;
+    compile::check_edit(edited, &others, &audiences).map_err(AdminError::Invalid)
 }
 
 pub async fn patch_experiment(
@@ -292,6 +304,23 @@ pub async fn patch_experiment(
                 Ok(at) => *slot = Some(at),
                 Err(_) => problems.push(field, format!("{text:?} is not an RFC 3339 timestamp")),
             },
+        }
+    }
+    if let Some(fallback) = patch.fallback_unit {
+        after.fallback_unit = fallback;
+    }
+    if let Some(prerequisites) = patch.prerequisites {
+        after.prerequisites = prerequisites;
+    }
+    if let Some(lists) = patch.allow_lists {
+        for (variant, ids) in lists {
+            match after.variants.iter_mut().find(|v| v.key == variant) {
+                Some(v) => v.allow = ids,
+                None => problems.push(
+                    format!("allowLists.{variant}"),
+                    format!("experiment {:?} has no variant {variant:?}", after.key),
+                ),
+            }
         }
     }
     if let Err(AdminError::Invalid(more)) = check(&mut tx, &after).await {
@@ -403,8 +432,9 @@ pub async fn set_status(
     ctx: &Ctx,
     actor: &str,
     id: Uuid,
-    to: Status,
+    change: StatusChange,
 ) -> Result<(Experiment, Option<Published>)> {
+    let to = change.status;
     let mut tx = ctx.pool.begin().await?;
     // The row lock serialises racing changes: the second waits, then sees the first's result.
     let before = load(&mut tx, id, true).await?;
@@ -436,7 +466,16 @@ pub async fn set_status(
     )
     .await?;
     let published = if before.status == Status::Running || to == Status::Running {
-        Some(publish::publish_in(&mut tx, &ctx.sink, after.environment_id, actor).await?)
+        Some(
+            publish::publish_in(
+                &mut tx,
+                &ctx.sink,
+                after.environment_id,
+                actor,
+                change.confirm,
+            )
+            .await?,
+        )
     } else {
         None
     };
@@ -444,9 +483,20 @@ pub async fn set_status(
     Ok((after, published))
 }
 
-pub async fn publish(ctx: &Ctx, actor: &str, environment: Uuid) -> Result<Published> {
+pub async fn publish(
+    ctx: &Ctx,
+    actor: &str,
+    environment: Uuid,
+    confirm: bool,
+) -> Result<Published> {
     let mut tx = ctx.pool.begin().await?;
-    let published = publish::publish_in(&mut tx, &ctx.sink, environment, actor).await?;
+    let published = publish::publish_in(&mut tx, &ctx.sink, environment, actor, confirm).await?;
     tx.commit().await?;
     Ok(published)
+}
+
+/// What publishing `environment` now would change, without publishing.
+pub async fn plan(ctx: &Ctx, actor: &str, environment: Uuid) -> Result<Plan> {
+    let mut conn = ctx.pool.acquire().await?;
+    Ok(publish::plan_next(&mut conn, environment, actor).await?.1)
 }

@@ -2,15 +2,17 @@
 
 use std::collections::BTreeMap;
 
-use cleave_core::{Explanation, Subject, Units};
+use cleave_core::targeting::is_reserved;
+use cleave_core::{Attributes, Explanation, Subject, Units};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use worker::{Date, Env, Method, Request, Response, Result, Url};
 
 use crate::config::Config;
 use crate::decide_request::{self, BadRequest, DecideRequest};
 use crate::edge::add_edge_attributes;
 use crate::envelope::{self, SnapshotMeta};
+use crate::request_context::{enrich, verify_force};
 use crate::snapshot_store::{self, Served};
 
 /// Routes a request whose path starts with `/_cleave/`.
@@ -43,7 +45,7 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config, url: &Url) -> 
                 return unauthorized();
             }
             if path == "/_cleave/v1/context" {
-                return context(&req, url);
+                return context(&req, env, config, url).await;
             }
             let environment = environment_param(url, config);
             let served = serve(env, config, &environment).await;
@@ -78,9 +80,27 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config, url: &Url) -> 
 struct Decision<'a> {
     units: &'a Units,
     environment: &'a str,
+    /// The request attributes as converted by the context schema.
+    context: Map<String, Value>,
     assignments: BTreeMap<&'a str, AssignmentView<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    explain: Option<BTreeMap<&'a str, Explanation>>,
+    explain: Option<BTreeMap<&'a str, Explanation<'a>>>,
+}
+
+/// Request attributes as the decision saw them: schema attributes typed, the rest as text.
+/// Edge attributes and the parts derived from a `user_agent` attribute are left out.
+fn echo(attributes: &Attributes, typed: Map<String, Value>) -> Map<String, Value> {
+    let derived = |name: &str| {
+        name.rsplit_once('.')
+            .is_some_and(|(base, _)| typed.get(base).is_some_and(Value::is_object))
+    };
+    let mut out: Map<String, Value> = attributes
+        .iter()
+        .filter(|(k, _)| !is_reserved(k) && !derived(k))
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    out.extend(typed);
+    out
 }
 
 #[derive(Serialize)]
@@ -106,28 +126,34 @@ async fn decide(
     if request.explain && !authorized(req, config) {
         return unauthorized();
     }
-    if request.force.is_some() {
-        // No force-token format is accepted by this version: every token is invalid.
-        return envelope::error(400, "invalid force token");
-    }
+    let now = Date::now().as_millis();
+    let forced = match request.force.as_deref() {
+        Some(token) => match verify_force(config.signing_key.as_deref(), token, signed_ms(now)) {
+            Ok(forced) => Some(forced),
+            Err(e) => return envelope::error(400, &format!("invalid force token: {e}")),
+        },
+        None => None,
+    };
     let environment = request
         .environment
         .clone()
         .unwrap_or_else(|| config.environment.clone());
-    let now = Date::now().as_millis();
     let served = snapshot_store::current(env, &environment, config.refresh_ms, now).await;
     let Some(engine) = &served.engine else {
         return no_snapshot(&environment, &served);
     };
-    // Edge attributes cost calls into JavaScript: only when some experiment targets them.
-    if engine.uses_edge_attributes() {
-        add_edge_attributes(req, url, &mut request.attributes);
-    }
+    let mut attributes = std::mem::take(&mut request.attributes);
+    let context = match enrich(engine, req, url, &mut attributes, true) {
+        Ok(context) => context,
+        Err(e) => return envelope::error(400, &e.to_string()),
+    };
     let subject = Subject {
         units: &request.units,
-        attributes: &request.attributes,
+        attributes: &attributes,
         now_ms: signed_ms(now),
         only: request.experiments.as_ref(),
+        forced: forced.as_ref(),
+        bot: context.bot,
     };
     let assignments = engine
         .assign(&subject)
@@ -152,6 +178,7 @@ async fn decide(
     let decision = Decision {
         units: &request.units,
         environment: &environment,
+        context: echo(&attributes, context.typed),
         assignments,
         explain,
     };
@@ -185,16 +212,47 @@ async fn health(env: &Env, config: &Config, url: &Url) -> Result<Response> {
     envelope::ok(&data, Some(SnapshotMeta::of(engine)))
 }
 
-/// What the worker derives from this request: units, request and edge attributes.
-fn context(req: &Request, url: &Url) -> Result<Response> {
+/// The context schema in service and what the worker derives from this request with it:
+/// units, request, schema and edge attributes (all of them, needed or not).
+async fn context(req: &Request, env: &Env, config: &Config, url: &Url) -> Result<Response> {
     let mut parsed = match decide_request::parse_query(url.query().unwrap_or("")) {
         Ok(r) => r,
         Err(BadRequest(message)) => return envelope::error(400, &message),
     };
+    let environment = environment_param(url, config);
+    let served = serve(env, config, &environment).await;
+    let mut schema_error = None;
+    let schema = served.engine.as_ref().map(|engine| {
+        if let Err(e) = enrich(engine, req, url, &mut parsed.attributes, true) {
+            schema_error = Some(e.to_string());
+        }
+        &engine.snapshot().context_schema
+    });
     add_edge_attributes(req, url, &mut parsed.attributes);
+    let ua = req
+        .headers()
+        .get("user-agent")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let ua = cleave_core::user_agent::parse(&ua);
+    for (name, value) in [
+        ("ua.device", ua.device),
+        ("ua.browser", ua.browser),
+        ("ua.os", ua.os),
+    ] {
+        parsed.attributes.insert(name.to_owned(), value.to_owned());
+    }
+    let meta = served.engine.as_ref().map(|e| SnapshotMeta::of(e));
     envelope::ok(
-        &json!({"units": parsed.units, "attributes": parsed.attributes}),
-        None,
+        &json!({
+            "environment": environment,
+            "units": parsed.units,
+            "attributes": parsed.attributes,
+            "schema": schema,
+            "schema_error": schema_error,
+        }),
+        meta,
     )
 }
 

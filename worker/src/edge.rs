@@ -6,7 +6,8 @@ use worker::js_sys::Reflect;
 use worker::wasm_bindgen::JsValue;
 use worker::{Request, Url};
 
-/// Adds `cf.*` and `url.*` attributes, overwriting anything of the same name.
+/// Adds `cf.*` and `url.*` attributes, overwriting anything of the same name (`ua.*` comes
+/// from [`crate::request_context`]).
 pub fn add_edge_attributes(req: &Request, url: &Url, attributes: &mut Attributes) {
     // Read `request.cf` through Reflect: its fields are optional (absent under local dev), and
     // the typed getters in workers-rs panic on a missing field.

@@ -9,14 +9,21 @@ const UID_MAX_AGE_S: u32 = 34_560_000;
 /// Longest id accepted from a client; anything longer is replaced, not trusted.
 const MAX_UID_LEN: usize = 64;
 
+/// Cookie that carries a QA force token in proxy mode.
+pub const FORCE_COOKIE: &str = "cleave_force";
+
 /// The `cleave_uid` value from a `Cookie` header, if present and well formed.
 pub fn uid_from_cookies(cookie_header: &str) -> Option<&str> {
+    cookie_value(cookie_header, UID_COOKIE).filter(|value| is_well_formed(value))
+}
+
+/// The value of cookie `name` in a `Cookie` header.
+pub fn cookie_value<'h>(cookie_header: &'h str, name: &str) -> Option<&'h str> {
     cookie_header
         .split(';')
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == UID_COOKIE)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value.trim())
-        .filter(|value| is_well_formed(value))
 }
 
 /// Ids are 1..=64 characters of `[A-Za-z0-9_-]`: nothing that could break a header.

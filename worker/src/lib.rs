@@ -12,6 +12,7 @@ mod edge;
 mod envelope;
 pub mod identity;
 mod proxy;
+mod request_context;
 mod snapshot_store;
 
 use worker::{event, Context, Env, Request, Response, Result};

@@ -11,9 +11,9 @@ use worker::{
 };
 
 use crate::config::Config;
-use crate::edge::add_edge_attributes;
 use crate::envelope;
-use crate::identity::{new_uid, set_cookie, uid_from_cookies};
+use crate::identity::{cookie_value, new_uid, set_cookie, uid_from_cookies, FORCE_COOKIE};
+use crate::request_context::{enrich, verify_force};
 use crate::snapshot_store;
 
 /// Prefix of every header cleave sets; clients may not send any of them.
@@ -47,14 +47,21 @@ pub async fn forward(req: Request, env: &Env, config: &Config, url: &Url) -> Res
         Some(engine) => {
             let units = Units::from([("user".to_owned(), uid.clone())]);
             let mut attributes = Attributes::new();
-            if engine.uses_edge_attributes() {
-                add_edge_attributes(&req, url, &mut attributes);
-            }
+            // Lenient: a missing or malformed schema attribute only makes its conditions false.
+            let bot = enrich(engine, &req, url, &mut attributes, false).is_ok_and(|c| c.bot);
+            let now_ms = crate::api::signed_ms(now);
+            // An invalid, tampered or expired QA cookie is ignored: the visitor is bucketed.
+            let forced = cookie
+                .as_deref()
+                .and_then(|c| cookie_value(c, FORCE_COOKIE))
+                .and_then(|token| verify_force(config.signing_key.as_deref(), token, now_ms).ok());
             let subject = Subject {
                 units: &units,
                 attributes: &attributes,
-                now_ms: crate::api::signed_ms(now),
+                now_ms,
                 only: None,
+                forced: forced.as_ref(),
+                bot,
             };
             let header = assignments_header(&engine.assign(&subject));
             (engine.snapshot().version.to_string(), header)

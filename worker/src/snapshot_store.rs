@@ -111,7 +111,7 @@ fn snapshot_of(environment: &str) -> Option<Rc<Engine>> {
 
 /// Result of one refresh: a new engine, "unchanged", or why it failed.
 enum Outcome {
-    Loaded(Engine),
+    Loaded(Rc<Engine>),
     Unchanged,
     Failed(String),
 }
@@ -124,7 +124,7 @@ fn finish_refresh(environment: &str, outcome: Outcome, now_ms: u64) {
         state.served.checked_at_ms = Some(now_ms);
         match outcome {
             Outcome::Loaded(engine) => {
-                state.served.engine = Some(Rc::new(engine));
+                state.served.engine = Some(engine);
                 state.served.failure = None;
             }
             Outcome::Unchanged => state.served.failure = None,
@@ -170,5 +170,5 @@ async fn load(env: &Env, environment: &str, held: Option<&Engine>) -> Outcome {
             snapshot.environment, snapshot.version
         ));
     }
-    Outcome::Loaded(engine)
+    Outcome::Loaded(Rc::new(engine))
 }

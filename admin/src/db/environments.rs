@@ -1,17 +1,19 @@
 //! Environments and the version their KV pointer names.
 
+use sqlx::types::Json;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use crate::model::Environment;
+use crate::model::{Environment, EnvironmentSettings};
 
-const COLUMNS: &str = "id, name::text as name, current_version, created_at";
+const COLUMNS: &str = "id, name::text as name, current_version, settings, created_at";
 
 #[derive(sqlx::FromRow)]
 struct Row {
     id: Uuid,
     name: String,
     current_version: Option<i64>,
+    settings: Json<EnvironmentSettings>,
     created_at: time::OffsetDateTime,
 }
 
@@ -21,6 +23,7 @@ impl From<Row> for Environment {
             id: r.id,
             name: r.name,
             current_version: r.current_version,
+            settings: r.settings.0,
             created_at: r.created_at,
         }
     }
@@ -69,6 +72,19 @@ pub async fn set_current_version(
     sqlx::query("update environments set current_version = $2 where id = $1")
         .bind(id)
         .bind(version)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn set_settings(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    settings: &EnvironmentSettings,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update environments set settings = $2 where id = $1")
+        .bind(id)
+        .bind(Json(settings))
         .execute(db)
         .await?;
     Ok(())

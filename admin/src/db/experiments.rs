@@ -1,6 +1,6 @@
 //! Experiments with their variants, allocations and layer placement.
 
-use cleave_core::snapshot::Rule;
+use cleave_core::snapshot::{Prerequisite, Rule};
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor};
@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::model::{Allocation, Experiment, LayerPlacement, Status, Variant};
 
 const SELECT: &str = "select e.id, e.environment_id, e.key::text as key, e.name, e.description,
-    e.unit::text as unit, e.salt, e.status, e.traffic, e.targeting, e.layer_ranges, e.start_at,
+    e.unit::text as unit, e.fallback_unit::text as fallback_unit, e.prerequisites, e.salt, e.status, e.traffic, e.targeting, e.layer_ranges, e.start_at,
     e.end_at, e.created_at, e.updated_at, l.key::text as layer_key, l.salt as layer_salt
     from experiments e left join layers l on l.id = e.layer_id";
 
@@ -22,6 +22,8 @@ struct Row {
     name: String,
     description: String,
     unit: String,
+    fallback_unit: Option<String>,
+    prerequisites: Json<Vec<Prerequisite>>,
     salt: String,
     status: String,
     traffic: i32,
@@ -41,6 +43,19 @@ struct VariantRow {
     key: String,
     name: String,
     payload: Value,
+    allow: Json<Vec<String>>,
+}
+
+impl From<VariantRow> for Variant {
+    fn from(v: VariantRow) -> Self {
+        Self {
+            id: v.id,
+            key: v.key,
+            name: v.name,
+            payload: v.payload,
+            allow: v.allow.0,
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -119,7 +134,7 @@ pub async fn list(
 
 async fn assemble(conn: &mut PgConnection, row: Row) -> Result<Experiment, sqlx::Error> {
     let variants: Vec<VariantRow> = sqlx::query_as(
-        "select id, key::text as key, name, payload from variants where experiment_id = $1 order by created_at, key",
+        "select id, key::text as key, name, payload, allow from variants where experiment_id = $1 order by created_at, key",
     )
     .bind(row.id)
     .fetch_all(&mut *conn)
@@ -144,22 +159,16 @@ async fn assemble(conn: &mut PgConnection, row: Row) -> Result<Experiment, sqlx:
         name: row.name,
         description: row.description,
         unit: row.unit,
+        fallback_unit: row.fallback_unit,
         salt: row.salt,
         status,
         traffic: row.traffic,
         targeting_rules: row.targeting.0,
+        prerequisites: row.prerequisites.0,
         layer,
         start_at: row.start_at,
         end_at: row.end_at,
-        variants: variants
-            .into_iter()
-            .map(|v| Variant {
-                id: v.id,
-                key: v.key,
-                name: v.name,
-                payload: v.payload,
-            })
-            .collect(),
+        variants: variants.into_iter().map(Variant::from).collect(),
         allocations: allocations
             .into_iter()
             .map(|a| Allocation {
@@ -186,7 +195,8 @@ pub async fn update(conn: &mut PgConnection, e: &Experiment) -> Result<(), sqlx:
         .unwrap_or_default();
     sqlx::query(
         "update experiments set name = $2, description = $3, targeting = $4, traffic = $5,
-         layer_id = $6, layer_ranges = $7, start_at = $8, end_at = $9, updated_at = now()
+         layer_id = $6, layer_ranges = $7, start_at = $8, end_at = $9, fallback_unit = $10,
+         prerequisites = $11, updated_at = now()
          where id = $1",
     )
     .bind(e.id)
@@ -198,8 +208,17 @@ pub async fn update(conn: &mut PgConnection, e: &Experiment) -> Result<(), sqlx:
     .bind(Json(ranges))
     .bind(e.start_at)
     .bind(e.end_at)
+    .bind(&e.fallback_unit)
+    .bind(Json(&e.prerequisites))
     .execute(&mut *conn)
     .await?;
+    for v in &e.variants {
+        sqlx::query("update variants set allow = $2 where id = $1")
+            .bind(v.id)
+            .bind(Json(&v.allow))
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 
@@ -266,7 +285,7 @@ pub async fn insert_variant(
 ) -> Result<Variant, sqlx::Error> {
     let row: VariantRow = sqlx::query_as(
         "insert into variants (experiment_id, key, name, payload) values ($1, $2, $3, $4)
-         returning id, key::text as key, name, payload",
+         returning id, key::text as key, name, payload, allow",
     )
     .bind(experiment)
     .bind(key)
@@ -274,12 +293,7 @@ pub async fn insert_variant(
     .bind(payload)
     .fetch_one(db)
     .await?;
-    Ok(Variant {
-        id: row.id,
-        key: row.key,
-        name: row.name,
-        payload: row.payload,
-    })
+    Ok(row.into())
 }
 
 /// Replaces all allocations of the experiment.
