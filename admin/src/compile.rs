@@ -163,12 +163,15 @@ pub fn check_edit(
     subject.status = snapshot::Status::Running;
     let mut experiments = vec![subject];
     let layer = edited.layer.as_ref().map(|l| l.key.as_str());
+    // Drafts and stopped experiments are present too (they enrol nobody), so a prerequisite
+    // may name one; publishing refuses it until it runs.
     for other in others
         .iter()
-        .filter(|o| o.id != edited.id && is_published(o.status))
+        .filter(|o| o.id != edited.id && o.status != Status::Archived)
     {
         let mut published = to_snapshot_experiment(other);
-        if layer.is_some() && other.layer.as_ref().map(|l| l.key.as_str()) == layer {
+        let sibling = other.layer.as_ref().map(|l| l.key.as_str()) == layer;
+        if layer.is_some() && sibling && is_published(other.status) {
             published.status = snapshot::Status::Running;
         }
         experiments.push(published);
