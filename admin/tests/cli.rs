@@ -142,3 +142,34 @@ async fn operations_and_exit_codes(pool: PgPool) {
         .any(|e| e["action"] == "environment.publish" && e["actor"] == "cli"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn force_token_mints_a_token_the_engine_accepts() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cleave-admin"));
+    let out = command
+        .args([
+            "force-token",
+            "--ttl",
+            "600",
+            "checkout=treatment",
+            "hero=b",
+        ])
+        .env_remove("DATABASE_URL")
+        .env("CLEAVE_SIGNING_KEY", "qa-key")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let token = text(&out.stdout).trim().to_owned();
+    let now = std::time::UNIX_EPOCH.elapsed().unwrap().as_millis() as i64;
+    let forced = cleave_core::force::verify(b"qa-key", &token, now).unwrap();
+    assert_eq!(
+        forced.get("checkout").map(String::as_str),
+        Some("treatment")
+    );
+    assert_eq!(forced.get("hero").map(String::as_str), Some("b"));
+    assert!(cleave_core::force::verify(b"qa-key", &token, now + 601_000).is_err());
+
+    let out = admin(None, &["force-token", "checkout=treatment"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("CLEAVE_SIGNING_KEY is not set"));
+}
