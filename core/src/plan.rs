@@ -93,7 +93,7 @@ pub fn plan(published: Option<&Snapshot>, next: &Snapshot) -> Plan {
         .collect();
     Plan {
         changes,
-        holdout_changed: published.map(|s| &s.holdout) != Some(&next.holdout),
+        holdout_changed: published.map_or(next.holdout.is_some(), |s| s.holdout != next.holdout),
         needs_confirmation,
     }
 }
