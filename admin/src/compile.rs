@@ -87,11 +87,15 @@ fn audiences_for(
     audiences
         .iter()
         .filter(|a| used.contains(&a.key))
-        .map(|a| snapshot::Audience {
-            key: a.key.clone(),
-            targeting: a.targeting_rules.clone(),
-        })
+        .map(to_snapshot_audience)
         .collect()
+}
+
+fn to_snapshot_audience(a: &Audience) -> snapshot::Audience {
+    snapshot::Audience {
+        key: a.key.clone(),
+        targeting: a.targeting_rules.clone(),
+    }
 }
 
 /// What a snapshot carries besides its header: experiments, the audiences they use and the
@@ -133,7 +137,21 @@ pub fn build(
     content: Content,
 ) -> Result<Snapshot, Problems> {
     let keys: Vec<String> = content.experiments.iter().map(|e| e.key.clone()).collect();
-    let snapshot = Snapshot {
+    let snapshot = assemble(environment, version, published_at, published_by, content);
+    match Engine::new(snapshot.clone()) {
+        Ok(_) => Ok(snapshot),
+        Err(problems) => Err(name_by_key(problems, &keys)),
+    }
+}
+
+fn assemble(
+    environment: &str,
+    version: i64,
+    published_at: &str,
+    published_by: &str,
+    content: Content,
+) -> Snapshot {
+    Snapshot {
         schema: SCHEMA_VERSION,
         environment: environment.to_owned(),
         version: u64::try_from(version).unwrap_or(0),
@@ -144,11 +162,12 @@ pub fn build(
         context_schema: content.settings.context_schema,
         holdout: content.settings.holdout,
         bot_policy: content.settings.bot_policy,
-    };
-    match Engine::new(snapshot.clone()) {
-        Ok(_) => Ok(snapshot),
-        Err(problems) => Err(name_by_key(problems, &keys)),
     }
+}
+
+/// A snapshot made only to be checked by cleave-core, never published.
+pub fn probe(content: Content) -> Snapshot {
+    assemble("check", 1, "", "", content)
 }
 
 /// Checks an experiment being edited, as if it were running, next to the running or paused
@@ -177,24 +196,11 @@ pub fn check_edit(
         experiments.push(published);
     }
     let keys: Vec<String> = experiments.iter().map(|e| e.key.clone()).collect();
-    let snapshot = Snapshot {
-        schema: SCHEMA_VERSION,
-        environment: "check".to_owned(),
-        version: 1,
-        published_at: String::new(),
-        published_by: String::new(),
+    let snapshot = probe(Content {
         experiments,
-        audiences: audiences
-            .iter()
-            .map(|a| snapshot::Audience {
-                key: a.key.clone(),
-                targeting: a.targeting_rules.clone(),
-            })
-            .collect(),
-        context_schema: Vec::new(),
-        holdout: None,
-        bot_policy: snapshot::BotPolicy::default(),
-    };
+        audiences: audiences.iter().map(to_snapshot_audience).collect(),
+        settings: EnvironmentSettings::default(),
+    });
     let Err(problems) = Engine::new(snapshot) else {
         return Ok(());
     };

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use cleave_core::snapshot::{Rule, Snapshot, SCHEMA_VERSION};
+use cleave_core::snapshot::Rule;
 use cleave_core::{Engine, Problems, Targeting};
 use serde::Deserialize;
 use serde_json::Value;
@@ -210,18 +210,11 @@ pub async fn set_settings(
     id: Uuid,
     settings: EnvironmentSettings,
 ) -> Result<Environment> {
-    let probe = Snapshot {
-        schema: SCHEMA_VERSION,
-        environment: "check".into(),
-        version: 1,
-        published_at: String::new(),
-        published_by: String::new(),
+    let probe = compile::probe(compile::Content {
         experiments: Vec::new(),
         audiences: Vec::new(),
-        context_schema: settings.context_schema.clone(),
-        holdout: settings.holdout.clone(),
-        bot_policy: settings.bot_policy,
-    };
+        settings: settings.clone(),
+    });
     if let Err(problems) = Engine::new(probe) {
         let mut out = Problems::default();
         for p in problems.iter() {

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::decide_request::{self, BadRequest, DecideRequest};
 use crate::edge::add_edge_attributes;
 use crate::envelope::{self, SnapshotMeta};
-use crate::request_context::{enrich, verify_force};
+use crate::request_context::{add_user_agent, enrich, user_agent_of, verify_force};
 use crate::snapshot_store::{self, Served};
 
 /// Routes a request whose path starts with `/_cleave/`.
@@ -228,21 +228,9 @@ async fn context(req: &Request, env: &Env, config: &Config, url: &Url) -> Result
         }
         &engine.snapshot().context_schema
     });
+    // All edge attributes, whether or not the snapshot needs them.
     add_edge_attributes(req, url, &mut parsed.attributes);
-    let ua = req
-        .headers()
-        .get("user-agent")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    let ua = cleave_core::user_agent::parse(&ua);
-    for (name, value) in [
-        ("ua.device", ua.device),
-        ("ua.browser", ua.browser),
-        ("ua.os", ua.os),
-    ] {
-        parsed.attributes.insert(name.to_owned(), value.to_owned());
-    }
+    add_user_agent(user_agent_of(req), &mut parsed.attributes);
     let meta = served.engine.as_ref().map(|e| SnapshotMeta::of(e));
     envelope::ok(
         &json!({

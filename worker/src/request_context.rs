@@ -32,10 +32,7 @@ pub fn enrich(
     strict: bool,
 ) -> Result<RequestContext, ContextError> {
     let edge = engine.uses_edge_attributes();
-    let agent = (edge || engine.needs_bot_check()).then(|| {
-        let header = header(req, "user-agent").unwrap_or_default();
-        user_agent::parse(&header)
-    });
+    let agent = (edge || engine.needs_bot_check()).then(|| user_agent_of(req));
     let schema = &engine.snapshot().context_schema;
     let typed = if schema.is_empty() {
         TypedContext::new()
@@ -56,19 +53,29 @@ pub fn enrich(
     if edge {
         add_edge_attributes(req, url, attributes);
         if let Some(ua) = agent {
-            for (name, value) in [
-                ("ua.device", ua.device),
-                ("ua.browser", ua.browser),
-                ("ua.os", ua.os),
-            ] {
-                attributes.insert(name.to_owned(), value.to_owned());
-            }
+            add_user_agent(ua, attributes);
         }
     }
     Ok(RequestContext {
         bot: agent.is_some_and(|ua| ua.device == "bot"),
         typed,
     })
+}
+
+/// Parses the request's User-Agent.
+pub fn user_agent_of(req: &Request) -> user_agent::UserAgent {
+    user_agent::parse(&header(req, "user-agent").unwrap_or_default())
+}
+
+/// Adds `ua.device`, `ua.browser` and `ua.os`.
+pub fn add_user_agent(ua: user_agent::UserAgent, attributes: &mut Attributes) {
+    for (name, value) in [
+        ("ua.device", ua.device),
+        ("ua.browser", ua.browser),
+        ("ua.os", ua.os),
+    ] {
+        attributes.insert(name.to_owned(), value.to_owned());
+    }
 }
 
 /// Verifies a force token against `CLEAVE_SIGNING_KEY`.
