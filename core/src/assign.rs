@@ -5,6 +5,10 @@
 //! the experiment's unit type, else its fallback); an allow-listed unit gets its variant; bots
 //! follow the bot policy; units in the environment holdout are excluded; then targeting (3),
 //! prerequisites, the layer slice (4), the traffic gate (5) and the variant ranges (6).
+//!
+//! A sticky record ([`crate::sticky`]) for an experiment with a fallback unit replaces the
+//! holdout, layer, gate and bucket steps: the visitor keeps the variant they were drawn on
+//! their fallback id, and the rest of that layer stays closed to them.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,6 +18,7 @@ use crate::bucket::draw;
 use crate::engine::{Engine, PreparedExperiment};
 use crate::force::Forced;
 use crate::snapshot::{BotPolicy, Experiment, Variant};
+use crate::sticky::Sticky;
 use crate::targeting::Attributes;
 
 /// Unit identifiers by unit type (`user`, `account`, ...).
@@ -31,6 +36,8 @@ pub struct Subject<'a> {
     pub forced: Option<&'a Forced>,
     /// Whether the request comes from a crawler (`ua.device = "bot"`).
     pub bot: bool,
+    /// The visitor's verified sticky record.
+    pub sticky: Option<&'a Sticky>,
 }
 
 impl<'a> Subject<'a> {
@@ -43,6 +50,7 @@ impl<'a> Subject<'a> {
             only: None,
             forced: None,
             bot: false,
+            sticky: None,
         }
     }
 }
@@ -61,6 +69,8 @@ pub enum Explanation<'a> {
     Forced { variant: &'a str },
     /// The unit id is on this variant's allow-list.
     AllowListed { variant: &'a str },
+    /// The visitor's sticky record keeps the variant drawn on their fallback id.
+    Sticky { variant: &'a str },
     /// A crawler, and the bot policy excludes bots.
     Bot,
     /// A crawler, and the bot policy shows bots the control variant.
@@ -91,6 +101,9 @@ pub enum Explanation<'a> {
 pub struct Assignment<'a> {
     pub experiment: &'a Experiment,
     pub variant: &'a Variant,
+    /// Decided on the experiment's fallback unit, or kept by the sticky record: what the
+    /// visitor's next sticky record remembers.
+    pub by_fallback: bool,
 }
 
 /// Prerequisite chains deeper than this count as unmet rather than recurse further.
@@ -116,6 +129,7 @@ impl Engine {
                 Some(Assignment {
                     experiment,
                     variant: experiment.variants.get(v)?,
+                    by_fallback: run.by_fallback(pos, prepared),
                 })
             })
             .collect()
@@ -151,6 +165,7 @@ impl Engine {
 /// How an enrolled unit reached its variant.
 enum How<'e> {
     AllowListed,
+    Sticky,
     BotControl,
     Drawn {
         unit: &'e str,
@@ -169,6 +184,10 @@ struct Evaluation<'e, 's> {
     holdout: Option<Option<u16>>,
     /// Variant per running experiment, once decided; only kept when prerequisites exist.
     memo: Vec<Option<Option<usize>>>,
+    /// Per running experiment, the variant its sticky record keeps (empty without a record).
+    kept: Vec<Option<usize>>,
+    /// Per layer, the running experiment a sticky record holds the layer for.
+    pinned_layers: Vec<Option<usize>>,
 }
 
 impl<'e, 's> Evaluation<'e, 's> {
@@ -178,13 +197,33 @@ impl<'e, 's> Evaluation<'e, 's> {
         } else {
             0
         };
+        let (kept, pinned_layers) = match subject.sticky {
+            Some(sticky) if !sticky.is_empty() => kept_variants(engine, subject.units, sticky),
+            _ => (Vec::new(), Vec::new()),
+        };
         Self {
             engine,
             subject,
             layer_buckets: vec![None; engine.layer_seeds.len()],
             holdout: None,
             memo: vec![None; memo_len],
+            kept,
+            pinned_layers,
         }
+    }
+
+    /// Whether the assignment of the running experiment at `pos` is one a sticky record keeps:
+    /// made on its fallback unit (the primary id is absent) or kept from the record, and not
+    /// forced.
+    fn by_fallback(&self, pos: usize, exp: &PreparedExperiment) -> bool {
+        exp.fallback_unit.is_some()
+            && self
+                .subject
+                .forced
+                .zip(self.engine.snapshot().experiments.get(exp.index))
+                .is_none_or(|(f, e)| !f.contains_key(&e.key))
+            && (self.kept.get(pos).is_some_and(Option::is_some)
+                || !self.subject.units.contains_key(&exp.unit))
     }
 
     /// The variant index the running experiment at `pos` assigns, memoised.
@@ -216,11 +255,12 @@ impl<'e, 's> Evaluation<'e, 's> {
                 return chosen(v, Explanation::Forced { variant: key_of(v) });
             }
         }
-        match self.enrol(exp, depth) {
+        match self.enrol(pos, exp, depth) {
             Ok((v, how)) => {
                 let variant = key_of(v);
                 let why = match how {
                     How::AllowListed => Explanation::AllowListed { variant },
+                    How::Sticky => Explanation::Sticky { variant },
                     How::BotControl => Explanation::BotControl { variant },
                     How::Drawn { unit, bucket, gate } => Explanation::Assigned {
                         variant,
@@ -239,6 +279,7 @@ impl<'e, 's> Evaluation<'e, 's> {
     /// it was reached, or why the unit is not enrolled.
     fn enrol(
         &mut self,
+        pos: usize,
         exp: &'e PreparedExperiment,
         depth: usize,
     ) -> Result<(usize, How<'e>), Explanation<'e>> {
@@ -262,8 +303,11 @@ impl<'e, 's> Evaluation<'e, 's> {
                 BotPolicy::Include => {}
             }
         }
-        if let Some(holdout_bucket) = self.holdout_bucket() {
-            return Err(Explanation::Holdout { holdout_bucket });
+        let kept = self.kept.get(pos).copied().flatten();
+        if kept.is_none() {
+            if let Some(holdout_bucket) = self.holdout_bucket() {
+                return Err(Explanation::Holdout { holdout_bucket });
+            }
         }
         // 3. targeting
         if !exp.rules.matches(subject.attributes) {
@@ -282,10 +326,14 @@ impl<'e, 's> Evaluation<'e, 's> {
                 return Err(Explanation::Prerequisite { requires });
             }
         }
-        // 4. layer slot
+        if let Some(v) = kept {
+            return Ok((v, How::Sticky));
+        }
+        // 4. layer slot, unless a sticky record holds the layer for another experiment
         if let Some(membership) = &exp.layer {
             let bucket = self.layer_bucket(membership.layer, unit);
-            if !in_ranges(&membership.ranges, bucket) {
+            let pinned = self.pinned_layers.get(membership.layer).copied().flatten();
+            if pinned.is_some_and(|p| p != pos) || !in_ranges(&membership.ranges, bucket) {
                 return Err(Explanation::OutsideLayer {
                     layer_bucket: bucket,
                 });
@@ -345,6 +393,37 @@ impl<'e, 's> Evaluation<'e, 's> {
         self.holdout = Some(held);
         held
     }
+}
+
+/// Per running experiment, the variant a sticky record keeps, and per layer the experiment it
+/// keeps. An entry counts only for an experiment with a fallback unit, for the fallback id
+/// the request carries, in the phase it was made in, for a variant that still exists.
+fn kept_variants(
+    engine: &Engine,
+    units: &Units,
+    sticky: &Sticky,
+) -> (Vec<Option<usize>>, Vec<Option<usize>>) {
+    let mut kept = vec![None; engine.running.len()];
+    let mut pinned = vec![None; engine.layer_seeds.len()];
+    for (pos, exp) in engine.running.iter().enumerate() {
+        let Some(id) = exp.fallback_unit.as_ref().and_then(|u| units.get(u)) else {
+            continue;
+        };
+        let Some(experiment) = engine.snapshot().experiments.get(exp.index) else {
+            continue;
+        };
+        let Some(variant) = sticky.variant(&experiment.key, &exp.salt, id) else {
+            continue;
+        };
+        let v = experiment.variants.iter().position(|x| x.key == variant);
+        if let (Some(slot), Some(v)) = (kept.get_mut(pos), v) {
+            *slot = Some(v);
+            if let Some(layer) = exp.layer.as_ref().and_then(|m| pinned.get_mut(m.layer)) {
+                *layer = Some(pos);
+            }
+        }
+    }
+    (kept, pinned)
 }
 
 /// `(unit type, id)` the experiment hashes for these units.

@@ -34,6 +34,8 @@ pub enum SnapshotError {
 #[derive(Debug, Clone)]
 pub struct Engine {
     snapshot: Snapshot,
+    /// Indices into `snapshot.experiments` in key order, for lookups by key.
+    by_key: Vec<usize>,
     /// Running experiments only, sorted by key so results come out in key order.
     pub(crate) running: Vec<PreparedExperiment>,
     /// `"layer:" ++ salt` for each layer, indexed by `PreparedExperiment::layer`.
@@ -138,15 +140,15 @@ impl Engine {
         if !problems.is_empty() {
             return Err(problems);
         }
-        running.sort_by(|a, b| {
-            let key =
-                |p: &PreparedExperiment| snapshot.experiments.get(p.index).map(|e| e.key.clone());
-            key(a).cmp(&key(b))
-        });
+        let key_of =
+            |p: &PreparedExperiment| snapshot.experiments.get(p.index).map(|e| e.key.as_str());
+        running.sort_unstable_by(|a, b| key_of(a).cmp(&key_of(b)));
+        let by_key: Vec<usize> = keys.into_values().collect();
         links::resolve_prerequisites(&snapshot.experiments, &mut running);
         let uses_edge_attributes = running.iter().any(|p| p.rules.reads_any(is_reserved));
         let has_prerequisites = running.iter().any(|p| !p.prerequisites.is_empty());
         Ok(Self {
+            by_key,
             layer_seeds: layers.seeds,
             bot_policy: snapshot.bot_policy,
             snapshot,
@@ -175,7 +177,12 @@ impl Engine {
 
     /// The experiment with `key`, whatever its status.
     pub fn experiment(&self, key: &str) -> Option<&Experiment> {
-        self.snapshot.experiments.iter().find(|e| e.key == key)
+        let experiments = &self.snapshot.experiments;
+        let at = self
+            .by_key
+            .binary_search_by(|i| experiments.get(*i).map_or("", |e| &e.key).cmp(key))
+            .ok()?;
+        experiments.get(*self.by_key.get(at)?)
     }
 }
 

@@ -7,13 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 use thiserror::Error;
 
 use crate::keys::is_valid_key;
+use crate::seal::{open, seal, SealError};
 
 /// Experiment key -> variant key.
 pub type Forced = BTreeMap<String, String>;
@@ -49,12 +46,7 @@ pub fn mint(key: &[u8], forced: &Forced, expires_ms: i64) -> Result<String, Forc
     }
     let pairs: Vec<String> = forced.iter().map(|(e, v)| format!("{e}={v}")).collect();
     let body = format!("{expires_ms}:{}", pairs.join(","));
-    let signature = mac(key, body.as_bytes())?.finalize().into_bytes();
-    Ok(format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(body),
-        URL_SAFE_NO_PAD.encode(signature)
-    ))
+    Ok(seal(key, CONTEXT, &body)?)
 }
 
 /// Checks a token's signature and expiry and returns what it forces.
@@ -62,18 +54,7 @@ pub fn mint(key: &[u8], forced: &Forced, expires_ms: i64) -> Result<String, Forc
 /// # Errors
 /// Which check failed.
 pub fn verify(key: &[u8], token: &str, now_ms: i64) -> Result<Forced, ForceError> {
-    let (body, signature) = token.trim().split_once('.').ok_or(ForceError::Malformed)?;
-    let body = URL_SAFE_NO_PAD
-        .decode(body)
-        .map_err(|_| ForceError::Malformed)?;
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature)
-        .map_err(|_| ForceError::Malformed)?;
-    // Signature first: nothing of an unauthenticated body is interpreted.
-    mac(key, &body)?
-        .verify_slice(&signature)
-        .map_err(|_| ForceError::BadSignature)?;
-    let body = std::str::from_utf8(&body).map_err(|_| ForceError::Malformed)?;
+    let body = open(key, CONTEXT, token)?;
     let (expires, pairs) = body.split_once(':').ok_or(ForceError::Malformed)?;
     let expires: i64 = expires.parse().map_err(|_| ForceError::Malformed)?;
     if now_ms >= expires {
@@ -90,18 +71,21 @@ pub fn verify(key: &[u8], token: &str, now_ms: i64) -> Result<Forced, ForceError
         .collect()
 }
 
-fn mac(key: &[u8], body: &[u8]) -> Result<Hmac<Sha256>, ForceError> {
-    if key.is_empty() {
-        return Err(ForceError::NoKey);
+impl From<SealError> for ForceError {
+    fn from(e: SealError) -> Self {
+        match e {
+            SealError::NoKey => Self::NoKey,
+            SealError::Malformed => Self::Malformed,
+            SealError::BadSignature => Self::BadSignature,
+        }
     }
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).map_err(|_| ForceError::NoKey)?;
-    mac.update(CONTEXT);
-    mac.update(body);
-    Ok(mac)
 }
 
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+
     use super::*;
 
     const KEY: &[u8] = b"qa-signing-key";
@@ -155,14 +139,7 @@ mod tests {
 
     #[test]
     fn a_signed_but_malformed_body_is_refused() {
-        let sign = |body: &str| {
-            let sig = mac(KEY, body.as_bytes()).unwrap().finalize().into_bytes();
-            format!(
-                "{}.{}",
-                URL_SAFE_NO_PAD.encode(body),
-                URL_SAFE_NO_PAD.encode(sig)
-            )
-        };
+        let sign = |body: &str| seal(KEY, CONTEXT, body).unwrap();
         for body in ["soon:a=b", "5000", "5000:a", "5000:A=b", "5000:"] {
             assert_eq!(
                 verify(KEY, &sign(body), 0),

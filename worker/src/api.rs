@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use cleave_core::sticky::Sticky;
 use cleave_core::targeting::is_reserved;
 use cleave_core::{Attributes, Explanation, Subject, Units};
 use serde::Serialize;
@@ -85,6 +86,12 @@ struct Decision<'a> {
     assignments: BTreeMap<&'a str, AssignmentView<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     explain: Option<BTreeMap<&'a str, Explanation<'a>>>,
+    /// The visitor's sticky record to send back next time, when there is one to keep.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sticky: Option<String>,
+    /// Why the sticky token sent was ignored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sticky_ignored: Option<String>,
 }
 
 /// Request attributes as the decision saw them: schema attributes typed, the rest as text.
@@ -147,6 +154,16 @@ async fn decide(
         Ok(context) => context,
         Err(e) => return envelope::error(400, &e.to_string()),
     };
+    let key = config.signing_key.as_deref().unwrap_or("").as_bytes();
+    // An unreadable sticky token is not the caller's fault (a rotated key, a cookie from an
+    // old deployment): it is ignored and replaced, never refused.
+    let (sticky, sticky_ignored) = match request.sticky.as_deref() {
+        Some(token) => match Sticky::open(key, token) {
+            Ok(record) => (Some(record), None),
+            Err(e) => (None, Some(e.to_string())),
+        },
+        None => (None, None),
+    };
     let subject = Subject {
         units: &request.units,
         attributes: &attributes,
@@ -154,9 +171,17 @@ async fn decide(
         only: request.experiments.as_ref(),
         forced: forced.as_ref(),
         bot: context.bot,
+        sticky: sticky.as_ref(),
     };
-    let assignments = engine
-        .assign(&subject)
+    let decided = engine.assign(&subject);
+    let sticky = if key.is_empty() {
+        None
+    } else {
+        let mut record = sticky.clone().unwrap_or_default();
+        record.record(engine, &request.units, &decided);
+        record.seal(key).ok().flatten()
+    };
+    let assignments = decided
         .into_iter()
         .map(|a| {
             let view = AssignmentView {
@@ -181,6 +206,8 @@ async fn decide(
         context: echo(&attributes, context.typed),
         assignments,
         explain,
+        sticky,
+        sticky_ignored,
     };
     envelope::ok(&decision, Some(SnapshotMeta::of(engine)))
 }

@@ -33,6 +33,8 @@ pub struct DecideRequest {
     pub experiments: Option<BTreeSet<String>>,
     pub explain: bool,
     pub force: Option<String>,
+    /// The visitor's sticky token from an earlier decision.
+    pub sticky: Option<String>,
 }
 
 /// A request the API refuses with 400; the message says what is wrong.
@@ -78,6 +80,7 @@ pub fn parse_query(query: &str) -> Result<DecideRequest, BadRequest> {
                 "experiments" => req.experiments = Some(experiment_filter(value.split(','))?),
                 "explain" => req.explain = matches!(value.as_ref(), "1" | "true"),
                 "force" => req.force = Some(value.into_owned()),
+                "sticky" => req.sticky = Some(value.into_owned()),
                 _ => {}
             }
         }
@@ -109,6 +112,8 @@ struct DecideBody {
     explain: bool,
     #[serde(default)]
     force: Option<String>,
+    #[serde(default)]
+    sticky: Option<String>,
 }
 
 /// Parses a POST JSON body.
@@ -127,6 +132,7 @@ pub fn from_json(body: &[u8]) -> Result<DecideRequest, BadRequest> {
     let mut req = DecideRequest {
         explain: parsed.explain,
         force: parsed.force,
+        sticky: parsed.sticky,
         ..DecideRequest::default()
     };
     for (unit_type, value) in &parsed.units {

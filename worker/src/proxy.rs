@@ -62,6 +62,8 @@ pub async fn forward(req: Request, env: &Env, config: &Config, url: &Url) -> Res
                 only: None,
                 forced: forced.as_ref(),
                 bot,
+                // The proxy knows one unit, the cookie id: there is no login to survive.
+                sticky: None,
             };
             let header = assignments_header(&engine.assign(&subject));
             (engine.snapshot().version.to_string(), header)
