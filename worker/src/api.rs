@@ -7,7 +7,10 @@ use cleave_core::targeting::is_reserved;
 use cleave_core::{Attributes, Explanation, Subject, Units};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
-use worker::{Date, Env, Method, Request, Response, Result, Url};
+use worker::js_sys::Uint8Array;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::web_sys::{Request, Response};
+use worker::{Env, Result, Url};
 
 use crate::config::Config;
 use crate::decide_request::{self, BadRequest, DecideRequest};
@@ -16,17 +19,38 @@ use crate::envelope::{self, SnapshotMeta};
 use crate::request_context::{add_user_agent, enrich, user_agent_of, verify_force};
 use crate::snapshot_store::{self, Served};
 
+const DECIDE: &str = "/_cleave/v1/decide";
+
+/// Answers a GET decide without waiting when its snapshot is in memory and not due for a
+/// refresh, which is nearly always; `None` sends the request down the asynchronous path.
+pub fn answer_now(req: &Request, config: &Config, url: &Url, now: u64) -> Option<Result<Response>> {
+    if url.path() != DECIDE || req.method() != "GET" {
+        return None;
+    }
+    let parsed = decide_request::from_query(url.query().unwrap_or(""));
+    let environment = match &parsed {
+        Ok(request) => request
+            .environment
+            .as_deref()
+            .unwrap_or(&config.environment),
+        // Request errors need no snapshot.
+        Err(BadRequest(message)) => return Some(envelope::error(400, message)),
+    };
+    let served = snapshot_store::fresh(environment, config.refresh_ms, now)?;
+    Some(decide_with(parsed, req, config, url, &served, now))
+}
+
 /// Routes a request whose path starts with `/_cleave/`.
-pub async fn handle(mut req: Request, env: &Env, config: &Config, url: &Url) -> Result<Response> {
+pub async fn handle(req: Request, env: &Env, config: &Config, url: &Url) -> Result<Response> {
     let path = url.path();
     let method = req.method();
     match path {
-        "/_cleave/v1/decide" => match method {
-            Method::Get => {
+        DECIDE => match method.as_str() {
+            "GET" => {
                 let parsed = decide_request::from_query(url.query().unwrap_or(""));
                 decide(parsed, &req, env, config, url).await
             }
-            Method::Post => {
+            "POST" => {
                 if declared_length(&req).is_some_and(|n| n > decide_request::limits::BODY_BYTES) {
                     let limit = decide_request::limits::BODY_BYTES;
                     return envelope::error(
@@ -34,7 +58,7 @@ pub async fn handle(mut req: Request, env: &Env, config: &Config, url: &Url) -> 
                         &format!("request body is longer than {limit} bytes"),
                     );
                 }
-                let body = req.bytes().await?;
+                let body = body_bytes(&req).await?;
                 let parsed = decide_request::from_json(&body);
                 decide(parsed, &req, env, config, url).await
             }
@@ -126,6 +150,27 @@ async fn decide(
     url: &Url,
 ) -> Result<Response> {
     // Request errors come before snapshot availability.
+    let environment = match &parsed {
+        Ok(request) => request
+            .environment
+            .clone()
+            .unwrap_or_else(|| config.environment.clone()),
+        Err(BadRequest(message)) => return envelope::error(400, message),
+    };
+    let now = crate::now_ms();
+    let served = snapshot_store::current(env, &environment, config.refresh_ms, now).await;
+    decide_with(parsed, req, config, url, &served, now)
+}
+
+/// A decision with the snapshot in hand.
+fn decide_with(
+    parsed: std::result::Result<DecideRequest, BadRequest>,
+    req: &Request,
+    config: &Config,
+    url: &Url,
+    served: &Served,
+    now: u64,
+) -> Result<Response> {
     let mut request = match parsed {
         Ok(r) => r,
         Err(BadRequest(message)) => return envelope::error(400, &message),
@@ -133,7 +178,6 @@ async fn decide(
     if request.explain && !authorized(req, config) {
         return unauthorized();
     }
-    let now = Date::now().as_millis();
     let forced = match request.force.as_deref() {
         Some(token) => match verify_force(config.signing_key.as_deref(), token, signed_ms(now)) {
             Ok(forced) => Some(forced),
@@ -143,11 +187,10 @@ async fn decide(
     };
     let environment = request
         .environment
-        .clone()
-        .unwrap_or_else(|| config.environment.clone());
-    let served = snapshot_store::current(env, &environment, config.refresh_ms, now).await;
+        .as_deref()
+        .unwrap_or(&config.environment);
     let Some(engine) = &served.engine else {
-        return no_snapshot(&environment, &served);
+        return no_snapshot(environment, served);
     };
     let mut attributes = std::mem::take(&mut request.attributes);
     let context = match enrich(engine, req, url, &mut attributes, true) {
@@ -202,7 +245,7 @@ async fn decide(
     });
     let decision = Decision {
         units: &request.units,
-        environment: &environment,
+        environment,
         context: echo(&attributes, context.typed),
         assignments,
         explain,
@@ -214,7 +257,7 @@ async fn decide(
 
 async fn health(env: &Env, config: &Config, url: &Url) -> Result<Response> {
     let environment = environment_param(url, config);
-    let now = Date::now().as_millis();
+    let now = crate::now_ms();
     let served = snapshot_store::current(env, &environment, config.refresh_ms, now).await;
     let checked_ms_ago = served.checked_at_ms.map(|at| now.saturating_sub(at));
     let Some(engine) = &served.engine else {
@@ -272,7 +315,7 @@ async fn context(req: &Request, env: &Env, config: &Config, url: &Url) -> Result
 }
 
 async fn serve(env: &Env, config: &Config, environment: &str) -> Served {
-    snapshot_store::current(env, environment, config.refresh_ms, Date::now().as_millis()).await
+    snapshot_store::current(env, environment, config.refresh_ms, crate::now_ms()).await
 }
 
 fn no_snapshot(environment: &str, served: &Served) -> Result<Response> {
@@ -299,6 +342,12 @@ fn declared_length(req: &Request) -> Option<usize> {
         .ok()
         .flatten()
         .and_then(|v| v.trim().parse().ok())
+}
+
+/// The whole request body.
+async fn body_bytes(req: &Request) -> Result<Vec<u8>> {
+    let buffer = JsFuture::from(req.array_buffer()?).await?;
+    Ok(Uint8Array::new(&buffer).to_vec())
 }
 
 /// Whether the request carries `Authorization: Bearer <CLEAVE_ADMIN_TOKEN>`.

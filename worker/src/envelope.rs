@@ -1,8 +1,11 @@
 //! The `{data, meta}` envelope every worker-owned endpoint answers with (DESIGN §5).
 
+use std::cell::OnceCell;
+
 use serde::Serialize;
 use serde_json::{json, Value};
-use worker::{Headers, Response, Result};
+use worker::web_sys::{Headers, Response, ResponseInit};
+use worker::Result;
 
 use cleave_core::Engine;
 
@@ -47,7 +50,7 @@ pub fn ok<T: Serialize>(data: &T, snapshot: Option<SnapshotMeta<'_>>) -> Result<
             snapshot,
         },
     };
-    respond_bytes(200, serde_json::to_vec(&body)?)
+    respond_text(200, &serde_json::to_string(&body)?)
 }
 
 /// An error answer: empty `data`, the status and a message that says what is wrong.
@@ -68,15 +71,39 @@ pub fn with_status(status: u16, data: &impl Serialize, message: Option<&str>) ->
 }
 
 fn respond(status: u16, body: &Value) -> Result<Response> {
-    respond_bytes(status, serde_json::to_vec(body)?)
+    respond_text(status, &serde_json::to_string(body)?)
 }
 
-fn respond_bytes(status: u16, body: Vec<u8>) -> Result<Response> {
-    let headers = Headers::new();
+thread_local! {
+    /// The init of every 200: `Response` copies status and headers out of it, so one object
+    /// serves every answer instead of three calls into JavaScript per answer.
+    static OK_INIT: OnceCell<ResponseInit> = const { OnceCell::new() };
+}
+
+fn respond_text(status: u16, body: &str) -> Result<Response> {
+    let response = if status == 200 {
+        OK_INIT.with(|cell| match cell.get() {
+            Some(init) => Response::new_with_opt_str_and_init(Some(body), init),
+            None => {
+                let init = init(200)?;
+                let response = Response::new_with_opt_str_and_init(Some(body), &init);
+                let _ = cell.set(init);
+                response
+            }
+        })
+    } else {
+        Response::new_with_opt_str_and_init(Some(body), &init(status)?)
+    };
+    Ok(response?)
+}
+
+fn init(status: u16) -> std::result::Result<ResponseInit, worker::wasm_bindgen::JsValue> {
+    let headers = Headers::new()?;
     headers.set("content-type", "application/json; charset=utf-8")?;
     // Decisions are per unit: no shared cache may keep them.
     headers.set("cache-control", "no-store")?;
-    Ok(Response::from_bytes(body)?
-        .with_status(status)
-        .with_headers(headers))
+    let init = ResponseInit::new();
+    init.set_status(status);
+    init.set_headers(&headers);
+    Ok(init)
 }

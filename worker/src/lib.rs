@@ -2,7 +2,7 @@
 //! `cleave-core` inputs and core's answers into responses. Paths under `/_cleave/` are the
 //! decision API; everything else is proxied to the origin with assignments attached.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
-// `#[event(fetch)]` expands to exported symbols, which the `unsafe_code` lint covers.
+// `#[wasm_bindgen]` expands to exported symbols, which the `unsafe_code` lint covers.
 #![allow(unsafe_code)]
 
 mod api;
@@ -15,28 +15,72 @@ mod proxy;
 mod request_context;
 mod snapshot_store;
 
-use worker::{event, Context, Env, Request, Response, Result};
+use worker::wasm_bindgen::prelude::wasm_bindgen;
+use worker::wasm_bindgen::JsValue;
+use worker::web_sys;
+use worker::{Env, Url};
 
 use crate::config::Config;
 
 /// Path prefix of every endpoint the worker owns.
 const OWN_PREFIX: &str = "/_cleave/";
 
-#[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+/// The fetch handler workerd calls. A decision whose snapshot is already in memory is answered
+/// synchronously with a `Response`; only work that waits (a KV refresh, a request body, the
+/// origin) goes through a `Promise`. Skipping the promise machinery and workers-rs's eager
+/// request conversion (which reads `cf`, method and headers whether needed or not) is most of
+/// what a small decision costs beyond the platform itself.
+#[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen)]
+pub fn fetch(req: web_sys::Request, env: Env, _ctx: worker::worker_sys::Context) -> JsValue {
     let config = Config::cached(&env);
-    let url = match req.url() {
+    let url = match Url::parse(&req.url()) {
         Ok(url) => url,
-        Err(e) => return envelope::error(400, &format!("unreadable request URL: {e}")),
+        Err(e) => {
+            return respond(envelope::error(
+                400,
+                &format!("unreadable request URL: {e}"),
+            ))
+        }
     };
     let own = url.path().starts_with(OWN_PREFIX);
-    let result = if own {
-        api::handle(req, &env, &config, &url).await
-    } else {
-        proxy::forward(req, &env, &config, &url).await
+    if own {
+        if let Some(answer) = api::answer_now(&req, &config, &url, now_ms()) {
+            return respond(answer);
+        }
+    }
+    let pending = async move {
+        let result = if own {
+            api::handle(req, &env, &config, &url).await
+        } else {
+            proxy::forward(req, &env, &config, &url).await
+        };
+        respond_result(result)
     };
-    result.or_else(|e| {
-        worker::console_error!("cleave: {e}");
-        envelope::error(500, "internal error")
-    })
+    worker::wasm_bindgen_futures::future_to_promise(pending).into()
+}
+
+fn respond(result: worker::Result<web_sys::Response>) -> JsValue {
+    match respond_result(result) {
+        Ok(response) => response,
+        Err(e) => worker::js_sys::Promise::reject(&e).into(),
+    }
+}
+
+/// The response, or a 500 envelope when building it failed; if even that fails, the error,
+/// which workerd turns into its own 500.
+fn respond_result(result: worker::Result<web_sys::Response>) -> Result<JsValue, JsValue> {
+    result
+        .or_else(|e| {
+            worker::console_error!("cleave: {e}");
+            envelope::error(500, "internal error")
+        })
+        .map(JsValue::from)
+        .map_err(JsValue::from)
+}
+
+/// Epoch milliseconds, from one call into JavaScript (`Date.now()`, no `Date` object).
+#[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+pub(crate) fn now_ms() -> u64 {
+    // Integral, non-negative and far below 2^53: the cast is exact.
+    worker::js_sys::Date::now().max(0.0) as u64
 }

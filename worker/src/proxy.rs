@@ -7,7 +7,7 @@ use cleave_core::headers::{assignments_header, sign};
 use cleave_core::{Attributes, Subject, Units};
 use worker::wasm_bindgen::JsValue;
 use worker::{
-    Date, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response, Result, Url,
+    web_sys, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Result, Url,
 };
 
 use crate::config::Config;
@@ -20,7 +20,12 @@ use crate::snapshot_store;
 const OWN_HEADER_PREFIX: &str = "cleave-";
 
 /// Forwards `req` to the origin with assignment headers.
-pub async fn forward(req: Request, env: &Env, config: &Config, url: &Url) -> Result<Response> {
+pub async fn forward(
+    raw: web_sys::Request,
+    env: &Env,
+    config: &Config,
+    url: &Url,
+) -> Result<web_sys::Response> {
     let Some(origin) = config
         .origin_url
         .as_deref()
@@ -29,6 +34,7 @@ pub async fn forward(req: Request, env: &Env, config: &Config, url: &Url) -> Res
         return envelope::error(502, "ORIGIN_URL is not configured or not a URL");
     };
     let target = upstream_url(&origin, url);
+    let req = Request::from(raw);
 
     let cookie = req.headers().get("cookie").ok().flatten();
     let existing = cookie
@@ -41,14 +47,14 @@ pub async fn forward(req: Request, env: &Env, config: &Config, url: &Url) -> Res
     };
 
     let headers = forwarded_headers(req.headers(), url)?;
-    let now = Date::now().as_millis();
+    let now = crate::now_ms();
     let served = snapshot_store::current(env, &config.environment, config.refresh_ms, now).await;
     let (snapshot_value, assignments) = match &served.engine {
         Some(engine) => {
             let units = Units::from([("user".to_owned(), uid.clone())]);
             let mut attributes = Attributes::new();
             // Lenient: a missing or malformed schema attribute only makes its conditions false.
-            let bot = enrich(engine, &req, url, &mut attributes, false).is_ok_and(|c| c.bot);
+            let bot = enrich(engine, req.inner(), url, &mut attributes, false).is_ok_and(|c| c.bot);
             let now_ms = crate::api::signed_ms(now);
             // An invalid, tampered or expired QA cookie is ignored: the visitor is bucketed.
             let forced = cookie
@@ -102,12 +108,12 @@ pub async fn forward(req: Request, env: &Env, config: &Config, url: &Url) -> Res
         }
     };
     if !fresh || uid.is_empty() {
-        return Ok(response);
+        return Ok(response.into());
     }
     // Response headers from fetch are immutable: copy them to add the cookie.
     let headers: Headers = response.headers().entries().collect();
     headers.append("set-cookie", &set_cookie(&uid))?;
-    Ok(response.with_headers(headers))
+    Ok(response.with_headers(headers).into())
 }
 
 /// The origin URL with the request's path and query.

@@ -7,7 +7,8 @@ use cleave_core::context::{apply_schema, ContextError, TypedContext};
 use cleave_core::force::{self, ForceError, Forced};
 use cleave_core::snapshot::AttributeSource;
 use cleave_core::{user_agent, Attributes, Engine};
-use worker::{Request, Url};
+use worker::web_sys::Request;
+use worker::Url;
 
 use crate::edge::add_edge_attributes;
 use crate::identity::cookie_value;

@@ -58,8 +58,17 @@ pub async fn current(env: &Env, environment: &str, refresh_ms: u64, now_ms: u64)
     })
 }
 
-/// Decides whether this request refreshes. A cold isolate (nothing good yet) always tries, so
-/// the first requests do not fail for want of a refresh someone else started.
+/// The snapshot for `environment` when this request need not refresh it: what a request can
+/// be answered with synchronously. `None` when a refresh is due (or nothing was ever loaded).
+pub fn fresh(environment: &str, refresh_ms: u64, now_ms: u64) -> Option<Served> {
+    STATES.with(|states| {
+        let states = states.borrow();
+        let state = states.get(environment)?;
+        (!needs_refresh(state, refresh_ms, now_ms)).then(|| state.served.clone())
+    })
+}
+
+/// Decides whether this request refreshes, and if so marks the refresh as in flight.
 fn claim_refresh(environment: &str, refresh_ms: u64, now_ms: u64) -> bool {
     STATES.with(|states| {
         let mut states = states.borrow_mut();
@@ -67,26 +76,26 @@ fn claim_refresh(environment: &str, refresh_ms: u64, now_ms: u64) -> bool {
             evict_one(&mut states);
         }
         let state = states.entry(environment.to_owned()).or_default();
-        let due = state
-            .served
-            .checked_at_ms
-            .is_none_or(|at| now_ms.saturating_sub(at) >= refresh_ms);
-        // A refresh whose request was cancelled never finishes; stop waiting for it.
-        let in_flight = state.refreshing
-            && state
-                .served
-                .checked_at_ms
-                .is_some_and(|at| now_ms.saturating_sub(at) < ABANDONED_REFRESH_MS);
-        let cold =
-            state.served.engine.is_none() && (state.served.checked_at_ms.is_none() || in_flight);
-        if cold || (due && !in_flight) {
+        let claim = needs_refresh(state, refresh_ms, now_ms);
+        if claim {
             state.refreshing = true;
             state.served.checked_at_ms = Some(now_ms);
-            true
-        } else {
-            false
         }
+        claim
     })
+}
+
+/// A refresh is due when the pointer was read more than `refresh_ms` ago and no refresh is in
+/// flight. A cold isolate (nothing good yet) always tries, so the first requests do not fail
+/// for want of a refresh someone else started.
+fn needs_refresh(state: &EnvState, refresh_ms: u64, now_ms: u64) -> bool {
+    let checked = state.served.checked_at_ms;
+    let due = checked.is_none_or(|at| now_ms.saturating_sub(at) >= refresh_ms);
+    // A refresh whose request was cancelled never finishes; stop waiting for it.
+    let in_flight = state.refreshing
+        && checked.is_some_and(|at| now_ms.saturating_sub(at) < ABANDONED_REFRESH_MS);
+    let cold = state.served.engine.is_none() && (checked.is_none() || in_flight);
+    cold || (due && !in_flight)
 }
 
 fn evict_one(states: &mut BTreeMap<String, EnvState>) {
