@@ -101,6 +101,10 @@ pub enum Explanation<'a> {
 pub struct Assignment<'a> {
     pub experiment: &'a Experiment,
     pub variant: &'a Variant,
+    /// Positions of the experiment in `snapshot.experiments` and of the variant in its
+    /// `variants`, for callers that keep per-variant tables.
+    pub experiment_index: usize,
+    pub variant_index: usize,
     /// Decided on the experiment's fallback unit, or kept by the sticky record: what the
     /// visitor's next sticky record remembers.
     pub by_fallback: bool,
@@ -129,6 +133,8 @@ impl Engine {
                 Some(Assignment {
                     experiment,
                     variant: experiment.variants.get(v)?,
+                    experiment_index: prepared.index,
+                    variant_index: v,
                     by_fallback: run.by_fallback(pos, prepared),
                 })
             })

@@ -6,6 +6,7 @@ use cleave_core::sticky::Sticky;
 use cleave_core::targeting::is_reserved;
 use cleave_core::{Attributes, Explanation, Subject, Units};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 use worker::js_sys::Uint8Array;
 use worker::wasm_bindgen_futures::JsFuture;
@@ -107,7 +108,7 @@ struct Decision<'a> {
     environment: &'a str,
     /// The request attributes as converted by the context schema.
     context: Map<String, Value>,
-    assignments: BTreeMap<&'a str, AssignmentView<'a>>,
+    assignments: BTreeMap<&'a str, &'a RawValue>,
     #[serde(skip_serializing_if = "Option::is_none")]
     explain: Option<BTreeMap<&'a str, Explanation<'a>>>,
     /// The visitor's sticky record to send back next time, when there is one to keep.
@@ -132,14 +133,6 @@ fn echo(attributes: &Attributes, typed: Map<String, Value>) -> Map<String, Value
         .collect();
     out.extend(typed);
     out
-}
-
-#[derive(Serialize)]
-struct AssignmentView<'a> {
-    experiment_id: &'a str,
-    variant: &'a str,
-    variant_id: &'a str,
-    payload: &'a Value,
 }
 
 async fn decide(
@@ -225,17 +218,9 @@ fn decide_with(
         record.seal(key).ok().flatten()
     };
     let assignments = decided
-        .into_iter()
-        .map(|a| {
-            let view = AssignmentView {
-                experiment_id: &a.experiment.id,
-                variant: &a.variant.key,
-                variant_id: &a.variant.id,
-                payload: &a.variant.payload,
-            };
-            (a.experiment.key.as_str(), view)
-        })
-        .collect();
+        .iter()
+        .map(|a| Ok((a.experiment.key.as_str(), served.views.get(a)?)))
+        .collect::<serde_json::Result<_>>()?;
     let explain = request.explain.then(|| {
         engine
             .explain(&subject)

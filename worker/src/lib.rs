@@ -6,6 +6,7 @@
 #![allow(unsafe_code)]
 
 mod api;
+mod assignment_views;
 mod config;
 pub mod decide_request;
 mod edge;

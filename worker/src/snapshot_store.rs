@@ -13,6 +13,8 @@ use cleave_core::snapshot::{body_key, pointer_key, Pointer};
 use cleave_core::Engine;
 use worker::Env;
 
+use crate::assignment_views::AssignmentViews;
+
 /// KV binding that holds snapshots.
 pub const BINDING: &str = "SNAPSHOTS";
 
@@ -26,6 +28,8 @@ const ABANDONED_REFRESH_MS: u64 = 10_000;
 #[derive(Debug, Clone, Default)]
 pub struct Served {
     pub engine: Option<Rc<Engine>>,
+    /// Response entries of `engine`'s variants.
+    pub views: Rc<AssignmentViews>,
     pub failure: Option<Rc<str>>,
     /// When the pointer was last read, epoch ms.
     pub checked_at_ms: Option<u64>,
@@ -133,6 +137,7 @@ fn finish_refresh(environment: &str, outcome: Outcome, now_ms: u64) {
         state.served.checked_at_ms = Some(now_ms);
         match outcome {
             Outcome::Loaded(engine) => {
+                state.served.views = Rc::new(AssignmentViews::new(&engine));
                 state.served.engine = Some(engine);
                 state.served.failure = None;
             }
