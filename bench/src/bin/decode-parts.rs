@@ -17,15 +17,6 @@ fn main() {
         std::hint::black_box(serde_json::from_slice::<Snapshot>(&bytes).unwrap());
     }
     let parse = start.elapsed() / rounds;
-    // The same without dropping inside the timed loop.
-    let mut kept = Vec::with_capacity(rounds as usize);
-    let start = Instant::now();
-    for _ in 0..rounds {
-        kept.push(Engine::decode(&bytes).unwrap());
-    }
-    let decode_kept = start.elapsed() / rounds;
-    drop(kept);
-    println!("decode without drop {decode_kept:?}");
     let snapshot: Snapshot = serde_json::from_slice(&bytes).unwrap();
     let start = Instant::now();
     for _ in 0..rounds {
