@@ -11,7 +11,9 @@ use serde_json::{json, Map, Value};
 use worker::js_sys::Uint8Array;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::{Request, Response};
-use worker::{Env, Result, Url};
+use worker::{Env, Result};
+
+use crate::request_url::RequestUrl;
 
 use crate::config::Config;
 use crate::decide_request::{self, BadRequest, DecideRequest};
@@ -24,7 +26,12 @@ const DECIDE: &str = "/_cleave/v1/decide";
 
 /// Answers a GET decide without waiting when its snapshot is in memory and not due for a
 /// refresh, which is nearly always; `None` sends the request down the asynchronous path.
-pub fn answer_now(req: &Request, config: &Config, url: &Url, now: u64) -> Option<Result<Response>> {
+pub fn answer_now(
+    req: &Request,
+    config: &Config,
+    url: &RequestUrl,
+    now: u64,
+) -> Option<Result<Response>> {
     if url.path() != DECIDE || req.method() != "GET" {
         return None;
     }
@@ -42,7 +49,12 @@ pub fn answer_now(req: &Request, config: &Config, url: &Url, now: u64) -> Option
 }
 
 /// Routes a request whose path starts with `/_cleave/`.
-pub async fn handle(req: Request, env: &Env, config: &Config, url: &Url) -> Result<Response> {
+pub async fn handle(
+    req: Request,
+    env: &Env,
+    config: &Config,
+    url: &RequestUrl,
+) -> Result<Response> {
     let path = url.path();
     let method = req.method();
     match path {
@@ -140,7 +152,7 @@ async fn decide(
     req: &Request,
     env: &Env,
     config: &Config,
-    url: &Url,
+    url: &RequestUrl,
 ) -> Result<Response> {
     // Request errors come before snapshot availability.
     let environment = match &parsed {
@@ -160,7 +172,7 @@ fn decide_with(
     parsed: std::result::Result<DecideRequest, BadRequest>,
     req: &Request,
     config: &Config,
-    url: &Url,
+    url: &RequestUrl,
     served: &Served,
     now: u64,
 ) -> Result<Response> {
@@ -240,7 +252,7 @@ fn decide_with(
     envelope::ok(&decision, Some(SnapshotMeta::of(engine)))
 }
 
-async fn health(env: &Env, config: &Config, url: &Url) -> Result<Response> {
+async fn health(env: &Env, config: &Config, url: &RequestUrl) -> Result<Response> {
     let environment = environment_param(url, config);
     let now = crate::now_ms();
     let served = snapshot_store::current(env, &environment, config.refresh_ms, now).await;
@@ -269,7 +281,7 @@ async fn health(env: &Env, config: &Config, url: &Url) -> Result<Response> {
 
 /// The context schema in service and what the worker derives from this request with it:
 /// units, request, schema and edge attributes (all of them, needed or not).
-async fn context(req: &Request, env: &Env, config: &Config, url: &Url) -> Result<Response> {
+async fn context(req: &Request, env: &Env, config: &Config, url: &RequestUrl) -> Result<Response> {
     let mut parsed = match decide_request::parse_query(url.query().unwrap_or("")) {
         Ok(r) => r,
         Err(BadRequest(message)) => return envelope::error(400, &message),
@@ -312,7 +324,7 @@ fn no_snapshot(environment: &str, served: &Served) -> Result<Response> {
 }
 
 /// `env=` when it names a valid environment, else `CLEAVE_ENV`.
-fn environment_param(url: &Url, config: &Config) -> String {
+fn environment_param(url: &RequestUrl, config: &Config) -> String {
     url.query_pairs()
         .find(|(k, _)| k == "env")
         .map(|(_, v)| v.into_owned())

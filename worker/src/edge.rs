@@ -5,11 +5,12 @@ use cleave_core::Attributes;
 use worker::js_sys::Reflect;
 use worker::wasm_bindgen::JsValue;
 use worker::web_sys::Request;
-use worker::Url;
+
+use crate::request_url::RequestUrl;
 
 /// Adds `cf.*` and `url.*` attributes, overwriting anything of the same name (`ua.*` comes
 /// from [`crate::request_context`]).
-pub fn add_edge_attributes(req: &Request, url: &Url, attributes: &mut Attributes) {
+pub fn add_edge_attributes(req: &Request, url: &RequestUrl, attributes: &mut Attributes) {
     // Read `request.cf` through Reflect: its fields are optional (absent under local dev), and
     // the typed getters in workers-rs panic on a missing field.
     if let Ok(cf) = Reflect::get(req, &JsValue::from_str("cf")) {

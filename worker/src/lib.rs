@@ -14,14 +14,16 @@ mod envelope;
 pub mod identity;
 mod proxy;
 mod request_context;
+mod request_url;
 mod snapshot_store;
 
 use worker::wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen::JsValue;
 use worker::web_sys;
-use worker::{Env, Url};
+use worker::Env;
 
 use crate::config::Config;
+use crate::request_url::RequestUrl;
 
 /// Path prefix of every endpoint the worker owns.
 const OWN_PREFIX: &str = "/_cleave/";
@@ -34,14 +36,8 @@ const OWN_PREFIX: &str = "/_cleave/";
 #[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen)]
 pub fn fetch(req: web_sys::Request, env: Env, _ctx: worker::worker_sys::Context) -> JsValue {
     let config = Config::cached(&env);
-    let url = match Url::parse(&req.url()) {
-        Ok(url) => url,
-        Err(e) => {
-            return respond(envelope::error(
-                400,
-                &format!("unreadable request URL: {e}"),
-            ))
-        }
+    let Some(url) = RequestUrl::new(req.url()) else {
+        return respond(envelope::error(400, "unreadable request URL"));
     };
     let own = url.path().starts_with(OWN_PREFIX);
     if own {

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::envelope;
 use crate::identity::{cookie_value, new_uid, set_cookie, uid_from_cookies, FORCE_COOKIE};
 use crate::request_context::{enrich, verify_force};
+use crate::request_url::RequestUrl;
 use crate::snapshot_store;
 
 /// Prefix of every header cleave sets; clients may not send any of them.
@@ -24,7 +25,7 @@ pub async fn forward(
     raw: web_sys::Request,
     env: &Env,
     config: &Config,
-    url: &Url,
+    url: &RequestUrl,
 ) -> Result<web_sys::Response> {
     let Some(origin) = config
         .origin_url
@@ -117,7 +118,7 @@ pub async fn forward(
 }
 
 /// The origin URL with the request's path and query.
-fn upstream_url(origin: &Url, url: &Url) -> Url {
+fn upstream_url(origin: &Url, url: &RequestUrl) -> Url {
     let mut target = origin.clone();
     let base = origin.path().trim_end_matches('/');
     target.set_path(&format!("{base}{}", url.path()));
@@ -127,7 +128,7 @@ fn upstream_url(origin: &Url, url: &Url) -> Url {
 
 /// The client's headers minus any `cleave-*` (clients must not spoof assignments) and `host`
 /// (the origin's own host applies), plus `x-forwarded-host`.
-fn forwarded_headers(incoming: &Headers, url: &Url) -> Result<Headers> {
+fn forwarded_headers(incoming: &Headers, url: &RequestUrl) -> Result<Headers> {
     let headers: Headers = incoming
         .entries()
         .filter(|(name, _)| {

@@ -8,10 +8,10 @@ use cleave_core::force::{self, ForceError, Forced};
 use cleave_core::snapshot::AttributeSource;
 use cleave_core::{user_agent, Attributes, Engine};
 use worker::web_sys::Request;
-use worker::Url;
 
 use crate::edge::add_edge_attributes;
 use crate::identity::cookie_value;
+use crate::request_url::RequestUrl;
 
 /// What the request adds to a decision.
 pub struct RequestContext {
@@ -28,7 +28,7 @@ pub struct RequestContext {
 pub fn enrich(
     engine: &Engine,
     req: &Request,
-    url: &Url,
+    url: &RequestUrl,
     attributes: &mut Attributes,
     strict: bool,
 ) -> Result<RequestContext, ContextError> {
