@@ -5,10 +5,13 @@
 
 use cleave_core::headers::{assignments_header, sign};
 use cleave_core::{Attributes, Subject, Units};
-use worker::wasm_bindgen::JsValue;
-use worker::{
-    web_sys, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Result, Url,
+use worker::js_sys;
+use worker::wasm_bindgen::JsCast;
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::web_sys::{
+    Headers, Request, RequestInit, RequestRedirect, Response, ResponseInit, WorkerGlobalScope,
 };
+use worker::{Env, Result, Url};
 
 use crate::config::Config;
 use crate::envelope;
@@ -22,11 +25,11 @@ const OWN_HEADER_PREFIX: &str = "cleave-";
 
 /// Forwards `req` to the origin with assignment headers.
 pub async fn forward(
-    raw: web_sys::Request,
+    req: Request,
     env: &Env,
     config: &Config,
     url: &RequestUrl,
-) -> Result<web_sys::Response> {
+) -> Result<Response> {
     let Some(origin) = config
         .origin_url
         .as_deref()
@@ -35,9 +38,8 @@ pub async fn forward(
         return envelope::error(502, "ORIGIN_URL is not configured or not a URL");
     };
     let target = upstream_url(&origin, url);
-    let req = Request::from(raw);
-
-    let cookie = req.headers().get("cookie").ok().flatten();
+    let incoming = req.headers();
+    let cookie = incoming.get("cookie").ok().flatten();
     let existing = cookie
         .as_deref()
         .and_then(uid_from_cookies)
@@ -47,7 +49,7 @@ pub async fn forward(
         None => (new_uid().unwrap_or_default(), true),
     };
 
-    let headers = forwarded_headers(req.headers(), url)?;
+    let headers = forwarded_headers(&incoming, url)?;
     let now = crate::now_ms();
     let served = snapshot_store::current(env, &config.environment, config.refresh_ms, now).await;
     let (snapshot_value, assignments) = match &served.engine {
@@ -55,7 +57,7 @@ pub async fn forward(
             let units = Units::from([("user".to_owned(), uid.clone())]);
             let mut attributes = Attributes::new();
             // Lenient: a missing or malformed schema attribute only makes its conditions false.
-            let bot = enrich(engine, req.inner(), url, &mut attributes, false).is_ok_and(|c| c.bot);
+            let bot = enrich(engine, &req, url, &mut attributes, false).is_ok_and(|c| c.bot);
             let now_ms = crate::api::signed_ms(now);
             // An invalid, tampered or expired QA cookie is ignored: the visitor is bucketed.
             let forced = cookie
@@ -93,28 +95,38 @@ pub async fn forward(
     }
 
     let method = req.method();
-    let mut init = RequestInit::new();
-    init.with_method(method.clone())
-        .with_headers(headers)
-        .with_redirect(RequestRedirect::Manual);
-    if !matches!(method, Method::Get | Method::Head) {
-        init.with_body(req.inner().body().map(JsValue::from));
+    let init = RequestInit::new();
+    init.set_method(&method);
+    init.set_headers(&headers);
+    init.set_redirect(RequestRedirect::Manual);
+    if !matches!(method.as_str(), "GET" | "HEAD") {
+        if let Some(body) = req.body() {
+            init.set_body(&body);
+        }
     }
-    let upstream = Request::new_with_init(target.as_str(), &init)?;
-    let response = match Fetch::Request(upstream).send().await {
+    let global: WorkerGlobalScope = js_sys::global().unchecked_into();
+    let fetched = JsFuture::from(global.fetch_with_str_and_init(target.as_str(), &init)).await;
+    let response: Response = match fetched.and_then(JsCast::dyn_into) {
         Ok(response) => response,
         Err(e) => {
-            worker::console_error!("cleave: origin unreachable: {e}");
+            worker::console_error!("cleave: origin unreachable: {e:?}");
             return envelope::error(502, "origin unreachable");
         }
     };
     if !fresh || uid.is_empty() {
-        return Ok(response.into());
+        // The origin's response goes back untouched: no copy of its body or headers.
+        return Ok(response);
     }
-    // Response headers from fetch are immutable: copy them to add the cookie.
-    let headers: Headers = response.headers().entries().collect();
-    headers.append("set-cookie", &set_cookie(&uid))?;
-    Ok(response.with_headers(headers).into())
+    // Response headers from fetch are immutable: a new response over the same body, with the
+    // origin's status and headers, takes the cookie.
+    let with_cookie = Response::new_with_opt_readable_stream_and_init(
+        response.body().as_ref(),
+        response.unchecked_ref::<ResponseInit>(),
+    )?;
+    with_cookie
+        .headers()
+        .append("set-cookie", &set_cookie(&uid))?;
+    Ok(with_cookie)
 }
 
 /// The origin URL with the request's path and query.
@@ -129,13 +141,15 @@ fn upstream_url(origin: &Url, url: &RequestUrl) -> Url {
 /// The client's headers minus any `cleave-*` (clients must not spoof assignments) and `host`
 /// (the origin's own host applies), plus `x-forwarded-host`.
 fn forwarded_headers(incoming: &Headers, url: &RequestUrl) -> Result<Headers> {
-    let headers: Headers = incoming
-        .entries()
-        .filter(|(name, _)| {
-            let name = name.to_ascii_lowercase();
-            !name.starts_with(OWN_HEADER_PREFIX) && name != "host"
-        })
-        .collect();
+    // One copy in JavaScript, then only the names are read back (already lower-case).
+    let headers = Headers::new_with_headers(incoming)?;
+    for name in incoming.keys() {
+        if let Some(name) = name?.as_string() {
+            if name.starts_with(OWN_HEADER_PREFIX) || name == "host" {
+                headers.delete(&name)?;
+            }
+        }
+    }
     if let Some(host) = url.host_str() {
         headers.set("x-forwarded-host", host)?;
     }
