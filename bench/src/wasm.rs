@@ -3,8 +3,18 @@
 use cleave_core::{Engine, Subject};
 use wasm_bindgen::prelude::wasm_bindgen;
 
+/// `performance.now()`: sub-millisecond, where `Date.now()` would quantise a 5 ms decode to
+/// whole milliseconds.
 fn now_ms() -> f64 {
-    js_sys::Date::now()
+    let global = js_sys::global();
+    js_sys::Reflect::get(&global, &"performance".into())
+        .and_then(|perf| {
+            let now: js_sys::Function = js_sys::Reflect::get(&perf, &"now".into())?.into();
+            now.call0(&perf)
+        })
+        .ok()
+        .and_then(|t| t.as_f64())
+        .unwrap_or_else(js_sys::Date::now)
 }
 
 /// Nanoseconds per `Engine::decode` of an `n`-experiment snapshot, over `rounds` decodes.
