@@ -195,11 +195,19 @@ pub enum Command {
     /// Audiences: reusable targeting segments.
     #[command(subcommand)]
     Audiences(AudienceCommand),
-    /// The audit log (optionally of one entity).
+    /// The audit log (optionally of one entity); `audit verify` checks its hash chain.
     Audit {
+        /// `verify`: check that no entry was edited or deleted (exit 4 if one was).
+        #[arg(value_enum)]
+        action: Option<AuditAction>,
         #[arg(long)]
         entity: Option<String>,
     },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum AuditAction {
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -451,7 +459,25 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Experiments(command) => experiments(&ctx, actor, command).await,
         Command::Audiences(command) => audiences(&ctx, actor, command).await,
-        Command::Audit { entity } => {
+        Command::Audit {
+            action: Some(AuditAction::Verify),
+            ..
+        } => {
+            let report = db::audit::verify(&pool).await?;
+            print(&report);
+            if report.intact() {
+                Ok(())
+            } else {
+                Err(AdminError::Conflict(format!(
+                    "audit chain broken: {} problem(s)",
+                    report.problems.len()
+                )))
+            }
+        }
+        Command::Audit {
+            action: None,
+            entity,
+        } => {
             print(&db::audit::list(&pool, entity.as_deref()).await?);
             Ok(())
         }

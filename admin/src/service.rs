@@ -133,7 +133,7 @@ pub async fn create_environment(
             AdminError::on_unique(e, format!("environment {:?} already exists", req.name))
         })?;
     audit::record(
-        &mut *tx,
+        &mut tx,
         Change {
             actor,
             action: "environment.create",
@@ -197,7 +197,7 @@ pub async fn create_experiment(ctx: &Ctx, actor: &str, req: NewExperiment) -> Re
     })?;
     let created = load(&mut tx, id, false).await?;
     audit::record(
-        &mut *tx,
+        &mut tx,
         Change {
             actor,
             action: "experiment.create",
@@ -332,7 +332,7 @@ pub async fn patch_experiment(
     experiments::update(&mut tx, &after).await?;
     let saved = load(&mut tx, id, false).await?;
     audit::record(
-        &mut *tx,
+        &mut tx,
         Change {
             actor,
             action: "experiment.update",
@@ -368,7 +368,7 @@ pub async fn add_variant(ctx: &Ctx, actor: &str, id: Uuid, req: NewVariant) -> R
             )
         })?;
     audit::record(
-        &mut *tx,
+        &mut tx,
         Change {
             actor,
             action: "variant.create",
@@ -411,7 +411,7 @@ pub async fn set_allocations(
     experiments::replace_allocations(&mut tx, id, &after.allocations).await?;
     let saved = load(&mut tx, id, false).await?;
     audit::record(
-        &mut *tx,
+        &mut tx,
         Change {
             actor,
             action: "experiment.allocations",
@@ -454,7 +454,7 @@ pub async fn set_status(
     }
     let after = load(&mut tx, id, false).await?;
     audit::record(
-        &mut *tx,
+        &mut tx,
         Change {
             actor,
             action: "experiment.status",

@@ -173,3 +173,65 @@ fn force_token_mints_a_token_the_engine_accepts() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("CLEAVE_SIGNING_KEY is not set"));
 }
+
+/// Runs `audit verify` and returns its exit code and report.
+fn verify(url: &str) -> (Option<i32>, serde_json::Value) {
+    let out = admin(Some(url), &["audit", "verify"]);
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    (out.status.code(), report)
+}
+
+/// Changes `audit_log` behind the admin's back, as a database owner could.
+async fn tamper(pool: &PgPool, sql: &str) {
+    sqlx::query("alter table audit_log disable trigger audit_log_no_update")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(sql).execute(pool).await.unwrap();
+    sqlx::query("alter table audit_log enable trigger audit_log_no_update")
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn audit_verify_detects_edited_and_deleted_entries(pool: PgPool) {
+    let url = url_of(&pool);
+    let url = url.as_str();
+    for env in ["prod", "staging", "qa", "dev"] {
+        let out = admin(Some(url), &["environments", "create", env]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    let (code, report) = verify(url);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["entries"], 4);
+    assert_eq!(report["unchained"], 0);
+    assert_eq!(report["head"][0], 4);
+    assert_eq!(report["problems"], serde_json::json!([]));
+
+    // Rewriting who made a change breaks that entry's hash.
+    tamper(&pool, "update audit_log set actor = 'mallory' where id = 2").await;
+    let (code, report) = verify(url);
+    assert_eq!(code, Some(4));
+    assert_eq!(
+        report["problems"],
+        serde_json::json!(["entry 2 was edited: its content no longer matches its hash"])
+    );
+    tamper(&pool, "update audit_log set actor = 'cli' where id = 2").await;
+    assert_eq!(
+        verify(url).0,
+        Some(0),
+        "restoring the content restores the chain"
+    );
+
+    // Removing an entry breaks the link of the one after it.
+    tamper(&pool, "delete from audit_log where id = 3").await;
+    let (code, report) = verify(url);
+    assert_eq!(code, Some(4));
+    assert_eq!(
+        report["problems"],
+        serde_json::json!([
+            "entry 4 does not follow entry 2: an entry between them was deleted or edited"
+        ])
+    );
+}
