@@ -21,6 +21,10 @@ pub enum ContextError {
     Invalid { name: String, message: String },
 }
 
+/// Longest value a schema attribute may take from a header, cookie or query parameter; the
+/// decide API's limit on request attributes is the same.
+pub const MAX_VALUE_BYTES: usize = 1024;
+
 /// The attributes the schema produced, typed, for echoing back to the caller.
 pub type TypedContext = Map<String, Value>;
 
@@ -62,6 +66,16 @@ pub fn apply_schema(
             }
             continue;
         };
+        if raw.len() > MAX_VALUE_BYTES {
+            if strict {
+                return Err(ContextError::Invalid {
+                    name: attr.name.clone(),
+                    message: format!("value is longer than {MAX_VALUE_BYTES} bytes"),
+                });
+            }
+            // Lenient (proxy mode): an oversized value is dropped, never trusted.
+            continue;
+        }
         match convert(attr.kind, &raw) {
             Ok(value) => {
                 if let Some(ua) = value.user_agent {

@@ -18,8 +18,12 @@ pub mod limits {
     pub const UNIT_ID_BYTES: usize = 256;
     pub const ATTRIBUTES: usize = 64;
     pub const ATTRIBUTE_NAME_BYTES: usize = 64;
-    pub const ATTRIBUTE_VALUE_BYTES: usize = 1024;
+    pub const ATTRIBUTE_VALUE_BYTES: usize = cleave_core::context::MAX_VALUE_BYTES;
     pub const EXPERIMENT_FILTER: usize = 256;
+    /// Force and sticky tokens; a sticky token for 32 experiments stays under 2 KiB.
+    pub const TOKEN_BYTES: usize = 4 * 1024;
+    /// Arrays and objects nested inside one context attribute.
+    pub const CONTEXT_DEPTH: usize = 8;
 }
 
 /// What a decide call asks for.
@@ -79,8 +83,8 @@ pub fn parse_query(query: &str) -> Result<DecideRequest, BadRequest> {
                 "context" => req.attributes = context_object(&value)?,
                 "experiments" => req.experiments = Some(experiment_filter(value.split(','))?),
                 "explain" => req.explain = matches!(value.as_ref(), "1" | "true"),
-                "force" => req.force = Some(value.into_owned()),
-                "sticky" => req.sticky = Some(value.into_owned()),
+                "force" => req.force = Some(token("force", value.into_owned())?),
+                "sticky" => req.sticky = Some(token("sticky", value.into_owned())?),
                 _ => {}
             }
         }
@@ -131,8 +135,8 @@ pub fn from_json(body: &[u8]) -> Result<DecideRequest, BadRequest> {
         serde_json::from_slice(body).map_err(|e| bad(format!("malformed JSON body: {e}")))?;
     let mut req = DecideRequest {
         explain: parsed.explain,
-        force: parsed.force,
-        sticky: parsed.sticky,
+        force: parsed.force.map(|t| token("force", t)).transpose()?,
+        sticky: parsed.sticky.map(|t| token("sticky", t)).transpose()?,
         ..DecideRequest::default()
     };
     for (unit_type, value) in &parsed.units {
@@ -213,9 +217,36 @@ fn context_object(text: &str) -> Result<Attributes, BadRequest> {
     }
 }
 
+/// A force or sticky token, refused when longer than any the worker issues.
+fn token(kind: &str, value: String) -> Result<String, BadRequest> {
+    if value.len() > limits::TOKEN_BYTES {
+        return Err(bad(format!(
+            "{kind} token is longer than {} bytes",
+            limits::TOKEN_BYTES
+        )));
+    }
+    Ok(value)
+}
+
+/// Levels of arrays and objects in `value` (a scalar is 0).
+fn depth(value: &Value) -> usize {
+    let inner = match value {
+        Value::Array(items) => items.iter().map(depth).max(),
+        Value::Object(map) => map.values().map(depth).max(),
+        _ => return 0,
+    };
+    1 + inner.unwrap_or(0)
+}
+
 fn attributes_from_map(map: Map<String, Value>) -> Result<Attributes, BadRequest> {
     let mut attributes = Attributes::new();
     for (name, value) in map {
+        if depth(&value) > limits::CONTEXT_DEPTH {
+            return Err(bad(format!(
+                "attribute {name:?} nests deeper than {} levels",
+                limits::CONTEXT_DEPTH
+            )));
+        }
         // A non-string value compares by its JSON text; null means "not given".
         let text = match &value {
             Value::Null => continue,

@@ -100,6 +100,26 @@ fn lenient_mode_drops_what_does_not_convert() {
 }
 
 #[test]
+fn an_oversized_value_is_refused_in_strict_mode_and_dropped_in_lenient_mode() {
+    let long = "p".repeat(MAX_VALUE_BYTES + 1);
+    let pairs = [(AttributeSource::Header, "x-plan", long.as_str())];
+    let oversized = request(&pairs);
+    let err = apply_schema(&schema(), &mut Attributes::new(), &oversized, true).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "attribute \"plan\": value is longer than 1024 bytes"
+    );
+    let mut attributes = Attributes::new();
+    apply_schema(&schema(), &mut attributes, &oversized, false).unwrap();
+    assert!(!attributes.contains_key("plan"));
+    let exact = "p".repeat(MAX_VALUE_BYTES);
+    let pairs = [(AttributeSource::Header, "x-plan", exact.as_str())];
+    let mut attributes = Attributes::new();
+    apply_schema(&schema(), &mut attributes, &request(&pairs), true).unwrap();
+    assert_eq!(attributes["plan"], exact);
+}
+
+#[test]
 fn derived_user_agent_parts_cannot_be_supplied_directly() {
     let mut attributes: Attributes = [("client.device".to_owned(), "desktop".to_owned())].into();
     apply_schema(

@@ -81,6 +81,21 @@ fn refuses_bad_input_with_a_reason() {
     assert!(err(&format!("id.user=u&q={}", "x".repeat(9000))).contains("query string is longer"));
     let many: String = (0..70).map(|i| format!("&ctx.a{i}=1")).collect();
     assert!(err(&format!("id.user=u{many}")).contains("more than 64 attributes"));
+    let long = "x".repeat(4097);
+    assert_eq!(
+        err(&format!("id.user=u&force={long}")),
+        "force token is longer than 4096 bytes"
+    );
+    assert_eq!(
+        err(&format!("id.user=u&sticky={long}")),
+        "sticky token is longer than 4096 bytes"
+    );
+    let nested = |levels: usize| format!("{}1{}", "[".repeat(levels), "]".repeat(levels));
+    assert!(from_query(&format!("id.user=u&context={{\"a\":{}}}", nested(8))).is_ok());
+    assert_eq!(
+        err(&format!("id.user=u&context={{\"a\":{}}}", nested(9))),
+        "attribute \"a\" nests deeper than 8 levels"
+    );
 }
 
 #[test]
@@ -105,4 +120,20 @@ fn refuses_bad_json_bodies() {
         .contains("attributes must be a JSON object"));
     assert!(err(br#"{"units":{"user":"u"},"unit":"typo"}"#).contains("unknown field"));
     assert!(err(&vec![b' '; 70 * 1024]).contains("request body is longer"));
+    let deep = format!(
+        r#"{{"units":{{"user":"u"}},"attributes":{{"a":{{"b":{}}}}}}}"#,
+        "[".repeat(8) + &"]".repeat(8)
+    );
+    assert_eq!(
+        err(deep.as_bytes()),
+        "attribute \"a\" nests deeper than 8 levels"
+    );
+    let sticky = format!(
+        r#"{{"units":{{"user":"u"}},"sticky":"{}"}}"#,
+        "x".repeat(5000)
+    );
+    assert_eq!(
+        err(sticky.as_bytes()),
+        "sticky token is longer than 4096 bytes"
+    );
 }
