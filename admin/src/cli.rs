@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::access::Access;
 use crate::error::{AdminError, Result};
 use crate::http::{app, AppState};
 use crate::model::Status;
@@ -138,9 +139,13 @@ pub enum Command {
         /// Address to listen on; loopback unless told otherwise.
         #[arg(long, env = "CLEAVE_ADMIN_HOST", default_value = "127.0.0.1")]
         host: std::net::IpAddr,
-        /// Bearer token every mutation must present.
+        /// A publisher token; alone, it leaves reads open.
         #[arg(long, env = "CLEAVE_ADMIN_API_TOKEN", hide_env_values = true)]
         api_token: Option<String>,
+        /// Tokens with roles, `role:name:token,...` (viewer, editor, publisher); with them,
+        /// reads need a token too.
+        #[arg(long, env = "CLEAVE_ADMIN_TOKENS", hide_env_values = true)]
+        tokens: Option<String>,
     },
     /// Compile, validate and publish an environment. Refused when the plan moves
     /// already-enrolled units between variants, unless --confirm.
@@ -375,17 +380,22 @@ pub async fn run(cli: Cli) -> Result<()> {
             port,
             host,
             api_token,
+            tokens,
         } => {
+            let access = Access::from_config(tokens.as_deref(), api_token.as_deref())
+                .map_err(AdminError::BadRequest)?;
             migrate(&pool).await?;
-            if api_token.is_none() {
-                tracing::warn!("CLEAVE_ADMIN_API_TOKEN is not set: every mutation will be refused");
+            if access.is_empty() {
+                tracing::warn!(
+                    "neither CLEAVE_ADMIN_TOKENS nor CLEAVE_ADMIN_API_TOKEN is set: every mutation will be refused"
+                );
             }
             let addr = SocketAddr::new(host, port);
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| AdminError::Internal(format!("cannot listen on {addr}: {e}")))?;
             tracing::info!(%addr, sink = %ctx.sink.describe(), "cleave-admin serving");
-            axum::serve(listener, app(AppState { ctx, api_token }))
+            axum::serve(listener, app(AppState { ctx, access }))
                 .with_graceful_shutdown(async {
                     let _ = tokio::signal::ctrl_c().await;
                 })

@@ -14,8 +14,11 @@ pub enum AdminError {
     #[error("{0}")]
     BadRequest(String),
     /// 401: missing or wrong API token.
-    #[error("missing or wrong bearer token (Authorization: Bearer <CLEAVE_ADMIN_API_TOKEN>)")]
+    #[error("missing or unknown bearer token (Authorization: Bearer <a token from CLEAVE_ADMIN_TOKENS or CLEAVE_ADMIN_API_TOKEN>)")]
     Unauthorized,
+    /// 403: the token is valid but its role may not do this.
+    #[error("{0}")]
+    Forbidden(String),
     /// 404: no such entity.
     #[error("{0}")]
     NotFound(String),
@@ -43,6 +46,7 @@ impl AdminError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) | Self::Unconfirmed(_) => StatusCode::CONFLICT,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -55,6 +59,7 @@ impl AdminError {
         match self {
             Self::BadRequest(_) => "bad_request",
             Self::Unauthorized => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::Unconfirmed(_) => "confirmation_required",
@@ -67,7 +72,7 @@ impl AdminError {
     /// Process exit code for the CLI: distinct per class so scripts can branch on it.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::BadRequest(_) | Self::Unauthorized => 2,
+            Self::BadRequest(_) | Self::Unauthorized | Self::Forbidden(_) => 2,
             Self::NotFound(_) => 3,
             Self::Conflict(_) | Self::Unconfirmed(_) => 4,
             Self::Invalid(_) => 5,

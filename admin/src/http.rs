@@ -2,7 +2,8 @@
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
@@ -11,6 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::access::{Access, Role};
 use crate::db::audit;
 use crate::error::AdminError;
 use crate::service::{self, Ctx};
@@ -20,8 +22,8 @@ use crate::targeting_service;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub ctx: Ctx,
-    /// `CLEAVE_ADMIN_API_TOKEN`; without it every mutation is refused.
-    pub api_token: Option<String>,
+    /// Tokens and their roles; without any, every mutation is refused.
+    pub access: Access,
 }
 
 /// The router, ready to serve or to test with `oneshot`.
@@ -56,7 +58,24 @@ pub fn app(state: AppState) -> Router {
         .route("/experiments/{id}/status", patch(set_status))
         .route("/audit", get(audit_log))
         .fallback(|| async { AdminError::NotFound("no such endpoint".to_owned()) })
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            reads_need_viewer,
+        ))
         .with_state(state)
+}
+
+/// Reads need a viewer token when role tokens are configured; mutations check their own role
+/// in the handler, where the actor is needed anyway.
+async fn reads_need_viewer(
+    State(s): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, AdminError> {
+    if request.method() == Method::GET {
+        s.access.check(request.headers(), Role::Viewer)?;
+    }
+    Ok(next.run(request).await)
 }
 
 /// JSON body extractor whose rejections use the API's error shape.
@@ -82,30 +101,10 @@ fn parse_id(raw: &str, what: &str) -> Result<Uuid, AdminError> {
     Uuid::parse_str(raw).map_err(|_| AdminError::NotFound(format!("no {what} {raw}")))
 }
 
-/// Checks the bearer token of a mutation and returns the actor to audit.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<String, AdminError> {
-    let expected = state.api_token.as_deref().ok_or(AdminError::Unauthorized)?;
-    let presented = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(AdminError::Unauthorized)?;
-    let same = presented.len() == expected.len()
-        && presented
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if !same {
-        return Err(AdminError::Unauthorized);
-    }
-    // Who acted, as the caller names itself; the token proves the right to act.
-    Ok(headers
-        .get("x-cleave-actor")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 200)
-        .unwrap_or("api-token")
-        .to_owned())
+/// Checks the bearer token of a mutation against the role it needs; returns the actor to
+/// audit.
+fn authorize(state: &AppState, headers: &HeaderMap, needed: Role) -> Result<String, AdminError> {
+    state.access.check(headers, needed)
 }
 
 type Answer = Result<Response, AdminError>;
@@ -123,7 +122,7 @@ async fn create_environment(
     headers: HeaderMap,
     Body(req): Body<service::NewEnvironment>,
 ) -> Answer {
-    let actor = authorize(&s, &headers)?;
+    let actor = authorize(&s, &headers, Role::Editor)?;
     created(service::create_environment(&s.ctx, &actor, req).await?)
 }
 
@@ -148,7 +147,7 @@ async fn publish(
     Path(id): Path<String>,
     Query(options): Query<PublishOptions>,
 ) -> Answer {
-    let actor = authorize(&s, &headers)?;
+    let actor = authorize(&s, &headers, Role::Publisher)?;
     let env = parse_id(&id, "environment")?;
     ok(service::publish(&s.ctx, &actor, env, options.confirm).await?)
 }
@@ -163,7 +162,7 @@ async fn set_settings(
     Path(id): Path<String>,
     Body(req): Body<crate::model::EnvironmentSettings>,
 ) -> Answer {
-    let actor = authorize(&s, &headers)?;
+    let actor = authorize(&s, &headers, Role::Editor)?;
     let env = parse_id(&id, "environment")?;
     ok(targeting_service::set_settings(&s.ctx, &actor, env, req).await?)
 }
@@ -173,7 +172,7 @@ async fn create_audience(
     headers: HeaderMap,
     Body(req): Body<targeting_service::NewAudience>,
 ) -> Answer {
-    let actor = authorize(&s, &headers)?;
+    let actor = authorize(&s, &headers, Role::Editor)?;
     created(targeting_service::create_audience(&s.ctx, &actor, req).await?)
 }
 
@@ -191,7 +190,7 @@ async fn patch_audience(
     Path(id): Path<String>,
     Body(req): Body<targeting_service::AudiencePatch>,
 ) -> Answer {
-    let actor = authorize(&s, &headers)?;
+    let actor = authorize(&s, &headers, Role::Editor)?;
     let id = parse_id(&id, "audience")?;
     let (audience, published) = targeting_service::patch_audience(&s.ctx, &actor, id, req).await?;
     let mut body = serde_json::to_value(&audience).unwrap_or_default();
@@ -204,7 +203,7 @@ async fn delete_audience(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Answer {
-    let actor = authorize(&s, &headers)?;
+    let actor = authorize(&s, &headers, Role::Editor)?;
     targeting_service::delete_audience(&s.ctx, &actor, parse_id(&id, "audience")?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -221,7 +220,7 @@ async fn rollback(
     Path(id): Path<String>,
     Body(req): Body<RollbackRequest>,
 ) -> Answer {
-    let actor = authorize(&s, &headers)?;
+    let actor = authorize(&s, &headers, Role::Publisher)?;
     let id = parse_id(&id, "environment")?;
     let mut tx = s.ctx.pool.begin().await?;
     let done = crate::publish::rollback_in(&mut tx, &s.ctx.sink, id, req.version, &actor).await?;
@@ -240,7 +239,7 @@ async fn create_experiment(
     headers: HeaderMap,
     Body(req): Body<service::NewExperiment>,
 ) -> Answer {
-    let actor = authorize(&s, &headers)?;
+    let actor = authorize(&s, &headers, Role::Editor)?;
     created(service::create_experiment(&s.ctx, &actor, req).await?)
 }
 
@@ -268,7 +267,7 @@ async fn patch_experiment(
     Path(id): Path<String>,
     Body(req): Body<service::ExperimentPatch>,
 ) -> Answer {
-    let actor = authorize(&s, &headers)?;
+    let actor = authorize(&s, &headers, Role::Editor)?;
     ok(service::patch_experiment(&s.ctx, &actor, parse_id(&id, "experiment")?, req).await?)
 }
 
@@ -278,7 +277,7 @@ async fn add_variant(
     Path(id): Path<String>,
     Body(req): Body<service::NewVariant>,
 ) -> Answer {
-    let actor = authorize(&s, &headers)?;
+    let actor = authorize(&s, &headers, Role::Editor)?;
     created(service::add_variant(&s.ctx, &actor, parse_id(&id, "experiment")?, req).await?)
 }
 
@@ -288,7 +287,7 @@ async fn set_allocations(
     Path(id): Path<String>,
     Body(req): Body<service::Allocations>,
 ) -> Answer {
-    let actor = authorize(&s, &headers)?;
+    let actor = authorize(&s, &headers, Role::Editor)?;
     ok(service::set_allocations(&s.ctx, &actor, parse_id(&id, "experiment")?, req).await?)
 }
 
@@ -298,7 +297,7 @@ async fn set_status(
     Path(id): Path<String>,
     Body(req): Body<service::StatusChange>,
 ) -> Answer {
-    let actor = authorize(&s, &headers)?;
+    let actor = authorize(&s, &headers, Role::Publisher)?;
     let (experiment, published) =
         service::set_status(&s.ctx, &actor, parse_id(&id, "experiment")?, req).await?;
     let mut body = serde_json::to_value(&experiment).unwrap_or_default();

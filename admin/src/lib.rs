@@ -2,6 +2,7 @@
 //! the operations the REST API (`http`) and the CLI (`cli`) share, `compile` turns stored
 //! definitions into cleave-core snapshots, and `publish` sends them through a `sink`.
 
+pub mod access;
 pub mod cli;
 pub mod compile;
 pub mod db;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
+use cleave_admin::access::Access;
 use cleave_admin::http::{app, AppState};
 use cleave_admin::service::Ctx;
 use cleave_admin::sink::Sink;
@@ -25,20 +26,26 @@ pub struct TestApp {
 impl TestApp {
     /// The app with a `file` sink in a fresh temporary folder.
     pub fn new(pool: PgPool) -> Self {
+        Self::with_access(pool, Access::single(Some(TOKEN)))
+    }
+
+    /// The app with these tokens and a `file` sink in a fresh temporary folder.
+    pub fn with_access(pool: PgPool, access: Access) -> Self {
         let dir = std::env::temp_dir().join(format!("cleave-admin-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
-        Self::with_sink(pool, Sink::File { dir: dir.clone() }, dir)
+        Self::build(pool, Sink::File { dir: dir.clone() }, dir, access)
     }
 
     pub fn with_sink(pool: PgPool, sink: Sink, dir: PathBuf) -> Self {
+        Self::build(pool, sink, dir, Access::single(Some(TOKEN)))
+    }
+
+    fn build(pool: PgPool, sink: Sink, dir: PathBuf, access: Access) -> Self {
         let ctx = Ctx {
             pool: pool.clone(),
             sink,
         };
-        let router = app(AppState {
-            ctx,
-            api_token: Some(TOKEN.to_owned()),
-        });
+        let router = app(AppState { ctx, access });
         Self { router, pool, dir }
     }
 
