@@ -145,7 +145,7 @@ impl Access {
         let credential = self
             .credentials
             .iter()
-            .find(|c| constant_time_eq(c.token.as_bytes(), presented.as_bytes()))
+            .find(|c| cleave_core::secrets_equal(c.token.as_bytes(), presented.as_bytes()))
             .ok_or(AdminError::Unauthorized)?;
         if credential.role < needed {
             return Err(AdminError::Forbidden(format!(
@@ -165,8 +165,4 @@ impl Access {
             None => credential.name.clone(),
         })
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

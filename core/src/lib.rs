@@ -26,5 +26,6 @@ pub mod user_agent;
 pub use assign::{Assignment, Explanation, Subject, Units};
 pub use engine::{Engine, SnapshotError};
 pub use problems::{Problem, Problems};
+pub use seal::secrets_equal;
 pub use snapshot::Snapshot;
 pub use targeting::{Attributes, Targeting};

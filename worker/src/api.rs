@@ -356,11 +356,7 @@ fn authorized(req: &Request, config: &Config) -> bool {
     presented
         .as_deref()
         .and_then(|h| h.strip_prefix("Bearer "))
-        .is_some_and(|token| constant_time_eq(token.as_bytes(), expected.as_bytes()))
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        .is_some_and(|token| cleave_core::secrets_equal(token.as_bytes(), expected.as_bytes()))
 }
 
 fn unauthorized() -> Result<Response> {
