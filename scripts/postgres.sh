@@ -2,7 +2,8 @@
 # Prints a DATABASE_URL for cleave to use. With DATABASE_URL already set, prints it unchanged.
 # Otherwise makes sure a throwaway local cluster is running (installing Debian's postgresql
 # packages when the server binaries are missing) under .cleave/postgres, listening only on a
-# unix socket and 127.0.0.1:${CLEAVE_PG_PORT:-54329}, and prints its URL.
+# unix socket and 127.0.0.1:${CLEAVE_PG_PORT:-54329}, and prints its URL (as root, under
+# /var/tmp/cleave-postgres when the postgres user cannot enter the checkout).
 #   scripts/postgres.sh          start (if needed) and print the URL
 #   scripts/postgres.sh stop     stop the throwaway cluster
 set -euo pipefail
@@ -28,8 +29,15 @@ fi
 
 # initdb and postgres refuse to run as root; run them as the owner of the data directory.
 as_owner() {
-  if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+  # From /: the postgres user may not be allowed into the current directory.
+  if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
+
+# As root the cluster runs as `postgres`, which cannot enter a checkout inside a private
+# directory (a `mktemp -d` clone is 0700): keep the cluster under /var/tmp then, one per checkout.
+if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$root" 2>/dev/null; then
+  data="/var/tmp/cleave-postgres/$(printf %s "$root" | cksum | cut -d' ' -f1)"
+fi
 
 if [ "${1:-}" = "stop" ]; then
   [ -f "$data/postmaster.pid" ] && as_owner "$bindir/pg_ctl" -D "$data" -m fast stop >&2
@@ -39,7 +47,7 @@ fi
 if [ ! -f "$data/PG_VERSION" ]; then
   say "creating a throwaway cluster in $data"
   mkdir -p "$data"
-  [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$root/.cleave"
+  [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$data"
   as_owner "$bindir/initdb" -D "$data" -U cleave --auth=trust -E UTF8 >/dev/null
 fi
 if ! as_owner "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
