@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -13,9 +13,13 @@ use crate::error::{AdminError, Result};
 use crate::http::{app, AppState};
 use crate::model::Status;
 use crate::service::{self, Ctx};
-use crate::sink::Sink;
 use crate::targeting_service;
 use crate::{db, publish};
+
+mod keys;
+mod settings;
+
+pub use settings::{SigningArgs, SinkArgs, SinkKind};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -34,98 +38,8 @@ pub struct Cli {
     pub actor: String,
     #[command(flatten)]
     pub sink: SinkArgs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum SinkKind {
-    /// The local KV of the repo checkout, read by `npx wrangler dev` there.
-    WranglerLocal,
-    /// Workers KV through the Cloudflare REST API.
-    Cloudflare,
-    /// A folder such as config-snapshots/.
-    File,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct SinkArgs {
-    /// Where publishes go.
-    #[arg(
-        long = "sink",
-        env = "CLEAVE_SINK",
-        global = true,
-        value_enum,
-        default_value = "wrangler-local"
-    )]
-    pub kind: SinkKind,
-    /// Repo checkout whose local KV `wrangler-local` writes (its node_modules has wrangler).
-    /// Default: the nearest folder upwards from here holding wrangler.toml, else the checkout
-    /// this binary was built from.
-    #[arg(long, env = "CLEAVE_REPO_ROOT", global = true)]
-    pub repo_root: Option<PathBuf>,
-    /// `--persist-to` for the local KV (default: wrangler's own, .wrangler/state).
-    #[arg(long, env = "CLEAVE_KV_PERSIST_TO", global = true)]
-    pub kv_persist_to: Option<PathBuf>,
-    /// Folder for the `file` sink.
-    #[arg(
-        long,
-        env = "CLEAVE_SINK_DIR",
-        global = true,
-        default_value = "config-snapshots"
-    )]
-    pub sink_dir: PathBuf,
-    #[arg(long, env = "CF_ACCOUNT_ID", global = true)]
-    pub cf_account_id: Option<String>,
-    #[arg(long, env = "CF_KV_NAMESPACE_ID", global = true)]
-    pub cf_namespace_id: Option<String>,
-    #[arg(long, env = "CF_API_TOKEN", global = true, hide_env_values = true)]
-    pub cf_api_token: Option<String>,
-    #[arg(
-        long,
-        env = "CF_API_BASE",
-        global = true,
-        default_value = "https://api.cloudflare.com/client/v4"
-    )]
-    pub cf_api_base: String,
-}
-
-impl SinkArgs {
-    /// The configured sink.
-    ///
-    /// # Errors
-    /// When the `cloudflare` sink lacks its account, namespace or token.
-    pub fn sink(&self) -> Result<Sink> {
-        Ok(match self.kind {
-            SinkKind::WranglerLocal => Sink::WranglerLocal {
-                root: self.repo_root.clone().unwrap_or_else(default_repo_root),
-                persist_to: self.kv_persist_to.clone(),
-            },
-            SinkKind::File => Sink::File {
-                dir: self.sink_dir.clone(),
-            },
-            SinkKind::Cloudflare => {
-                let need = |v: &Option<String>, name: &str| {
-                    v.clone().ok_or_else(|| {
-                        AdminError::BadRequest(format!("the cloudflare sink needs {name}"))
-                    })
-                };
-                Sink::Cloudflare {
-                    api_base: self.cf_api_base.clone(),
-                    account_id: need(&self.cf_account_id, "CF_ACCOUNT_ID")?,
-                    namespace_id: need(&self.cf_namespace_id, "CF_KV_NAMESPACE_ID")?,
-                    api_token: need(&self.cf_api_token, "CF_API_TOKEN")?,
-                }
-            }
-        })
-    }
-}
-
-/// The checkout `npx wrangler dev` runs in: where its local KV lives.
-fn default_repo_root() -> PathBuf {
-    let here = std::env::current_dir().unwrap_or_default();
-    here.ancestors()
-        .find(|dir| dir.join("wrangler.toml").is_file())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/..")))
+    #[command(flatten)]
+    pub signing: SigningArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -172,6 +86,15 @@ pub enum Command {
         #[arg(long, env = "CLEAVE_SIGNING_KEY", hide_env_values = true)]
         signing_key: Option<String>,
     },
+    /// Create an Ed25519 key for signing snapshots: writes the private key to `--out`
+    /// (mode 0600, refusing to overwrite) and prints the public key for the worker's
+    /// CLEAVE_SNAPSHOT_PUBLIC_KEY.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the public key of the configured snapshot signing key.
+    PublicKey,
     /// Compile an environment into a snapshot file without publishing.
     Compile {
         #[arg(long)]
@@ -304,23 +227,6 @@ fn parse_pair(text: &str) -> std::result::Result<(String, String), String> {
         .ok_or_else(|| format!("{text:?} is not experiment=variant"))
 }
 
-/// Mints a force token; needs no database.
-fn force_token(force: &[(String, String)], ttl: u32, key: Option<&str>) -> Result<()> {
-    let key = key.filter(|k| !k.is_empty()).ok_or_else(|| {
-        AdminError::BadRequest("CLEAVE_SIGNING_KEY is not set (or pass --signing-key)".to_owned())
-    })?;
-    let expires_ms =
-        time::OffsetDateTime::now_utc().unix_timestamp() * 1000 + i64::from(ttl) * 1000;
-    let pairs = force.iter().cloned().collect();
-    let token = cleave_core::force::mint(key.as_bytes(), &pairs, expires_ms).map_err(|_| {
-        AdminError::BadRequest(
-            "experiment and variant keys must match [a-z][a-z0-9_.-]{0,63}".to_owned(),
-        )
-    })?;
-    println!("{token}");
-    Ok(())
-}
-
 fn parse_status(text: &str) -> std::result::Result<Status, String> {
     Status::parse(&text.to_ascii_uppercase())
         .ok_or_else(|| "expected DRAFT, RUNNING, PAUSED, STOPPED or ARCHIVED".to_owned())
@@ -353,7 +259,21 @@ pub async fn run(cli: Cli) -> Result<()> {
         signing_key,
     } = &cli.command
     {
-        return force_token(force, *ttl, signing_key.as_deref());
+        return keys::force_token(force, *ttl, signing_key.as_deref());
+    }
+    match &cli.command {
+        Command::Keygen { out } => return keys::keygen(out),
+        Command::PublicKey => {
+            let signer = cli.signing.signer()?.ok_or_else(|| {
+                AdminError::BadRequest(
+                    "no snapshot signing key: set CLEAVE_SNAPSHOT_SIGNING_KEY or CLEAVE_SNAPSHOT_SIGNING_KEY_FILE"
+                        .to_owned(),
+                )
+            })?;
+            println!("{}", signer.public_key());
+            return Ok(());
+        }
+        _ => {}
     }
     let url = cli.database_url.clone().ok_or_else(|| {
         AdminError::BadRequest("DATABASE_URL is not set (or pass --database-url)".to_owned())
@@ -367,6 +287,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     let ctx = Ctx {
         pool: pool.clone(),
         sink: cli.sink.sink()?,
+        signer: cli.signing.signer()?,
     };
     let actor = cli.actor.as_str();
     match cli.command {
@@ -447,7 +368,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Rollback { env, to } => {
             let env = service::environment_named(&ctx, &env).await?;
             let mut tx = pool.begin().await?;
-            let done = publish::rollback_in(&mut tx, &ctx.sink, env.id, to, actor).await?;
+            let done = publish::rollback_in(&mut tx, ctx.outlet(), env.id, to, actor).await?;
             tx.commit().await?;
             print(&done);
             Ok(())
@@ -491,7 +412,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             print(&db::audit::list(&pool, entity.as_deref()).await?);
             Ok(())
         }
-        Command::ForceToken { .. } => Ok(()),
+        Command::ForceToken { .. } | Command::Keygen { .. } | Command::PublicKey => Ok(()),
     }
 }
 

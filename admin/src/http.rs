@@ -223,7 +223,8 @@ async fn rollback(
     let actor = authorize(&s, &headers, Role::Publisher)?;
     let id = parse_id(&id, "environment")?;
     let mut tx = s.ctx.pool.begin().await?;
-    let done = crate::publish::rollback_in(&mut tx, &s.ctx.sink, id, req.version, &actor).await?;
+    let done =
+        crate::publish::rollback_in(&mut tx, s.ctx.outlet(), id, req.version, &actor).await?;
     tx.commit().await?;
     ok(done)
 }

@@ -11,6 +11,7 @@ pub mod http;
 pub mod model;
 pub mod publish;
 pub mod service;
+pub mod signing;
 pub mod sink;
 pub mod targeting_service;
 pub mod validate;

@@ -14,7 +14,15 @@ use crate::db::snapshots::{self, NewSnapshot};
 use crate::db::{audiences, environments, experiments};
 use crate::error::{AdminError, Result};
 use crate::model::{Environment, Published};
+use crate::signing::{self, SnapshotSigner};
 use crate::sink::Sink;
+
+/// Where a publish goes and the key it is signed with (if any).
+#[derive(Debug, Clone, Copy)]
+pub struct Outlet<'a> {
+    pub sink: &'a Sink,
+    pub signer: Option<&'a SnapshotSigner>,
+}
 
 /// Compiles the environment into the snapshot its next version would be, without storing it.
 pub async fn compile_next(
@@ -71,11 +79,12 @@ async fn current_snapshot(conn: &mut PgConnection, env: &Environment) -> Result<
 /// rollback discards the new version and the pointer stays where it was.
 pub async fn publish_in(
     conn: &mut PgConnection,
-    sink: &Sink,
+    out: Outlet<'_>,
     environment: Uuid,
     actor: &str,
     confirm: bool,
 ) -> Result<Published> {
+    let sink = out.sink;
     let env = environments::lock(&mut *conn, environment)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("no environment {environment}")))?;
@@ -121,14 +130,20 @@ pub async fn publish_in(
                 env.name
             ))
         })?;
-    sink.put_pointer(&env.name, version, &sha256)
-        .await
-        .map_err(|e| {
-            AdminError::Upload(format!(
-                "flipping the pointer of {} to v{version} failed: {e}; {pointer_note}",
-                env.name
-            ))
-        })?;
+    let pointer = signing::pointer_to(
+        out.signer,
+        &env.name,
+        snapshot.version,
+        &sha256,
+        None,
+        &body,
+    );
+    sink.put_pointer(&env.name, &pointer).await.map_err(|e| {
+        AdminError::Upload(format!(
+            "flipping the pointer of {} to v{version} failed: {e}; {pointer_note}",
+            env.name
+        ))
+    })?;
     environments::set_current_version(&mut *conn, environment, version).await?;
     audit::record(
         &mut *conn,
@@ -138,9 +153,10 @@ pub async fn publish_in(
             entity: "environment",
             entity_id: environment.to_string(),
             before: Some(serde_json::json!({"version": env.current_version})),
-            after: Some(
-                serde_json::json!({"version": version, "sha256": sha256, "sink": sink.describe()}),
-            ),
+            after: Some(serde_json::json!({
+                "version": version, "sha256": sha256, "sink": sink.describe(),
+                "signed": pointer.signature.is_some(),
+            })),
         },
     )
     .await?;
@@ -157,11 +173,12 @@ pub async fn publish_in(
 /// Points `environment` back at stored version `to` without recompiling.
 pub async fn rollback_in(
     conn: &mut PgConnection,
-    sink: &Sink,
+    out: Outlet<'_>,
     environment: Uuid,
     to: i64,
     actor: &str,
 ) -> Result<Published> {
+    let sink = out.sink;
     let env = environments::lock(&mut *conn, environment)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("no environment {environment}")))?;
@@ -171,8 +188,23 @@ pub async fn rollback_in(
     let pointer_note = pointer_note(&env);
     // The body is re-sent too, so a sink that never saw this version (e.g. a fresh local KV)
     // still ends up consistent; bodies are immutable, so this rewrites identical bytes.
+    // Going back, the pointer carries a signed rollback marker naming the newest version
+    // ever published, so every worker (whatever version it holds) accepts it, while a replay
+    // of this pointer after a later publish is refused.
+    let newest = snapshots::latest_version(&mut *conn, environment).await?;
+    let rollback_from = u64::try_from(newest)
+        .ok()
+        .filter(|&from| from > u64::try_from(to).unwrap_or(0));
+    let pointer = signing::pointer_to(
+        out.signer,
+        &env.name,
+        u64::try_from(to).unwrap_or(0),
+        &stored.sha256,
+        rollback_from,
+        &stored.body,
+    );
     let uploaded = match sink.put_body(&env.name, to, &stored.body).await {
-        Ok(()) => sink.put_pointer(&env.name, to, &stored.sha256).await,
+        Ok(()) => sink.put_pointer(&env.name, &pointer).await,
         Err(e) => Err(e),
     };
     uploaded.map_err(|e| {
@@ -190,7 +222,10 @@ pub async fn rollback_in(
             entity: "environment",
             entity_id: environment.to_string(),
             before: Some(serde_json::json!({"version": env.current_version})),
-            after: Some(serde_json::json!({"version": to, "sha256": stored.sha256})),
+            after: Some(serde_json::json!({
+                "version": to, "sha256": stored.sha256, "rollback_from": rollback_from,
+                "signed": pointer.signature.is_some(),
+            })),
         },
     )
     .await?;

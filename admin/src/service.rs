@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use cleave_core::plan::Plan;
 use cleave_core::snapshot::{Prerequisite, Rule};
@@ -22,6 +23,8 @@ use crate::model::{
     Allocation, Environment, Experiment, LayerPlacement, Published, Status, Variant,
 };
 use crate::publish;
+use crate::publish::Outlet;
+use crate::signing::SnapshotSigner;
 use crate::sink::Sink;
 
 #[derive(Debug, Deserialize)]
@@ -103,6 +106,18 @@ pub struct StatusChange {
 pub struct Ctx {
     pub pool: PgPool,
     pub sink: Sink,
+    /// Signs every published pointer when set.
+    pub signer: Option<Arc<SnapshotSigner>>,
+}
+
+impl Ctx {
+    /// Where publishes go and how they are signed.
+    pub fn outlet(&self) -> Outlet<'_> {
+        Outlet {
+            sink: &self.sink,
+            signer: self.signer.as_deref(),
+        }
+    }
 }
 
 fn invalid(path: &str, message: impl Into<String>) -> AdminError {
@@ -469,7 +484,7 @@ pub async fn set_status(
         Some(
             publish::publish_in(
                 &mut tx,
-                &ctx.sink,
+                ctx.outlet(),
                 after.environment_id,
                 actor,
                 change.confirm,
@@ -490,7 +505,7 @@ pub async fn publish(
     confirm: bool,
 ) -> Result<Published> {
     let mut tx = ctx.pool.begin().await?;
-    let published = publish::publish_in(&mut tx, &ctx.sink, environment, actor, confirm).await?;
+    let published = publish::publish_in(&mut tx, ctx.outlet(), environment, actor, confirm).await?;
     tx.commit().await?;
     Ok(published)
 }

@@ -3,8 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cleave_core::snapshot::{body_key, pointer_key};
-use serde_json::json;
+use cleave_core::snapshot::{body_key, pointer_key, Pointer};
 
 /// A configured destination for snapshots.
 #[derive(Debug, Clone)]
@@ -46,23 +45,24 @@ impl Sink {
         }
     }
 
-    /// Points `env` at `version`.
+    /// Points `env` at `pointer.version`. The `file` sink copies that body to `{env}.json`
+    /// and keeps the pointer itself (with its signature) in `{env}.pointer.json`.
     ///
     /// # Errors
     /// A message saying what the destination answered.
-    pub async fn put_pointer(&self, env: &str, version: i64, sha256: &str) -> Result<(), String> {
+    pub async fn put_pointer(&self, env: &str, pointer: &Pointer) -> Result<(), String> {
+        let pointer_text = serde_json::to_string(pointer).map_err(|e| e.to_string())?;
         match self {
             Self::File { dir } => {
+                let version = pointer.version;
                 let source = dir.join(env).join(format!("v{version}.json"));
                 let body = tokio::fs::read_to_string(&source)
                     .await
                     .map_err(|e| format!("{}: {e}", source.display()))?;
+                write_file(&dir.join(format!("{env}.pointer.json")), &pointer_text).await?;
                 write_file(&dir.join(format!("{env}.json")), &body).await
             }
-            _ => {
-                let pointer = json!({"version": version, "sha256": sha256}).to_string();
-                self.put_key(&pointer_key(env), &pointer).await
-            }
+            _ => self.put_key(&pointer_key(env), &pointer_text).await,
         }
     }
 

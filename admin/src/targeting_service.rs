@@ -141,7 +141,7 @@ pub async fn patch_audience(
     let mut published = Vec::new();
     for env in environments_using(&mut tx, &saved.key).await? {
         if env.current_version.is_some() {
-            published.push(publish::publish_in(&mut tx, &ctx.sink, env.id, actor, false).await?);
+            published.push(publish::publish_in(&mut tx, ctx.outlet(), env.id, actor, false).await?);
         }
     }
     tx.commit().await?;

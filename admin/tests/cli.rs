@@ -235,3 +235,77 @@ async fn audit_verify_detects_edited_and_deleted_entries(pool: PgPool) {
         ])
     );
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn signed_publishes_and_rollback_markers(pool: PgPool) {
+    use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+    let url = url_of(&pool);
+    let url = url.as_str();
+    let dir = std::env::temp_dir().join(format!("cleave-signed-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key_file = dir.join("snapshot.key");
+    let key_arg = key_file.to_str().unwrap();
+    let out = admin(None, &["keygen", "--out", key_arg]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    let public = printed
+        .trim()
+        .strip_prefix("CLEAVE_SNAPSHOT_PUBLIC_KEY=")
+        .unwrap()
+        .to_owned();
+    let seed = std::fs::read_to_string(&key_file).unwrap();
+    assert!(
+        !printed.contains(seed.trim()),
+        "the private key is never printed"
+    );
+    let out = admin(None, &["keygen", "--out", key_arg]);
+    assert_eq!(out.status.code(), Some(2), "keygen never overwrites a key");
+    let signed = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cleave-admin"));
+        let out = command
+            .args(["--sink", "file", "--sink-dir", dir.to_str().unwrap()])
+            .args(args)
+            .env("DATABASE_URL", url)
+            .env("CLEAVE_SNAPSHOT_SIGNING_KEY_FILE", &key_file)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        out
+    };
+    assert_eq!(text(&signed(&["public-key"]).stdout).trim(), public);
+
+    let key = VerifyingKey::from_bytes(&cleave_core::pointer::parse_public_key(&public).unwrap())
+        .unwrap();
+    let verifies = |pointer: &cleave_core::snapshot::Pointer| {
+        let body = std::fs::read(dir.join(format!("prod/v{}.json", pointer.version))).unwrap();
+        let message = cleave_core::pointer::signed_message(
+            "prod",
+            pointer.version,
+            pointer.rollback_from,
+            &body,
+        );
+        let signature = Signature::from_bytes(&pointer.signature_bytes().unwrap());
+        key.verify(&message, &signature).is_ok()
+    };
+    let pointer = || -> cleave_core::snapshot::Pointer {
+        serde_json::from_str(&std::fs::read_to_string(dir.join("prod.pointer.json")).unwrap())
+            .unwrap()
+    };
+    signed(&["environments", "create", "prod"]);
+    let created = signed(&["experiments", "create", "--env", "prod", "--key", "exp"]);
+    let created: serde_json::Value = serde_json::from_slice(&created.stdout).unwrap();
+    let id = created["id"].as_str().unwrap();
+    signed(&["experiments", "add-variant", id, "--key", "control"]);
+    signed(&["experiments", "set-status", id, "RUNNING"]);
+    signed(&["experiments", "set-status", id, "PAUSED"]);
+    let v2 = pointer();
+    assert_eq!((v2.version, v2.rollback_from), (2, None));
+    assert!(verifies(&v2));
+    signed(&["rollback", "--env", "prod", "--to", "1"]);
+    let back = pointer();
+    assert_eq!((back.version, back.rollback_from), (1, Some(2)));
+    assert!(verifies(&back));
+    let mut forged = back.clone();
+    forged.rollback_from = Some(9);
+    assert!(!verifies(&forged), "the marker is covered by the signature");
+}

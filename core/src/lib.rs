@@ -15,6 +15,7 @@ pub mod force;
 pub mod headers;
 pub mod keys;
 pub mod plan;
+pub mod pointer;
 pub mod problems;
 mod seal;
 pub mod snapshot;

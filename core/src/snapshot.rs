@@ -339,11 +339,7 @@ fn default_traffic() -> i64 {
     10_000
 }
 
-/// The `snapshot:{env}:current` pointer. It may carry more fields (e.g. `sha256`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Pointer {
-    pub version: u64,
-}
+pub use crate::pointer::Pointer;
 
 /// KV key of the immutable body of `version` in `env`.
 pub fn body_key(env: &str, version: u64) -> String {

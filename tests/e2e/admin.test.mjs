@@ -3,7 +3,7 @@
 // deciding exactly as the bucketing formula (computed here, independently) says.
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, generateKeyPairSync } from "node:crypto";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, test } from "node:test";
@@ -13,6 +13,11 @@ const run = promisify(execFile);
 const TOKEN = "e2e-api-token";
 const REFRESH_MS = 500;
 const database = `cleave_e2e_${process.pid}`;
+// The admin signs every snapshot and the worker accepts only signed ones, so the whole loop
+// (publishes and the rollback, with its marker) also proves the two agree on Ed25519.
+const signingKey = generateKeyPairSync("ed25519");
+const SEED = signingKey.privateKey.export({ format: "jwk" }).d;
+const PUBLIC_KEY = signingKey.publicKey.export({ format: "jwk" }).x;
 let baseUrl, worker, admin, adminUrl, output = "";
 
 function databaseUrl(name) {
@@ -42,7 +47,7 @@ before(async () => {
   baseUrl = process.env.DATABASE_URL;
   assert.ok(baseUrl, "DATABASE_URL must point at a Postgres (scripts/test.sh starts one)");
   await run("psql", ["-q", baseUrl, "-c", `create database ${database}`]);
-  worker = await startWorker({ kvId: "cleave-snapshots-local", vars: { CLEAVE_ENV: "shop", CLEAVE_REFRESH_MS: REFRESH_MS } });
+  worker = await startWorker({ kvId: "cleave-snapshots-local", vars: { CLEAVE_ENV: "shop", CLEAVE_REFRESH_MS: REFRESH_MS, CLEAVE_SNAPSHOT_PUBLIC_KEY: PUBLIC_KEY } });
   const port = 20000 + (process.pid % 10000);
   adminUrl = `http://127.0.0.1:${port}`;
   admin = spawn(join(ROOT, "target/debug/cleave-admin"), ["serve", "--port", String(port)], {
@@ -52,7 +57,7 @@ before(async () => {
     env: {
       ...process.env, DATABASE_URL: databaseUrl(database), CLEAVE_ADMIN_API_TOKEN: TOKEN,
       CLEAVE_SINK: "wrangler-local", CLEAVE_REPO_ROOT: ROOT, CLEAVE_KV_PERSIST_TO: join(worker.dir, "state"),
-      WRANGLER_SEND_METRICS: "false",
+      WRANGLER_SEND_METRICS: "false", CLEAVE_SNAPSHOT_SIGNING_KEY: SEED,
     },
   });
   admin.stdout.on("data", (d) => (output += d));

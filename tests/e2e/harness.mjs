@@ -146,6 +146,7 @@ export async function openKv(worker) {
   const kv = env.SNAPSHOTS;
   return {
     put: (key, value) => kv.put(key, typeof value === "string" ? value : JSON.stringify(value)),
+    get: (key) => kv.get(key),
     delete: (key) => kv.delete(key),
     /** Writes the body, then flips the pointer: the order admin publishes in. */
     publish: async (snapshot) => {

@@ -163,7 +163,7 @@ async fn decide(
         Err(BadRequest(message)) => return envelope::error(400, message),
     };
     let now = crate::now_ms();
-    let served = snapshot_store::current(env, &environment, config.refresh_ms, now).await;
+    let served = snapshot_store::current(env, config, &environment, now).await;
     decide_with(parsed, req, config, url, &served, now)
 }
 
@@ -255,7 +255,7 @@ fn decide_with(
 async fn health(env: &Env, config: &Config, url: &RequestUrl) -> Result<Response> {
     let environment = environment_param(url, config);
     let now = crate::now_ms();
-    let served = snapshot_store::current(env, &environment, config.refresh_ms, now).await;
+    let served = snapshot_store::current(env, config, &environment, now).await;
     let checked_ms_ago = served.checked_at_ms.map(|at| now.saturating_sub(at));
     let Some(engine) = &served.engine else {
         let data = json!({
@@ -312,7 +312,7 @@ async fn context(req: &Request, env: &Env, config: &Config, url: &RequestUrl) ->
 }
 
 async fn serve(env: &Env, config: &Config, environment: &str) -> Served {
-    snapshot_store::current(env, environment, config.refresh_ms, crate::now_ms()).await
+    snapshot_store::current(env, config, environment, crate::now_ms()).await
 }
 
 fn no_snapshot(environment: &str, served: &Served) -> Result<Response> {

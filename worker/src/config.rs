@@ -17,6 +17,8 @@ pub struct Config {
     pub refresh_ms: u64,
     pub signing_key: Option<String>,
     pub admin_token: Option<String>,
+    /// When set, only snapshots signed by the matching private key are used.
+    pub snapshot_public_key: Option<String>,
 }
 
 thread_local! {
@@ -52,6 +54,7 @@ impl Config {
                 .unwrap_or(DEFAULT_REFRESH_MS),
             signing_key: secret("CLEAVE_SIGNING_KEY"),
             admin_token: secret("CLEAVE_ADMIN_TOKEN"),
+            snapshot_public_key: var("CLEAVE_SNAPSHOT_PUBLIC_KEY"),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod identity;
 mod proxy;
 mod request_context;
 mod request_url;
+mod snapshot_signature;
 mod snapshot_store;
 
 use worker::wasm_bindgen::prelude::wasm_bindgen;

@@ -51,7 +51,7 @@ pub async fn forward(
 
     let headers = forwarded_headers(&incoming, url)?;
     let now = crate::now_ms();
-    let served = snapshot_store::current(env, &config.environment, config.refresh_ms, now).await;
+    let served = snapshot_store::current(env, config, &config.environment, now).await;
     let (snapshot_value, assignments) = match &served.engine {
         Some(engine) => {
             let units = Units::from([("user".to_owned(), uid.clone())]);

@@ -14,6 +14,8 @@ use cleave_core::Engine;
 use worker::Env;
 
 use crate::assignment_views::AssignmentViews;
+use crate::config::Config;
+use crate::snapshot_signature;
 
 /// KV binding that holds snapshots.
 pub const BINDING: &str = "SNAPSHOTS";
@@ -47,10 +49,11 @@ thread_local! {
 }
 
 /// The snapshot to use for `environment` now, refreshing it from KV when due.
-pub async fn current(env: &Env, environment: &str, refresh_ms: u64, now_ms: u64) -> Served {
-    if claim_refresh(environment, refresh_ms, now_ms) {
+pub async fn current(env: &Env, config: &Config, environment: &str, now_ms: u64) -> Served {
+    if claim_refresh(environment, config.refresh_ms, now_ms) {
         let held = snapshot_of(environment);
-        let outcome = load(env, environment, held.as_deref()).await;
+        let public_key = config.snapshot_public_key.as_deref();
+        let outcome = load(env, environment, held.as_deref(), public_key).await;
         finish_refresh(environment, outcome, now_ms);
     }
     STATES.with(|states| {
@@ -150,7 +153,15 @@ fn finish_refresh(environment: &str, outcome: Outcome, now_ms: u64) {
     });
 }
 
-async fn load(env: &Env, environment: &str, held: Option<&Engine>) -> Outcome {
+/// Reads the pointer and, when it names another version, that body. With a public key, the
+/// pointer must be signed for this environment and body and may only go back in time with a
+/// rollback marker (`cleave_core::pointer`).
+async fn load(
+    env: &Env,
+    environment: &str,
+    held: Option<&Engine>,
+    public_key: Option<&str>,
+) -> Outcome {
     let kv = match env.kv(BINDING) {
         Ok(kv) => kv,
         Err(e) => return Outcome::Failed(format!("KV binding {BINDING} unavailable: {e}")),
@@ -164,15 +175,27 @@ async fn load(env: &Env, environment: &str, held: Option<&Engine>) -> Outcome {
         Ok(p) => p,
         Err(e) => return Outcome::Failed(format!("pointer is not valid: {e}")),
     };
-    if held.is_some_and(|e| e.snapshot().version == pointer.version) {
+    let held_version = held.map(|e| e.snapshot().version);
+    if held_version == Some(pointer.version) {
         return Outcome::Unchanged;
     }
     let version = pointer.version;
+    if public_key.is_some() {
+        if let Err(refusal) = pointer.may_replace(held_version) {
+            return Outcome::Failed(refusal.to_string());
+        }
+    }
     let body = match kv.get(&body_key(environment, version)).bytes().await {
         Ok(Some(body)) => body,
         Ok(None) => return Outcome::Failed(format!("body of v{version} is missing")),
         Err(e) => return Outcome::Failed(format!("KV error reading v{version}: {e}")),
     };
+    if let Some(public_key) = public_key {
+        let verified = snapshot_signature::verify(public_key, environment, &pointer, &body).await;
+        if let Err(reason) = verified {
+            return Outcome::Failed(reason);
+        }
+    }
     let engine = match Engine::decode(&body) {
         Ok(engine) => engine,
         Err(e) => return Outcome::Failed(format!("v{version} refused: {e}")),

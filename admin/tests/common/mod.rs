@@ -44,6 +44,7 @@ impl TestApp {
         let ctx = Ctx {
             pool: pool.clone(),
             sink,
+            signer: None,
         };
         let router = app(AppState { ctx, access });
         Self { router, pool, dir }

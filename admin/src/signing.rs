@@ -1,0 +1,139 @@
+//! Ed25519 signatures over published snapshots (the message is `cleave_core::pointer`'s).
+//!
+//! The private key is a base64url 32-byte seed, from `CLEAVE_SNAPSHOT_SIGNING_KEY` or the file
+//! `CLEAVE_SNAPSHOT_SIGNING_KEY_FILE` names; `cleave-admin keygen` writes one. Workers verify
+//! with the matching public key in `CLEAVE_SNAPSHOT_PUBLIC_KEY`.
+
+use std::fmt;
+use std::path::Path;
+
+use cleave_core::pointer::{self, Pointer};
+use ed25519_dalek::{Signer as _, SigningKey};
+
+/// The key snapshots are signed with. Its `Debug` never shows the key.
+#[derive(Clone)]
+pub struct SnapshotSigner {
+    key: SigningKey,
+}
+
+impl fmt::Debug for SnapshotSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SnapshotSigner(public key {})", self.public_key())
+    }
+}
+
+impl SnapshotSigner {
+    /// A fresh random key.
+    ///
+    /// # Errors
+    /// When the system has no randomness to give.
+    pub fn generate() -> Result<Self, String> {
+        let mut seed = [0u8; 32];
+        getrandom::fill(&mut seed).map_err(|e| format!("no randomness for a key: {e}"))?;
+        Ok(Self {
+            key: SigningKey::from_bytes(&seed),
+        })
+    }
+
+    /// Reads a key as `keygen` writes it.
+    ///
+    /// # Errors
+    /// A message naming `source` when the text is not a base64url 32-byte seed.
+    pub fn parse(text: &str, source: &str) -> Result<Self, String> {
+        pointer::parse_public_key(text)
+            .map(|seed| Self {
+                key: SigningKey::from_bytes(&seed),
+            })
+            .ok_or_else(|| format!("{source} is not a base64url-encoded 32-byte Ed25519 seed"))
+    }
+
+    /// The key from the environment's configuration, if one is set.
+    ///
+    /// # Errors
+    /// When both or neither form is readable, or the key is malformed.
+    pub fn configured(inline: Option<&str>, file: Option<&Path>) -> Result<Option<Self>, String> {
+        match (inline, file) {
+            (Some(_), Some(_)) => Err(
+                "set CLEAVE_SNAPSHOT_SIGNING_KEY or CLEAVE_SNAPSHOT_SIGNING_KEY_FILE, not both"
+                    .to_owned(),
+            ),
+            (Some(text), None) => Self::parse(text, "CLEAVE_SNAPSHOT_SIGNING_KEY").map(Some),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("signing key file {}: {e}", path.display()))?;
+                Self::parse(&text, &format!("signing key file {}", path.display())).map(Some)
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The private seed, for writing a key file.
+    pub fn seed_text(&self) -> String {
+        pointer::encode(self.key.as_bytes())
+    }
+
+    /// The value of the worker's `CLEAVE_SNAPSHOT_PUBLIC_KEY`.
+    pub fn public_key(&self) -> String {
+        pointer::encode(self.key.verifying_key().as_bytes())
+    }
+
+    fn sign(&self, env: &str, version: u64, rollback_from: Option<u64>, body: &[u8]) -> String {
+        let message = pointer::signed_message(env, version, rollback_from, body);
+        pointer::encode(&self.key.sign(&message).to_bytes())
+    }
+}
+
+/// The pointer to `version` of `env` whose body is `body`, signed when a key is configured.
+pub fn pointer_to(
+    signer: Option<&SnapshotSigner>,
+    env: &str,
+    version: u64,
+    sha256: &str,
+    rollback_from: Option<u64>,
+    body: &str,
+) -> Pointer {
+    Pointer {
+        version,
+        sha256: Some(sha256.to_owned()),
+        rollback_from,
+        signature: signer.map(|s| s.sign(env, version, rollback_from, body.as_bytes())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+
+    #[test]
+    fn a_signed_pointer_verifies_only_for_its_own_body_environment_and_marker() {
+        let signer = SnapshotSigner::generate().unwrap();
+        let public =
+            VerifyingKey::from_bytes(&pointer::parse_public_key(&signer.public_key()).unwrap())
+                .unwrap();
+        let p = pointer_to(Some(&signer), "prod", 4, "abc", Some(6), "{\"a\":1}");
+        let signature = Signature::from_bytes(&p.signature_bytes().unwrap());
+        let verifies = |env: &str, version, from, body: &str| {
+            let message = pointer::signed_message(env, version, from, body.as_bytes());
+            public.verify(&message, &signature).is_ok()
+        };
+        assert!(verifies("prod", 4, Some(6), "{\"a\":1}"));
+        assert!(!verifies("staging", 4, Some(6), "{\"a\":1}"));
+        assert!(!verifies("prod", 5, Some(6), "{\"a\":1}"));
+        assert!(!verifies("prod", 4, None, "{\"a\":1}"));
+        assert!(!verifies("prod", 4, Some(6), "{\"a\":2}"));
+    }
+
+    #[test]
+    fn keys_round_trip_and_never_print() {
+        let signer = SnapshotSigner::generate().unwrap();
+        let again = SnapshotSigner::parse(&signer.seed_text(), "test").unwrap();
+        assert_eq!(again.public_key(), signer.public_key());
+        assert!(!format!("{signer:?}").contains(&signer.seed_text()));
+        assert!(SnapshotSigner::parse("short", "the key").is_err());
+        assert!(pointer_to(None, "prod", 1, "x", None, "{}")
+            .signature
+            .is_none());
+    }
+}

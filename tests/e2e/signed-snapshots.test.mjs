@@ -1,0 +1,114 @@
+// Signed snapshots in workerd: with CLEAVE_SNAPSHOT_PUBLIC_KEY set, the worker uses a body only
+// when the pointer's Ed25519 signature covers this environment, this version, the rollback
+// marker and these exact bytes; it never goes back in time without a marker that covers what
+// it holds; and whatever it refuses, it keeps serving the last good version and says why.
+import assert from "node:assert/strict";
+import { generateKeyPairSync, sign } from "node:crypto";
+import { after, before, test } from "node:test";
+import { call, openKv, readJson, startWorker, waitFor } from "./harness.mjs";
+
+const REFRESH_MS = 200;
+const keys = generateKeyPairSync("ed25519");
+const stranger = generateKeyPairSync("ed25519");
+const PUBLIC_KEY = keys.publicKey.export({ format: "jwk" }).x;
+let worker, kv, base;
+
+/** The signed message of cleave_core::pointer::signed_message. */
+function message(env, version, rollbackFrom, body) {
+  return Buffer.concat([Buffer.from(`cleave-snapshot:v1\n${env}\n${version}\n${rollbackFrom ?? ""}\n`), Buffer.from(body)]);
+}
+
+function signature(privateKey, env, version, rollbackFrom, body) {
+  return sign(null, message(env, version, rollbackFrom, body), privateKey).toString("base64url");
+}
+
+function version(n) {
+  return { ...base, version: n, published_at: `2026-11-21T10:00:0${n}Z` };
+}
+
+/** Writes the body of `snapshot` and a pointer to it; `pointer` overrides the pointer's fields. */
+async function publish(snapshot, pointer = {}) {
+  const body = JSON.stringify(snapshot);
+  await kv.put(`snapshot:cases:v${snapshot.version}`, body);
+  const { rollback_from: from, key = keys.privateKey, env = "cases", signedBody = body, ...rest } = pointer;
+  const signed = { version: snapshot.version, signature: signature(key, env, snapshot.version, from, signedBody) };
+  if (from !== undefined) signed.rollback_from = from;
+  await kv.put("snapshot:cases:current", JSON.stringify({ ...signed, ...rest }));
+}
+
+async function health() {
+  return (await call(`${worker.url}/_cleave/health`)).json;
+}
+
+/** Waits until health reports `version` with `stale` and a reason matching `reason` (or fresh). */
+async function settles(wantVersion, reason) {
+  const [state] = await waitFor(async () => {
+    const h = await health();
+    const ok = h?.data?.version === wantVersion && (reason ? h.data.stale && reason.test(h.data.reason ?? "") : h.data.stale === false);
+    return ok ? h.data : undefined;
+  }, REFRESH_MS * 20);
+  assert.ok(state, `expected v${wantVersion} ${reason ?? "fresh"}, health says ${JSON.stringify(await health())}`);
+  return state;
+}
+
+before(async () => {
+  base = await readJson("tests/fixtures/assignment-snapshot.json");
+  worker = await startWorker({ vars: { CLEAVE_REFRESH_MS: REFRESH_MS, CLEAVE_SNAPSHOT_PUBLIC_KEY: PUBLIC_KEY } });
+  kv = await openKv(worker);
+});
+
+after(async () => {
+  await kv?.dispose();
+  await worker?.stop();
+});
+
+test("an unsigned snapshot is refused, and with nothing good the site fails open", async () => {
+  const body = JSON.stringify(version(1));
+  await kv.put("snapshot:cases:v1", body);
+  await kv.put("snapshot:cases:current", JSON.stringify({ version: 1 }));
+  const [h] = await waitFor(async () => {
+    const r = await call(`${worker.url}/_cleave/health`);
+    return r.status === 503 && /not signed/.test(r.json.data.reason ?? "") ? r : undefined;
+  }, REFRESH_MS * 20);
+  assert.ok(h, "health never named the missing signature");
+  const decide = await call(`${worker.url}/_cleave/v1/decide?id.user=u1`);
+  assert.equal(decide.status, 503);
+});
+
+test("signatures, environments, downgrades and rollback markers", async () => {
+  await publish(version(1));
+  await settles(1);
+
+  // Signed by another key, signed for another environment, or a body changed after signing:
+  // each is refused and v1 stays in service, with the reason and its age on /_cleave/health.
+  await publish(version(2), { key: stranger.privateKey });
+  let state = await settles(1, /v2 signature does not verify/);
+  assert.equal(typeof state.age_ms, "number");
+  await publish(version(2), { env: "other" });
+  await settles(1, /v2 signature does not verify/);
+  await publish(version(2), { signedBody: JSON.stringify(version(3)) });
+  await settles(1, /v2 signature does not verify/);
+  await publish(version(2), { signature: "c2hvcnQ" });
+  await settles(1, /v2 has a malformed signature/);
+  const decide = await call(`${worker.url}/_cleave/v1/decide?id.user=u1`);
+  assert.equal(decide.status, 200);
+  assert.equal(decide.json.meta.snapshot.version, 1, "the last good version keeps serving");
+
+  await publish(version(2));
+  await settles(2);
+
+  // Back to v1: refused without a marker, and with a forged one; accepted with a signed marker.
+  await publish(version(1));
+  await settles(2, /v1 is older than v2 in service and the pointer carries no rollback marker/);
+  await publish(version(1), { rollback_from: 2, signature: signature(keys.privateKey, "cases", 1, undefined, JSON.stringify(version(1))) });
+  await settles(2, /v1 signature does not verify/);
+  await publish(version(1), { rollback_from: 2 });
+  await settles(1);
+  const rollback = await kv.get("snapshot:cases:current");
+
+  // A later publish, then a replay of that old rollback pointer: refused.
+  await publish(version(3));
+  await settles(3);
+  await kv.put("snapshot:cases:current", rollback);
+  await settles(3, /v1 is a rollback from v2, older than v3 in service/);
+});
