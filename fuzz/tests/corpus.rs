@@ -1,0 +1,42 @@
+//! Replays the committed corpus and every past finding (`fuzz/regressions/<target>/`) through
+//! the fuzz checks on stable Rust, so a fixed crash stays fixed in `scripts/test.sh`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+type Check = fn(&[u8]);
+
+const TARGETS: [(&str, Check); 4] = [
+    ("snapshot_decode", cleave_fuzz::snapshot_decode),
+    ("assignments_header", cleave_fuzz::assignments_header),
+    ("tokens", cleave_fuzz::tokens),
+    ("decide_request", cleave_fuzz::decide_request),
+];
+
+fn replay(folder: &str) -> usize {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
+    let mut replayed = 0;
+    for (target, check) in TARGETS {
+        let Ok(entries) = std::fs::read_dir(root.join(target)) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            let input = std::fs::read(&path).unwrap();
+            let outcome = std::panic::catch_unwind(|| check(&input));
+            assert!(outcome.is_ok(), "{target} fails on {}", path.display());
+            replayed += 1;
+        }
+    }
+    replayed
+}
+
+#[test]
+fn the_committed_corpus_passes_every_check() {
+    assert!(replay("corpus") >= 12, "the seed corpus went missing");
+}
+
+#[test]
+fn past_findings_stay_fixed() {
+    replay("regressions");
+}
