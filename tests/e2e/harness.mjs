@@ -59,9 +59,9 @@ export async function startOrigin(respond) {
 /**
  * Runs the built worker in `wrangler dev` with its own KV directory and vars, after publishing
  * the `seed` snapshots to its KV. `kv: false` starts it without the SNAPSHOTS binding, so every
- * KV access fails.
+ * KV access fails. `toml` adds raw wrangler.toml lines (other bindings).
  */
-export async function startWorker({ vars = {}, kv = true, kvId = "cleave-e2e", persistDir, seed = [], main = BUILT_WORKER, cpu } = {}) {
+export async function startWorker({ vars = {}, kv = true, kvId = "cleave-e2e", persistDir, seed = [], main = BUILT_WORKER, cpu, toml = [] } = {}) {
   const dir = persistDir ?? (await mkdtemp(join(tmpdir(), "cleave-e2e-")));
   const port = await freePort();
   const config = join(dir, "wrangler.toml");
@@ -71,7 +71,7 @@ export async function startWorker({ vars = {}, kv = true, kvId = "cleave-e2e", p
     `compatibility_date = "2026-04-20"`,
   ];
   if (kv) lines.push(`[[kv_namespaces]]`, `binding = "SNAPSHOTS"`, `id = ${JSON.stringify(kvId)}`);
-  lines.push(`[vars]`);
+  lines.push(...toml, `[vars]`);
   for (const [name, value] of Object.entries({ CLEAVE_ENV: "cases", ...vars })) {
     lines.push(`${name} = ${JSON.stringify(String(value))}`);
   }

@@ -32,7 +32,8 @@ pub fn answer_now(
     url: &RequestUrl,
     now: u64,
 ) -> Option<Result<Response>> {
-    if url.path() != DECIDE || req.method() != "GET" {
+    // A limited decide waits for the limiter, so it takes the asynchronous path.
+    if url.path() != DECIDE || req.method() != "GET" || config.rate_limit.is_some() {
         return None;
     }
     let parsed = decide_request::from_query(url.query().unwrap_or(""));
@@ -57,6 +58,11 @@ pub async fn handle(
 ) -> Result<Response> {
     let path = url.path();
     let method = req.method();
+    if let (DECIDE, Some(key)) = (path, &config.rate_limit) {
+        if !crate::rate_limit::allows(env, key, &req).await {
+            return envelope::error(429, "too many decide calls from this client; retry later");
+        }
+    }
     match path {
         DECIDE => match method.as_str() {
             "GET" => {

@@ -5,6 +5,8 @@ use std::rc::Rc;
 
 use worker::Env;
 
+use crate::rate_limit::{self, ClientKey};
+
 /// Refresh interval when `CLEAVE_REFRESH_MS` is unset or unreadable.
 pub const DEFAULT_REFRESH_MS: u64 = 5_000;
 
@@ -19,6 +21,8 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// When set, only snapshots signed by the matching private key are used.
     pub snapshot_public_key: Option<String>,
+    /// Whether a `DECIDE_RATE_LIMITER` binding limits the decide API, and per what.
+    pub rate_limit: Option<ClientKey>,
 }
 
 thread_local! {
@@ -55,6 +59,8 @@ impl Config {
             signing_key: secret("CLEAVE_SIGNING_KEY"),
             admin_token: secret("CLEAVE_ADMIN_TOKEN"),
             snapshot_public_key: var("CLEAVE_SNAPSHOT_PUBLIC_KEY"),
+            rate_limit: rate_limit::is_bound(env)
+                .then(|| ClientKey::parse(var("CLEAVE_RATE_LIMIT_KEY").as_deref())),
         }
     }
 }

@@ -13,6 +13,7 @@ mod edge;
 mod envelope;
 pub mod identity;
 mod proxy;
+mod rate_limit;
 mod request_context;
 mod request_url;
 mod snapshot_signature;
