@@ -57,11 +57,15 @@ pub fn app(state: AppState) -> Router {
         .route("/experiments/{id}/allocations", put(set_allocations))
         .route("/experiments/{id}/status", patch(set_status))
         .route("/audit", get(audit_log))
+        .route("/metrics", get(crate::observability::metrics))
         .fallback(|| async { AdminError::NotFound("no such endpoint".to_owned()) })
-        .layer(middleware::from_fn_with_state(
+        // Route layers see the matched route; the later one wraps the earlier, so refused
+        // reads are observed too.
+        .route_layer(middleware::from_fn_with_state(
             state.clone(),
             reads_need_viewer,
         ))
+        .route_layer(middleware::from_fn(crate::observability::observe))
         .with_state(state)
 }
 

@@ -9,6 +9,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod model;
+pub mod observability;
 pub mod publish;
 pub mod service;
 pub mod signing;

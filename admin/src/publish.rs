@@ -14,6 +14,7 @@ use crate::db::snapshots::{self, NewSnapshot};
 use crate::db::{audiences, environments, experiments};
 use crate::error::{AdminError, Result};
 use crate::model::{Environment, Published};
+use crate::observability;
 use crate::signing::{self, SnapshotSigner};
 use crate::sink::Sink;
 
@@ -84,10 +85,33 @@ pub async fn publish_in(
     actor: &str,
     confirm: bool,
 ) -> Result<Published> {
-    let sink = out.sink;
     let env = environments::lock(&mut *conn, environment)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("no environment {environment}")))?;
+    let name = env.name.clone();
+    let result = publish_locked(conn, out, env, actor, confirm).await;
+    observability::count_publish(&name, "publish", outcome(&result));
+    result
+}
+
+/// The metrics label of a publish or rollback result.
+fn outcome(result: &Result<Published>) -> &'static str {
+    match result {
+        Ok(p) if p.changed => "published",
+        Ok(_) => "unchanged",
+        Err(_) => "failed",
+    }
+}
+
+async fn publish_locked(
+    conn: &mut PgConnection,
+    out: Outlet<'_>,
+    env: Environment,
+    actor: &str,
+    confirm: bool,
+) -> Result<Published> {
+    let sink = out.sink;
+    let environment = env.id;
     let (_, snapshot, sha256) = compile_next(conn, environment, actor).await?;
     if let Some(current) = env.current_version {
         let stored = snapshots::get(&mut *conn, environment, current).await?;
@@ -178,10 +202,24 @@ pub async fn rollback_in(
     to: i64,
     actor: &str,
 ) -> Result<Published> {
-    let sink = out.sink;
     let env = environments::lock(&mut *conn, environment)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("no environment {environment}")))?;
+    let name = env.name.clone();
+    let result = rollback_locked(conn, out, env, to, actor).await;
+    observability::count_publish(&name, "rollback", outcome(&result));
+    result
+}
+
+async fn rollback_locked(
+    conn: &mut PgConnection,
+    out: Outlet<'_>,
+    env: Environment,
+    to: i64,
+    actor: &str,
+) -> Result<Published> {
+    let sink = out.sink;
+    let environment = env.id;
     let stored = snapshots::get(&mut *conn, environment, to)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("{} has no version {to}", env.name)))?;

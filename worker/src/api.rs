@@ -21,6 +21,7 @@ use crate::edge::add_edge_attributes;
 use crate::envelope::{self, SnapshotMeta};
 use crate::request_context::{add_user_agent, enrich, user_agent_of, verify_force};
 use crate::snapshot_store::{self, Served};
+use crate::telemetry::{self, Event};
 
 const DECIDE: &str = "/_cleave/v1/decide";
 
@@ -201,6 +202,12 @@ fn decide_with(
         .as_deref()
         .unwrap_or(&config.environment);
     let Some(engine) = &served.engine else {
+        telemetry::report(Event::FailOpen {
+            environment,
+            mode: "api",
+            reason: served.failure.as_deref().unwrap_or("not loaded"),
+            request_id: &request_id(req),
+        });
         return no_snapshot(environment, served);
     };
     let mut attributes = std::mem::take(&mut request.attributes);
@@ -228,6 +235,13 @@ fn decide_with(
         sticky: sticky.as_ref(),
     };
     let decided = engine.assign(&subject);
+    telemetry::report(Event::Decision {
+        environment,
+        mode: "api",
+        version: engine.snapshot().version,
+        assignments: decided.len(),
+        age_ms: served.age_ms(now),
+    });
     let sticky = if key.is_empty() {
         None
     } else {
@@ -265,19 +279,20 @@ async fn health(env: &Env, config: &Config, url: &RequestUrl) -> Result<Response
     let checked_ms_ago = served.checked_at_ms.map(|at| now.saturating_sub(at));
     let Some(engine) = &served.engine else {
         let data = json!({
-            "environment": environment, "version": null, "stale": true,
+            "environment": environment, "status": "none", "version": null, "stale": true,
             "reason": served.failure.as_deref(), "checked_ms_ago": checked_ms_ago,
         });
         return envelope::with_status(503, &data, Some("no snapshot in service"));
     };
     let snapshot = engine.snapshot();
-    let age_ms = cleave_core::time::parse_rfc3339_ms(&snapshot.published_at)
-        .map(|published| signed_ms(now).saturating_sub(published).max(0));
     let data = json!({
         "environment": environment,
+        // At a glance: "ok" (the latest refresh succeeded) or "stale" (serving an older good
+        // version; `reason` says why); "none" above means nothing to serve.
+        "status": if served.failure.is_some() { "stale" } else { "ok" },
         "version": snapshot.version,
         "published_at": snapshot.published_at,
-        "age_ms": age_ms,
+        "age_ms": served.age_ms(now),
         "stale": served.failure.is_some(),
         "reason": served.failure.as_deref(),
         "checked_ms_ago": checked_ms_ago,
@@ -327,6 +342,15 @@ fn no_snapshot(environment: &str, served: &Served) -> Result<Response> {
         503,
         &format!("no snapshot for environment {environment:?}: {reason}"),
     )
+}
+
+/// The platform's id of this request (`cf-ray`), for log lines and data points.
+pub fn request_id(req: &Request) -> String {
+    req.headers()
+        .get("cf-ray")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
 }
 
 /// `env=` when it names a valid environment, else `CLEAVE_ENV`.

@@ -37,6 +37,7 @@ impl Config {
     }
 
     fn from_env(env: &Env) -> Self {
+        crate::telemetry::bind(env);
         let var = |name: &str| {
             env.var(name)
                 .ok()

@@ -18,6 +18,7 @@ mod request_context;
 mod request_url;
 mod snapshot_signature;
 mod snapshot_store;
+mod telemetry;
 
 use worker::wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen::JsValue;

@@ -19,6 +19,7 @@ use crate::identity::{cookie_value, new_uid, set_cookie, uid_from_cookies, FORCE
 use crate::request_context::{enrich, verify_force};
 use crate::request_url::RequestUrl;
 use crate::snapshot_store;
+use crate::telemetry::{self, Event};
 
 /// Prefix of every header cleave sets; clients may not send any of them.
 const OWN_HEADER_PREFIX: &str = "cleave-";
@@ -74,10 +75,26 @@ pub async fn forward(
                 // The proxy knows one unit, the cookie id: there is no login to survive.
                 sticky: None,
             };
-            let header = assignments_header(&engine.assign(&subject));
+            let decided = engine.assign(&subject);
+            telemetry::report(Event::Decision {
+                environment: &config.environment,
+                mode: "proxy",
+                version: engine.snapshot().version,
+                assignments: decided.len(),
+                age_ms: served.age_ms(now),
+            });
+            let header = assignments_header(&decided);
             (engine.snapshot().version.to_string(), header)
         }
-        None => ("none".to_owned(), None),
+        None => {
+            telemetry::report(Event::FailOpen {
+                environment: &config.environment,
+                mode: "proxy",
+                reason: served.failure.as_deref().unwrap_or("not loaded"),
+                request_id: &crate::api::request_id(&req),
+            });
+            ("none".to_owned(), None)
+        }
     };
     headers.set("cleave-unit", &uid)?;
     headers.set("cleave-snapshot", &snapshot_value)?;

@@ -16,6 +16,7 @@ use worker::Env;
 use crate::assignment_views::AssignmentViews;
 use crate::config::Config;
 use crate::snapshot_signature;
+use crate::telemetry::{self, Event};
 
 /// KV binding that holds snapshots.
 pub const BINDING: &str = "SNAPSHOTS";
@@ -33,8 +34,18 @@ pub struct Served {
     /// Response entries of `engine`'s variants.
     pub views: Rc<AssignmentViews>,
     pub failure: Option<Rc<str>>,
+    /// When `engine`'s snapshot was published, epoch ms (parsed once, for its age).
+    pub published_ms: Option<i64>,
     /// When the pointer was last read, epoch ms.
     pub checked_at_ms: Option<u64>,
+}
+
+impl Served {
+    /// How old the snapshot in service is at `now_ms`.
+    pub fn age_ms(&self, now_ms: u64) -> Option<i64> {
+        let now = i64::try_from(now_ms).unwrap_or(i64::MAX);
+        self.published_ms.map(|at| now.saturating_sub(at).max(0))
+    }
 }
 
 #[derive(Debug, Default)]
@@ -140,13 +151,25 @@ fn finish_refresh(environment: &str, outcome: Outcome, now_ms: u64) {
         state.served.checked_at_ms = Some(now_ms);
         match outcome {
             Outcome::Loaded(engine) => {
+                let snapshot = engine.snapshot();
+                let published_ms = cleave_core::time::parse_rfc3339_ms(&snapshot.published_at);
+                state.served.published_ms = published_ms;
                 state.served.views = Rc::new(AssignmentViews::new(&engine));
+                telemetry::report(Event::SnapshotLoaded {
+                    environment,
+                    version: snapshot.version,
+                    age_ms: state.served.age_ms(now_ms),
+                });
                 state.served.engine = Some(engine);
                 state.served.failure = None;
             }
             Outcome::Unchanged => state.served.failure = None,
             Outcome::Failed(reason) => {
-                worker::console_warn!("cleave: snapshot for {environment}: {reason}");
+                telemetry::report(Event::SnapshotRefused {
+                    environment,
+                    held: state.served.engine.as_ref().map(|e| e.snapshot().version),
+                    reason: &reason,
+                });
                 state.served.failure = Some(reason.into());
             }
         }
