@@ -293,6 +293,7 @@ async fn health(env: &Env, config: &Config, url: &RequestUrl) -> Result<Response
         "version": snapshot.version,
         "published_at": snapshot.published_at,
         "age_ms": served.age_ms(now),
+        "wasm_memory_bytes": wasm_memory_bytes(),
         "stale": served.failure.is_some(),
         "reason": served.failure.as_deref(),
         "checked_ms_ago": checked_ms_ago,
@@ -342,6 +343,18 @@ fn no_snapshot(environment: &str, served: &Served) -> Result<Response> {
         503,
         &format!("no snapshot for environment {environment:?}: {reason}"),
     )
+}
+
+/// Size of this isolate's wasm linear memory: it only grows, so a leak shows as growth here.
+fn wasm_memory_bytes() -> Option<usize> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        Some(core::arch::wasm32::memory_size(0) * 65_536)
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        None
+    }
 }
 
 /// The platform's id of this request (`cf-ray`), for log lines and data points.
