@@ -164,6 +164,9 @@ describe("force tokens", () => {
     assert.equal(await send(`cleave_force=${mint("nobody=on", future)}`), 'nobody="on"');
     assert.equal(await send(`cleave_force=${mint("nobody=on", Date.now() - 1)}`), undefined);
     assert.equal(await send("cleave_force=nobody=on"), undefined);
+    // Over the 4 KiB token limit a cookie is dropped, even correctly signed.
+    const padded = ["nobody=on", ...Array.from({ length: 400 }, (_, i) => `pad-${i}=v`)].join(",");
+    assert.equal(await send(`cleave_force=${mint(padded, future)}`), undefined);
   });
 });
 
