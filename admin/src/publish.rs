@@ -85,13 +85,18 @@ pub async fn publish_in(
     actor: &str,
     confirm: bool,
 ) -> Result<Published> {
-    let env = environments::lock(&mut *conn, environment)
-        .await?
-        .ok_or_else(|| AdminError::NotFound(format!("no environment {environment}")))?;
+    let env = lock(conn, environment).await?;
     let name = env.name.clone();
     let result = publish_locked(conn, out, env, actor, confirm).await;
     observability::count_publish(&name, "publish", outcome(&result));
     result
+}
+
+/// The environment's row, locked for the rest of the transaction.
+async fn lock(conn: &mut PgConnection, environment: Uuid) -> Result<Environment> {
+    environments::lock(&mut *conn, environment)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no environment {environment}")))
 }
 
 /// The metrics label of a publish or rollback result.
@@ -202,9 +207,7 @@ pub async fn rollback_in(
     to: i64,
     actor: &str,
 ) -> Result<Published> {
-    let env = environments::lock(&mut *conn, environment)
-        .await?
-        .ok_or_else(|| AdminError::NotFound(format!("no environment {environment}")))?;
+    let env = lock(conn, environment).await?;
     let name = env.name.clone();
     let result = rollback_locked(conn, out, env, to, actor).await;
     observability::count_publish(&name, "rollback", outcome(&result));
