@@ -205,6 +205,9 @@ pub enum ExperimentCommand {
         /// JSON payload.
         #[arg(long, default_value = "null")]
         payload: String,
+        /// JSON routing action, e.g. '{"origin":"beta"}' or '{"redirect":"/b","status":307}'.
+        #[arg(long)]
+        route: Option<String>,
     },
     /// Replace allocations: JSON as for PUT /experiments/:id/allocations.
     Allocate {
@@ -472,11 +475,13 @@ async fn experiments(ctx: &Ctx, actor: &str, command: ExperimentCommand) -> Resu
             key,
             name,
             payload,
+            route,
         } => {
             let req = service::NewVariant {
                 key,
                 name,
                 payload: json_arg(&payload)?,
+                route: route.as_deref().map(json_arg).transpose()?,
             };
             print(&service::add_variant(ctx, actor, id, req).await?);
         }

@@ -26,6 +26,7 @@ pub fn to_snapshot_experiment(e: &Experiment) -> snapshot::Experiment {
             key: v.key.clone(),
             payload: v.payload.clone(),
             allow: v.allow.clone(),
+            route: v.route.clone(),
             ranges: e
                 .allocations
                 .iter()
@@ -51,6 +52,8 @@ pub fn to_snapshot_experiment(e: &Experiment) -> snapshot::Experiment {
         }),
         targeting: e.targeting_rules.clone(),
         prerequisites: e.prerequisites.clone(),
+        routes: e.routes.clone(),
+        route_all_methods: e.route_all_methods,
         variants,
     }
 }
@@ -162,6 +165,7 @@ fn assemble(
         context_schema: content.settings.context_schema,
         holdout: content.settings.holdout,
         bot_policy: content.settings.bot_policy,
+        origins: content.settings.origins,
     }
 }
 

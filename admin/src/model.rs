@@ -1,7 +1,10 @@
 //! The control plane's entities as the REST API shows them (camelCase, DESIGN §6).
 
+use std::collections::BTreeMap;
+
 use cleave_core::snapshot::{
-    BotPolicy, ContextAttribute, Holdout, Prerequisite, Rule, Status as SnapshotStatus,
+    BotPolicy, ContextAttribute, Holdout, Prerequisite, RouteAction, Routes, Rule,
+    Status as SnapshotStatus,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -30,6 +33,10 @@ pub struct EnvironmentSettings {
     pub bot_policy: BotPolicy,
     #[serde(default)]
     pub context_schema: Vec<ContextAttribute>,
+    /// Origins variants may send requests to, by name: the only URLs a routing action can
+    /// reach. Publishing refuses a variant naming any other.
+    #[serde(default)]
+    pub origins: BTreeMap<String, String>,
 }
 
 /// A reusable targeting segment.
@@ -120,6 +127,10 @@ pub struct Experiment {
     pub targeting_rules: Vec<Rule>,
     pub prerequisites: Vec<Prerequisite>,
     pub layer: Option<LayerPlacement>,
+    /// URL patterns the experiment applies to; `None` = every request.
+    pub routes: Option<Routes>,
+    /// Whether variants' routing actions also apply to methods other than GET and HEAD.
+    pub route_all_methods: bool,
     #[serde(with = "time::serde::rfc3339::option")]
     pub start_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -152,6 +163,8 @@ pub struct Variant {
     pub payload: Value,
     /// Unit ids that always get this variant.
     pub allow: Vec<String>,
+    /// Where this variant sends its visitors' requests, if anywhere else.
+    pub route: Option<RouteAction>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use cleave_core::plan::Plan;
-use cleave_core::snapshot::{Prerequisite, Rule};
+use cleave_core::snapshot::{Prerequisite, RouteAction, Routes, Rule};
 use cleave_core::Problems;
 
 use crate::compile;
@@ -67,6 +67,11 @@ pub struct ExperimentPatch {
     pub prerequisites: Option<Vec<Prerequisite>>,
     /// Variant key -> unit ids that always get that variant (replaces each listed variant's).
     pub allow_lists: Option<BTreeMap<String, Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    pub routes: Option<Option<Routes>>,
+    pub route_all_methods: Option<bool>,
+    /// Variant key -> routing action, `null` to remove it (replaces each listed variant's).
+    pub variant_routes: Option<BTreeMap<String, Option<RouteAction>>>,
 }
 
 /// Distinguishes a field set to `null` (`Some(None)`) from an absent one (`None`).
@@ -84,6 +89,8 @@ pub struct NewVariant {
     pub name: String,
     #[serde(default)]
     pub payload: Value,
+    #[serde(default)]
+    pub route: Option<RouteAction>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -338,6 +345,13 @@ pub async fn patch_experiment(
             }
         }
     }
+    apply_routing(
+        &mut after,
+        patch.routes,
+        patch.route_all_methods,
+        patch.variant_routes,
+        &mut problems,
+    );
     if let Err(AdminError::Invalid(more)) = check(&mut tx, &after).await {
         problems.extend(more);
     }
@@ -362,6 +376,31 @@ pub async fn patch_experiment(
     Ok(saved)
 }
 
+/// Applies a patch's routing fields; a variant key the experiment lacks is a problem.
+fn apply_routing(
+    after: &mut Experiment,
+    routes: Option<Option<Routes>>,
+    all_methods: Option<bool>,
+    variant_routes: Option<BTreeMap<String, Option<RouteAction>>>,
+    problems: &mut Problems,
+) {
+    if let Some(routes) = routes {
+        after.routes = routes;
+    }
+    if let Some(all) = all_methods {
+        after.route_all_methods = all;
+    }
+    for (variant, route) in variant_routes.into_iter().flatten() {
+        match after.variants.iter_mut().find(|v| v.key == variant) {
+            Some(v) => v.route = route,
+            None => problems.push(
+                format!("variantRoutes.{variant}"),
+                format!("experiment {:?} has no variant {variant:?}", after.key),
+            ),
+        }
+    }
+}
+
 pub async fn add_variant(ctx: &Ctx, actor: &str, id: Uuid, req: NewVariant) -> Result<Variant> {
     if !cleave_core::keys::is_valid_key(&req.key) {
         return Err(invalid(
@@ -371,17 +410,29 @@ pub async fn add_variant(ctx: &Ctx, actor: &str, id: Uuid, req: NewVariant) -> R
     }
     let mut tx = ctx.pool.begin().await?;
     let experiment = load_for_edit(&mut tx, id).await?;
-    let variant = experiments::insert_variant(&mut *tx, id, &req.key, &req.name, &req.payload)
-        .await
-        .map_err(|e| {
-            AdminError::on_unique(
-                e,
-                format!(
-                    "variant {:?} already exists in {:?}",
-                    req.key, experiment.key
-                ),
-            )
-        })?;
+    let variant = experiments::insert_variant(
+        &mut *tx,
+        id,
+        &req.key,
+        &req.name,
+        &req.payload,
+        req.route.as_ref(),
+    )
+    .await
+    .map_err(|e| {
+        AdminError::on_unique(
+            e,
+            format!(
+                "variant {:?} already exists in {:?}",
+                req.key, experiment.key
+            ),
+        )
+    })?;
+    if variant.route.is_some() {
+        // Dropping the transaction on a refusal removes the variant again.
+        let with_variant = load(&mut tx, id, false).await?;
+        check(&mut tx, &with_variant).await?;
+    }
     audit::record(
         &mut tx,
         Change {

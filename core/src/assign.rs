@@ -17,6 +17,7 @@ use serde::Serialize;
 use crate::bucket::draw;
 use crate::engine::{Engine, PreparedExperiment};
 use crate::force::Forced;
+use crate::routing::RequestRoute;
 use crate::snapshot::{BotPolicy, Experiment, Variant};
 use crate::sticky::Sticky;
 use crate::targeting::Attributes;
@@ -38,6 +39,9 @@ pub struct Subject<'a> {
     pub bot: bool,
     /// The visitor's verified sticky record.
     pub sticky: Option<&'a Sticky>,
+    /// The request's host and path: experiments scoped to other routes do not apply. `None`
+    /// applies every experiment.
+    pub route: Option<RequestRoute<'a>>,
 }
 
 impl<'a> Subject<'a> {
@@ -51,6 +55,7 @@ impl<'a> Subject<'a> {
             forced: None,
             bot: false,
             sticky: None,
+            route: None,
         }
     }
 }
@@ -61,6 +66,8 @@ impl<'a> Subject<'a> {
 pub enum Explanation<'a> {
     /// The experiment is not running.
     NotRunning,
+    /// The experiment's routes do not include the request's URL.
+    OutsideRoute,
     /// `now` is outside `start_at`/`end_at`.
     OutsideWindow,
     /// The request has no id of the experiment's unit type (nor of its fallback).
@@ -253,6 +260,11 @@ impl<'e, 's> Evaluation<'e, 's> {
         let Some(experiment) = engine.snapshot().experiments.get(exp.index) else {
             return (None, Explanation::NotRunning);
         };
+        if let (Some(route), Some(routes)) = (self.subject.route, &exp.routes) {
+            if !routes.applies(Some(route.host), route.path) {
+                return (None, Explanation::OutsideRoute);
+            }
+        }
         let key_of = |v: usize| experiment.variants.get(v).map_or("", |x| x.key.as_str());
         let chosen = |v: usize, why: Explanation<'e>| (Some(v), why);
         // A verified force token overrides everything.

@@ -9,12 +9,15 @@ use std::collections::BTreeMap;
 use thiserror::Error;
 
 use crate::problems::Problems;
+use crate::routing::{check_origins, RouteMatcher};
 use crate::snapshot::{BotPolicy, Experiment, Holdout, Snapshot, Status, SCHEMA_VERSION};
 use crate::targeting::{is_reserved, prepare_audiences, Targeting};
 
 mod layers;
 mod links;
 mod prepare;
+
+pub(crate) use prepare::key_message;
 
 use layers::LayerTable;
 
@@ -47,6 +50,8 @@ pub struct Engine {
     pub(crate) bot_policy: BotPolicy,
     /// Whether any running experiment has prerequisites (assignment then memoises results).
     pub(crate) has_prerequisites: bool,
+    /// Whether any running experiment is scoped to routes.
+    has_routes: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +66,8 @@ pub(crate) struct PreparedExperiment {
     pub(crate) end_ms: Option<i64>,
     pub(crate) layer: Option<LayerMembership>,
     pub(crate) rules: Targeting,
+    /// Where the experiment applies; `None` = every request.
+    pub(crate) routes: Option<RouteMatcher>,
     /// `(position in Engine::running, accepted variant indices)`; `None` = not running.
     pub(crate) prerequisites: Vec<(Option<usize>, Vec<usize>)>,
     /// `(start, end, variant index)`, inclusive, sorted by start.
@@ -104,6 +111,7 @@ impl Engine {
         let mut problems = Problems::default();
         check_header(&snapshot, &mut problems);
         crate::context::check_schema(&snapshot.context_schema, &mut problems);
+        check_origins(&snapshot.origins, &mut problems);
         let audiences = prepare_audiences(&snapshot.audiences, &mut problems);
         let holdout = snapshot
             .holdout
@@ -129,6 +137,7 @@ impl Engine {
                 &path,
                 &mut layers,
                 &audiences,
+                &snapshot.origins,
                 &mut problems,
             );
             if exp.status == Status::Running {
@@ -147,6 +156,7 @@ impl Engine {
         links::resolve_prerequisites(&snapshot.experiments, &mut running);
         let uses_edge_attributes = running.iter().any(|p| p.rules.reads_any(is_reserved));
         let has_prerequisites = running.iter().any(|p| !p.prerequisites.is_empty());
+        let has_routes = running.iter().any(|p| p.routes.is_some());
         Ok(Self {
             by_key,
             layer_seeds: layers.seeds,
@@ -156,6 +166,7 @@ impl Engine {
             uses_edge_attributes,
             holdout,
             has_prerequisites,
+            has_routes,
         })
     }
 
@@ -163,6 +174,12 @@ impl Engine {
     /// runs and bots are not simply bucketed like everyone else.
     pub fn needs_bot_check(&self) -> bool {
         !self.running.is_empty() && self.bot_policy != BotPolicy::Include
+    }
+
+    /// Whether some running experiment applies only to some routes (so the cache key and
+    /// the decide API's `url=` matter).
+    pub fn has_routes(&self) -> bool {
+        self.has_routes
     }
 
     /// Whether evaluating this snapshot needs the edge-derived attributes.

@@ -9,6 +9,7 @@
 
 pub mod assign;
 pub mod bucket;
+pub mod caching;
 pub mod context;
 pub mod engine;
 pub mod force;
@@ -17,6 +18,7 @@ pub mod keys;
 pub mod plan;
 pub mod pointer;
 pub mod problems;
+pub mod routing;
 mod seal;
 pub mod snapshot;
 pub mod sticky;

@@ -4,8 +4,12 @@
 //! decode so newer writers can add fields; output is deterministic (struct field order, and
 //! JSON objects inside payloads are sorted maps).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+pub use crate::routing::{RouteAction, Routes};
 
 /// The only schema this crate reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -32,6 +36,9 @@ pub struct Snapshot {
     /// What happens to requests whose User-Agent is a crawler.
     #[serde(default, skip_serializing_if = "BotPolicy::is_default")]
     pub bot_policy: BotPolicy,
+    /// Origins variants may route requests to, by name: the environment's allow-list.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub origins: BTreeMap<String, String>,
 }
 
 /// A reusable targeting segment; experiments reference it by key.
@@ -151,6 +158,12 @@ pub struct Experiment {
     /// Enrol only units that other experiments assigned to one of the listed variants.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub prerequisites: Vec<Prerequisite>,
+    /// Requests the experiment applies to (all when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<Routes>,
+    /// Whether variants' routing actions also apply to methods other than GET and HEAD.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub route_all_methods: bool,
     pub variants: Vec<Variant>,
 }
 
@@ -189,6 +202,9 @@ pub struct Variant {
     /// Unit ids that always get this variant (QA accounts, staff), whatever their bucket.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow: Vec<String>,
+    /// Where this variant sends its visitors' requests, if anywhere else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<RouteAction>,
 }
 
 /// Conditions AND-ed together.

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use cleave_core::routing::RequestRoute;
 use cleave_core::sticky::Sticky;
 use cleave_core::targeting::is_reserved;
 use cleave_core::{Attributes, Explanation, Subject, Units};
@@ -215,6 +216,15 @@ fn decide_with(
         Ok(context) => context,
         Err(e) => return envelope::error(400, &e.to_string()),
     };
+    // `url=` asks about a page: its experiments apply, and `url.*` describe it.
+    let page = request.url.as_ref().map(|page| RequestRoute {
+        host: page.host.as_deref().or(url.host_str()).unwrap_or(""),
+        path: &page.path,
+    });
+    if let Some(page) = page.filter(|_| engine.uses_edge_attributes()) {
+        attributes.insert("url.path".to_owned(), page.path.to_owned());
+        attributes.insert("url.host".to_owned(), page.host.to_owned());
+    }
     let key = config.signing_key.as_deref().unwrap_or("").as_bytes();
     // An unreadable sticky token is not the caller's fault (a rotated key, a cookie from an
     // old deployment): it is ignored and replaced, never refused.
@@ -233,6 +243,7 @@ fn decide_with(
         forced: forced.as_ref(),
         bot: context.bot,
         sticky: sticky.as_ref(),
+        route: page,
     };
     let decided = engine.assign(&subject);
     telemetry::report(Event::Decision {

@@ -23,6 +23,35 @@ pub struct Config {
     pub snapshot_public_key: Option<String>,
     /// Whether a `DECIDE_RATE_LIMITER` binding limits the decide API, and per what.
     pub rate_limit: Option<ClientKey>,
+    /// Whether pages that depend on assignments are kept in the edge cache per assignment
+    /// vector (`CLEAVE_EDGE_CACHE=off` disables it).
+    pub edge_cache: bool,
+    /// How pages learn their assignments (`CLEAVE_EXPOSE_ASSIGNMENTS=cookie,html`).
+    pub expose: Expose,
+}
+
+/// Ways a proxied page can learn its assignments; all off unless asked for.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Expose {
+    /// A cookie scripts can read, `cleave_assignments=exp=variant&…`.
+    pub cookie: bool,
+    /// A JSON `<script id="cleave-assignments">` in the page's `<head>`.
+    pub html: bool,
+}
+
+impl Expose {
+    /// Parses a comma-separated list of `cookie` and `html`; anything else is ignored.
+    pub fn parse(value: Option<&str>) -> Self {
+        let mut expose = Self::default();
+        for item in value.unwrap_or("").split(',').map(str::trim) {
+            match item {
+                "cookie" => expose.cookie = true,
+                "html" => expose.html = true,
+                _ => {}
+            }
+        }
+        expose
+    }
 }
 
 thread_local! {
@@ -62,6 +91,8 @@ impl Config {
             snapshot_public_key: var("CLEAVE_SNAPSHOT_PUBLIC_KEY"),
             rate_limit: rate_limit::is_bound(env)
                 .then(|| ClientKey::parse(var("CLEAVE_RATE_LIMIT_KEY").as_deref())),
+            edge_cache: var("CLEAVE_EDGE_CACHE").as_deref() != Some("off"),
+            expose: Expose::parse(var("CLEAVE_EXPOSE_ASSIGNMENTS").as_deref()),
         }
     }
 }

@@ -20,6 +20,8 @@ pub mod limits {
     pub const ATTRIBUTE_NAME_BYTES: usize = 64;
     pub const ATTRIBUTE_VALUE_BYTES: usize = cleave_core::context::MAX_VALUE_BYTES;
     pub const EXPERIMENT_FILTER: usize = 256;
+    /// The `url` a decision is asked for.
+    pub const URL_BYTES: usize = 2 * 1024;
     /// Force and sticky tokens; a sticky token for 32 experiments stays under 2 KiB.
     pub const TOKEN_BYTES: usize = 4 * 1024;
     /// Arrays and objects nested inside one context attribute.
@@ -39,6 +41,41 @@ pub struct DecideRequest {
     pub force: Option<String>,
     /// The visitor's sticky token from an earlier decision.
     pub sticky: Option<String>,
+    /// The page the decision is for: only experiments whose routes include it apply.
+    pub url: Option<PageUrl>,
+}
+
+/// A page a decision is asked for: `host` is `None` for a bare path (the worker's own host).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageUrl {
+    pub host: Option<String>,
+    pub path: String,
+}
+
+/// Parses `url=`: an absolute http(s) URL or a path starting with `/`.
+fn page_url(text: &str) -> Result<PageUrl, BadRequest> {
+    if text.len() > limits::URL_BYTES {
+        return Err(bad(format!(
+            "url is longer than {} bytes",
+            limits::URL_BYTES
+        )));
+    }
+    if text.starts_with('/') && !text.starts_with("//") {
+        let path = text.split(['?', '#']).next().unwrap_or(text);
+        return Ok(PageUrl {
+            host: None,
+            path: path.to_owned(),
+        });
+    }
+    match url::Url::parse(text) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(PageUrl {
+            host: u.host_str().map(str::to_owned),
+            path: u.path().to_owned(),
+        }),
+        _ => Err(bad(format!(
+            "url {text:?} is neither an http(s) URL nor a path starting with /"
+        ))),
+    }
 }
 
 /// A request the API refuses with 400; the message says what is wrong.
@@ -85,6 +122,7 @@ pub fn parse_query(query: &str) -> Result<DecideRequest, BadRequest> {
                 "explain" => req.explain = matches!(value.as_ref(), "1" | "true"),
                 "force" => req.force = Some(token("force", value.into_owned())?),
                 "sticky" => req.sticky = Some(token("sticky", value.into_owned())?),
+                "url" => req.url = Some(page_url(&value)?),
                 _ => {}
             }
         }
@@ -118,6 +156,8 @@ struct DecideBody {
     force: Option<String>,
     #[serde(default)]
     sticky: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
 }
 
 /// Parses a POST JSON body.
@@ -137,6 +177,7 @@ pub fn from_json(body: &[u8]) -> Result<DecideRequest, BadRequest> {
         explain: parsed.explain,
         force: parsed.force.map(|t| token("force", t)).transpose()?,
         sticky: parsed.sticky.map(|t| token("sticky", t)).transpose()?,
+        url: parsed.url.as_deref().map(page_url).transpose()?,
         ..DecideRequest::default()
     };
     for (unit_type, value) in &parsed.units {

@@ -37,7 +37,7 @@ const OWN_PREFIX: &str = "/_cleave/";
 /// request conversion (which reads `cf`, method and headers whether needed or not) is most of
 /// what a small decision costs beyond the platform itself.
 #[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen)]
-pub fn fetch(req: web_sys::Request, env: Env, _ctx: worker::worker_sys::Context) -> JsValue {
+pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
     let config = Config::cached(&env);
     let Some(url) = RequestUrl::new(req.url()) else {
         return respond(envelope::error(400, "unreadable request URL"));
@@ -52,7 +52,7 @@ pub fn fetch(req: web_sys::Request, env: Env, _ctx: worker::worker_sys::Context)
         let result = if own {
             api::handle(req, &env, &config, &url).await
         } else {
-            proxy::forward(req, &env, &config, &url).await
+            proxy::forward(req, &env, &ctx, &config, &url).await
         };
         respond_result(result)
     };

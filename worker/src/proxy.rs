@@ -1,44 +1,56 @@
-//! Proxy mode (DESIGN §5): forward to `ORIGIN_URL` with the unit's assignments as headers.
+//! Proxy mode (DESIGN §5): forward to `ORIGIN_URL` with the unit's assignments as headers, or
+//! where a variant routes the request (another allowed origin, a rewritten path, a redirect).
 //!
 //! Fail open: without a good snapshot the request still reaches the origin, marked
 //! `cleave-snapshot: none`. Nothing here refuses a visitor because of cleave's own state.
 
-use cleave_core::headers::{assignments_header, sign};
-use cleave_core::{Attributes, Subject, Units};
+mod decision;
+mod edge_cache;
+mod finish;
+mod platform;
+
+use cleave_core::headers::sign;
 use worker::js_sys;
 use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::{
-    Headers, Request, RequestInit, RequestRedirect, Response, ResponseInit, WorkerGlobalScope,
+    Headers, Request, RequestCache, RequestInit, RequestRedirect, Response, ResponseInit,
+    WorkerGlobalScope,
 };
+use worker::worker_sys::Context;
 use worker::{Env, Result, Url};
 
 use crate::config::Config;
 use crate::envelope;
-use crate::identity::{cookie_value, new_uid, set_cookie, uid_from_cookies, FORCE_COOKIE};
-use crate::request_context::{enrich, verify_force};
+use crate::identity::{cookie_value, new_uid, set_cookie, uid_from_cookies};
 use crate::request_url::RequestUrl;
 use crate::snapshot_store;
-use crate::telemetry::{self, Event};
+use decision::Decision;
+use edge_cache::Lookup;
+use finish::{assignments_cookie, assignments_script, finish, Finishing};
 
 /// Prefix of every header cleave sets; clients may not send any of them.
 const OWN_HEADER_PREFIX: &str = "cleave-";
+/// Cookie counting consecutive variant redirects, the loop guard.
+pub const HOPS_COOKIE: &str = "cleave_hops";
+/// Variant redirects in a row after which the visitor is served the page instead.
+pub const MAX_REDIRECT_HOPS: u32 = 5;
 
-/// Forwards `req` to the origin with assignment headers.
+/// Forwards `req` to the origin with assignment headers, or redirects it.
 pub async fn forward(
     req: Request,
     env: &Env,
+    ctx: &Context,
     config: &Config,
     url: &RequestUrl,
 ) -> Result<Response> {
-    let Some(origin) = config
+    let Some(default_origin) = config
         .origin_url
         .as_deref()
         .and_then(|o| Url::parse(o).ok())
     else {
         return envelope::error(502, "ORIGIN_URL is not configured or not a URL");
     };
-    let target = upstream_url(&origin, url);
     let incoming = req.headers();
     let cookie = incoming.get("cookie").ok().flatten();
     let existing = cookie
@@ -49,68 +61,31 @@ pub async fn forward(
         Some(uid) => (uid, false),
         None => (new_uid().unwrap_or_default(), true),
     };
-
-    let headers = forwarded_headers(&incoming, url)?;
     let now = crate::now_ms();
     let served = snapshot_store::current(env, config, &config.environment, now).await;
-    let (snapshot_value, assignments) = match &served.engine {
-        Some(engine) => {
-            let units = Units::from([("user".to_owned(), uid.clone())]);
-            let mut attributes = Attributes::new();
-            // Lenient: a missing or malformed schema attribute only makes its conditions false.
-            let bot = enrich(engine, &req, url, &mut attributes, false).is_ok_and(|c| c.bot);
-            let now_ms = crate::api::signed_ms(now);
-            // An invalid, tampered or expired QA cookie is ignored: the visitor is bucketed.
-            let forced = cookie
-                .as_deref()
-                .and_then(|c| cookie_value(c, FORCE_COOKIE))
-                .filter(|token| token.len() <= crate::decide_request::limits::TOKEN_BYTES)
-                .and_then(|token| verify_force(config.signing_key.as_deref(), token, now_ms).ok());
-            let subject = Subject {
-                units: &units,
-                attributes: &attributes,
-                now_ms,
-                only: None,
-                forced: forced.as_ref(),
-                bot,
-                // The proxy knows one unit, the cookie id: there is no login to survive.
-                sticky: None,
-            };
-            let decided = engine.assign(&subject);
-            telemetry::report(Event::Decision {
-                environment: &config.environment,
-                mode: "proxy",
-                version: engine.snapshot().version,
-                assignments: decided.len(),
-                age_ms: served.age_ms(now),
-            });
-            let header = assignments_header(&decided);
-            (engine.snapshot().version.to_string(), header)
+    let decision = decision::decide(&served, &req, url, &uid, cookie.as_deref(), config, now);
+    let new_uid = (fresh && !uid.is_empty()).then_some(uid.as_str());
+    let hops: Option<u32> = cookie
+        .as_deref()
+        .and_then(|c| cookie_value(c, HOPS_COOKIE))
+        .map(|n| n.parse().unwrap_or(MAX_REDIRECT_HOPS));
+    if let Some((location, status)) = &decision.redirect {
+        let taken = hops.unwrap_or(0);
+        if taken < MAX_REDIRECT_HOPS {
+            return redirect(location, *status, taken + 1, new_uid);
         }
-        None => {
-            telemetry::report(Event::FailOpen {
-                environment: &config.environment,
-                mode: "proxy",
-                reason: served.failure.as_deref().unwrap_or("not loaded"),
-                request_id: &crate::api::request_id(&req),
-            });
-            ("none".to_owned(), None)
-        }
-    };
-    headers.set("cleave-unit", &uid)?;
-    headers.set("cleave-snapshot", &snapshot_value)?;
-    if let Some(value) = &assignments {
-        headers.set("cleave-assignments", value)?;
+        worker::console_warn!("cleave: redirect to {location} skipped after {taken} hops");
     }
-    if let Some(key) = &config.signing_key {
-        let signature = sign(
-            key.as_bytes(),
-            &uid,
-            &snapshot_value,
-            assignments.as_deref().unwrap_or(""),
-        );
-        headers.set("cleave-signature", &signature)?;
-    }
+
+    let origin = decision
+        .origin
+        .as_deref()
+        .and_then(|o| Url::parse(o).ok())
+        .unwrap_or(default_origin);
+    let path = decision.path.as_deref().unwrap_or(url.path());
+    let target = upstream_url(&origin, path, url.query());
+    let headers = forwarded_headers(&incoming, url)?;
+    set_assignment_headers(&headers, &uid, &decision, config)?;
 
     let method = req.method();
     let init = RequestInit::new();
@@ -122,37 +97,104 @@ pub async fn forward(
             init.set_body(&body);
         }
     }
-    let global: WorkerGlobalScope = js_sys::global().unchecked_into();
-    let fetched = JsFuture::from(global.fetch_with_str_and_init(target.as_str(), &init)).await;
-    let response: Response = match fetched.and_then(JsCast::dyn_into) {
-        Ok(response) => response,
-        Err(e) => {
-            worker::console_error!("cleave: origin unreachable: {e:?}");
-            return envelope::error(502, "origin unreachable");
+    let lookup = if decision.varies && config.edge_cache {
+        // The platform's own cache keys by URL alone, which would cross variants.
+        init.set_cache(RequestCache::NoStore);
+        Lookup::for_request(&req, url, decision.assignments.as_deref())
+    } else {
+        None
+    };
+    let cached = match &lookup {
+        Some(lookup) => lookup.get().await,
+        None => None,
+    };
+    let cache_status = match (&lookup, &cached) {
+        (None, _) => "bypass",
+        (Some(_), Some(_)) => "hit",
+        (Some(_), None) => "miss",
+    };
+    let response = match cached {
+        Some(hit) => hit,
+        None => {
+            let global: WorkerGlobalScope = js_sys::global().unchecked_into();
+            let fetched =
+                JsFuture::from(global.fetch_with_str_and_init(target.as_str(), &init)).await;
+            match fetched.and_then(JsCast::dyn_into::<Response>) {
+                Ok(response) => {
+                    if let Some(lookup) = &lookup {
+                        lookup.put_if_storable(ctx, &response);
+                    }
+                    response
+                }
+                Err(e) => {
+                    worker::console_error!("cleave: origin unreachable: {e:?}");
+                    return envelope::error(502, "origin unreachable");
+                }
+            }
         }
     };
-    if !fresh || uid.is_empty() {
-        // The origin's response goes back untouched: no copy of its body or headers.
-        return Ok(response);
-    }
-    // Response headers from fetch are immutable: a new response over the same body, with the
-    // origin's status and headers, takes the cookie.
-    let with_cookie = Response::new_with_opt_readable_stream_and_init(
-        response.body().as_ref(),
-        response.unchecked_ref::<ResponseInit>(),
-    )?;
-    with_cookie
-        .headers()
-        .append("set-cookie", &set_cookie(&uid))?;
-    Ok(with_cookie)
+    let exposed = decision.varies && served.engine.is_some();
+    let finishing = Finishing {
+        new_uid,
+        clear_hops: hops.is_some(),
+        varies: decision.varies,
+        cache: Some(cache_status),
+        cookie: (exposed && config.expose.cookie).then(|| assignments_cookie(&decision.pairs)),
+        html: (exposed && config.expose.html)
+            .then(|| assignments_script(&decision.snapshot, &decision.pairs)),
+    };
+    finish(response, &finishing)
 }
 
-/// The origin URL with the request's path and query.
-fn upstream_url(origin: &Url, url: &RequestUrl) -> Url {
+/// A variant's redirect, counting the hop so a chain of redirects stops.
+fn redirect(location: &str, status: u16, hops: u32, new_uid: Option<&str>) -> Result<Response> {
+    let headers = Headers::new()?;
+    headers.set("location", location)?;
+    // A variant's redirect belongs to one visitor: no shared or browser cache may keep it.
+    headers.set("cache-control", "private, no-store")?;
+    headers.append(
+        "set-cookie",
+        &format!("{HOPS_COOKIE}={hops}; Path=/; Max-Age=30; HttpOnly; Secure; SameSite=Lax"),
+    )?;
+    if let Some(uid) = new_uid {
+        headers.append("set-cookie", &set_cookie(uid))?;
+    }
+    let init = ResponseInit::new();
+    init.set_status(status);
+    init.set_headers(&headers);
+    Ok(Response::new_with_opt_str_and_init(None, &init)?)
+}
+
+/// `cleave-unit`, `cleave-snapshot`, `cleave-assignments` and `cleave-signature`.
+fn set_assignment_headers(
+    headers: &Headers,
+    uid: &str,
+    decision: &Decision,
+    config: &Config,
+) -> Result<()> {
+    headers.set("cleave-unit", uid)?;
+    headers.set("cleave-snapshot", &decision.snapshot)?;
+    if let Some(value) = &decision.assignments {
+        headers.set("cleave-assignments", value)?;
+    }
+    if let Some(key) = &config.signing_key {
+        let signature = sign(
+            key.as_bytes(),
+            uid,
+            &decision.snapshot,
+            decision.assignments.as_deref().unwrap_or(""),
+        );
+        headers.set("cleave-signature", &signature)?;
+    }
+    Ok(())
+}
+
+/// The origin URL with the request's (or the rewritten) path and the request's query.
+fn upstream_url(origin: &Url, path: &str, query: Option<&str>) -> Url {
     let mut target = origin.clone();
     let base = origin.path().trim_end_matches('/');
-    target.set_path(&format!("{base}{}", url.path()));
-    target.set_query(url.query());
+    target.set_path(&format!("{base}{path}"));
+    target.set_query(query);
     target
 }
 

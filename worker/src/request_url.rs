@@ -54,6 +54,12 @@ impl RequestUrl {
         self.text.get(self.host.clone()).filter(|h| !h.is_empty())
     }
 
+    /// The whole URL without its fragment.
+    pub fn without_fragment(&self) -> &str {
+        let end = self.text.find('#').unwrap_or(self.text.len());
+        self.text.get(..end).unwrap_or(&self.text)
+    }
+
     /// Decoded query parameters.
     pub fn query_pairs(&self) -> form_urlencoded::Parse<'_> {
         form_urlencoded::parse(self.query().unwrap_or("").as_bytes())

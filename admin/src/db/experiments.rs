@@ -1,6 +1,6 @@
 //! Experiments with their variants, allocations and layer placement.
 
-use cleave_core::snapshot::{Prerequisite, Rule};
+use cleave_core::snapshot::{Prerequisite, RouteAction, Routes, Rule};
 use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgExecutor};
@@ -11,7 +11,7 @@ use crate::model::{Allocation, Experiment, LayerPlacement, Status, Variant};
 
 const SELECT: &str = "select e.id, e.environment_id, e.key::text as key, e.name, e.description,
     e.unit::text as unit, e.fallback_unit::text as fallback_unit, e.prerequisites, e.salt, e.status, e.traffic, e.targeting, e.layer_ranges, e.start_at,
-    e.end_at, e.created_at, e.updated_at, l.key::text as layer_key, l.salt as layer_salt
+    e.end_at, e.routes, e.route_all_methods, e.created_at, e.updated_at, l.key::text as layer_key, l.salt as layer_salt
     from experiments e left join layers l on l.id = e.layer_id";
 
 #[derive(sqlx::FromRow)]
@@ -35,6 +35,8 @@ struct Row {
     updated_at: OffsetDateTime,
     layer_key: Option<String>,
     layer_salt: Option<String>,
+    routes: Option<Json<Routes>>,
+    route_all_methods: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -44,6 +46,7 @@ struct VariantRow {
     name: String,
     payload: Value,
     allow: Json<Vec<String>>,
+    route: Option<Json<RouteAction>>,
 }
 
 impl From<VariantRow> for Variant {
@@ -54,6 +57,7 @@ impl From<VariantRow> for Variant {
             name: v.name,
             payload: v.payload,
             allow: v.allow.0,
+            route: v.route.map(|r| r.0),
         }
     }
 }
@@ -134,7 +138,7 @@ pub async fn list(
 
 async fn assemble(conn: &mut PgConnection, row: Row) -> Result<Experiment, sqlx::Error> {
     let variants: Vec<VariantRow> = sqlx::query_as(
-        "select id, key::text as key, name, payload, allow from variants where experiment_id = $1 order by created_at, key",
+        "select id, key::text as key, name, payload, allow, route from variants where experiment_id = $1 order by created_at, key",
     )
     .bind(row.id)
     .fetch_all(&mut *conn)
@@ -166,6 +170,8 @@ async fn assemble(conn: &mut PgConnection, row: Row) -> Result<Experiment, sqlx:
         targeting_rules: row.targeting.0,
         prerequisites: row.prerequisites.0,
         layer,
+        routes: row.routes.map(|r| r.0),
+        route_all_methods: row.route_all_methods,
         start_at: row.start_at,
         end_at: row.end_at,
         variants: variants.into_iter().map(Variant::from).collect(),
@@ -196,7 +202,7 @@ pub async fn update(conn: &mut PgConnection, e: &Experiment) -> Result<(), sqlx:
     sqlx::query(
         "update experiments set name = $2, description = $3, targeting = $4, traffic = $5,
          layer_id = $6, layer_ranges = $7, start_at = $8, end_at = $9, fallback_unit = $10,
-         prerequisites = $11, updated_at = now()
+         prerequisites = $11, routes = $12, route_all_methods = $13, updated_at = now()
          where id = $1",
     )
     .bind(e.id)
@@ -210,12 +216,15 @@ pub async fn update(conn: &mut PgConnection, e: &Experiment) -> Result<(), sqlx:
     .bind(e.end_at)
     .bind(&e.fallback_unit)
     .bind(Json(&e.prerequisites))
+    .bind(e.routes.as_ref().map(Json))
+    .bind(e.route_all_methods)
     .execute(&mut *conn)
     .await?;
     for v in &e.variants {
-        sqlx::query("update variants set allow = $2 where id = $1")
+        sqlx::query("update variants set allow = $2, route = $3 where id = $1")
             .bind(v.id)
             .bind(Json(&v.allow))
+            .bind(v.route.as_ref().map(Json))
             .execute(&mut *conn)
             .await?;
     }
@@ -282,15 +291,17 @@ pub async fn insert_variant(
     key: &str,
     name: &str,
     payload: &Value,
+    route: Option<&RouteAction>,
 ) -> Result<Variant, sqlx::Error> {
     let row: VariantRow = sqlx::query_as(
-        "insert into variants (experiment_id, key, name, payload) values ($1, $2, $3, $4)
-         returning id, key::text as key, name, payload, allow",
+        "insert into variants (experiment_id, key, name, payload, route) values ($1, $2, $3, $4, $5)
+         returning id, key::text as key, name, payload, allow, route",
     )
     .bind(experiment)
     .bind(key)
     .bind(name)
     .bind(payload)
+    .bind(route.map(Json))
     .fetch_one(db)
     .await?;
     Ok(row.into())

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::keys::is_valid_key;
 use crate::problems::Problems;
+use crate::routing::{check_actions, RouteMatcher};
 use crate::snapshot::{Experiment, Status};
 use crate::targeting::{prepare_rules, AudienceTable};
 use crate::time::parse_rfc3339_ms;
@@ -19,6 +20,7 @@ pub(super) fn prepare_experiment(
     path: &str,
     layers: &mut LayerTable,
     audiences: &AudienceTable,
+    origins: &BTreeMap<String, String>,
     problems: &mut Problems,
 ) -> Option<PreparedExperiment> {
     let before = problems.len();
@@ -86,6 +88,17 @@ pub(super) fn prepare_experiment(
         Some(LayerMembership { layer, ranges })
     });
     let rules = prepare_rules(&exp.targeting, path, Some(audiences), problems);
+    let routes = exp
+        .routes
+        .as_ref()
+        .map(|r| RouteMatcher::prepare(r, path, problems));
+    check_actions(
+        exp,
+        routes.as_ref().and_then(Option::as_ref),
+        origins,
+        path,
+        problems,
+    );
     if problems.len() != before {
         return None;
     }
@@ -104,6 +117,7 @@ pub(super) fn prepare_experiment(
         end_ms: end_ms.flatten(),
         layer,
         rules,
+        routes: routes.flatten(),
         prerequisites: Vec::new(),
         slots,
         allow,
@@ -127,7 +141,7 @@ fn optional_time(
     parsed.map(Some)
 }
 
-pub(super) fn key_message(what: &str, key: &str) -> String {
+pub(crate) fn key_message(what: &str, key: &str) -> String {
     format!("{what} {key:?} does not match [a-z][a-z0-9_.-]{{0,63}}")
 }
 

@@ -1,0 +1,107 @@
+//! What proxy mode decides for one request: the assignments of the experiments that apply to
+//! its route, and what their variants ask of the request (redirect, origin, rewrite).
+
+use cleave_core::headers::assignments_header;
+use cleave_core::routing::{redirect_location, rewrite_path, RequestRoute, Routing};
+use cleave_core::{Attributes, Subject, Units};
+use worker::web_sys::Request;
+
+use crate::config::Config;
+use crate::identity::{cookie_value, FORCE_COOKIE};
+use crate::request_context::{enrich, verify_force};
+use crate::request_url::RequestUrl;
+use crate::snapshot_store::Served;
+use crate::telemetry::{self, Event};
+
+/// The proxy's decision, owned so the snapshot's borrow ends here.
+#[derive(Debug, Default)]
+pub struct Decision {
+    /// `cleave-snapshot`: the version, or `none`.
+    pub snapshot: String,
+    /// `cleave-assignments`, absent when enrolled in nothing.
+    pub assignments: Option<String>,
+    /// `(experiment, variant)` pairs, for pages that expose them.
+    pub pairs: Vec<(String, String)>,
+    /// Whether any experiment applies to the route: the response then depends on the visitor.
+    pub varies: bool,
+    /// `(Location, status)`.
+    pub redirect: Option<(String, u16)>,
+    /// Base URL of the origin a variant routes to (from the snapshot's allow-list).
+    pub origin: Option<String>,
+    /// Path a variant rewrites the request to.
+    pub path: Option<String>,
+}
+
+/// Decides for the visitor `uid`; with no snapshot in service, fails open.
+pub fn decide(
+    served: &Served,
+    req: &Request,
+    url: &RequestUrl,
+    uid: &str,
+    cookie: Option<&str>,
+    config: &Config,
+    now: u64,
+) -> Decision {
+    let Some(engine) = &served.engine else {
+        telemetry::report(Event::FailOpen {
+            environment: &config.environment,
+            mode: "proxy",
+            reason: served.failure.as_deref().unwrap_or("not loaded"),
+            request_id: &crate::api::request_id(req),
+        });
+        return Decision {
+            snapshot: "none".to_owned(),
+            ..Decision::default()
+        };
+    };
+    let route = RequestRoute {
+        host: url.host_str().unwrap_or(""),
+        path: url.path(),
+    };
+    let units = Units::from([("user".to_owned(), uid.to_owned())]);
+    let mut attributes = Attributes::new();
+    // Lenient: a missing or malformed schema attribute only makes its conditions false.
+    let bot = enrich(engine, req, url, &mut attributes, false).is_ok_and(|c| c.bot);
+    let now_ms = crate::api::signed_ms(now);
+    // An invalid, tampered or expired QA cookie is ignored: the visitor is bucketed.
+    let forced = cookie
+        .and_then(|c| cookie_value(c, FORCE_COOKIE))
+        .filter(|token| token.len() <= crate::decide_request::limits::TOKEN_BYTES)
+        .and_then(|token| verify_force(config.signing_key.as_deref(), token, now_ms).ok());
+    let subject = Subject {
+        units: &units,
+        attributes: &attributes,
+        now_ms,
+        only: None,
+        forced: forced.as_ref(),
+        bot,
+        // The proxy knows one unit, the cookie id: there is no login to survive.
+        sticky: None,
+        route: Some(route),
+    };
+    let decided = engine.assign(&subject);
+    telemetry::report(Event::Decision {
+        environment: &config.environment,
+        mode: "proxy",
+        version: engine.snapshot().version,
+        assignments: decided.len(),
+        age_ms: served.age_ms(now),
+    });
+    let safe_method = matches!(req.method().as_str(), "GET" | "HEAD");
+    let routing = Routing::of(&decided, safe_method, bot);
+    let origins = &engine.snapshot().origins;
+    Decision {
+        snapshot: engine.snapshot().version.to_string(),
+        assignments: assignments_header(&decided),
+        pairs: decided
+            .iter()
+            .map(|a| (a.experiment.key.clone(), a.variant.key.clone()))
+            .collect(),
+        varies: engine.varies(route),
+        redirect: routing
+            .redirect
+            .map(|(target, status)| (redirect_location(target, url.query()), status)),
+        origin: routing.origin.and_then(|name| origins.get(name)).cloned(),
+        path: routing.rewrite.map(|t| rewrite_path(t, url.path())),
+    }
+}
