@@ -1,7 +1,7 @@
 //! Turns stored experiments into cleave-core snapshot types and checks them with core's own
 //! validation, so whatever admin accepts is exactly what the worker can run.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use cleave_core::keys::is_valid_key;
 use cleave_core::snapshot::{self, Condition, LayerSlot, Rule, Snapshot, SCHEMA_VERSION};
@@ -169,6 +169,14 @@ fn assemble(
     }
 }
 
+/// Checks `content` as the next snapshot would carry it; problems name experiments by key.
+pub fn check_content(content: Content) -> Result<(), Problems> {
+    let keys: Vec<String> = content.experiments.iter().map(|e| e.key.clone()).collect();
+    Engine::new(probe(content))
+        .map(|_| ())
+        .map_err(|problems| name_by_key(problems, &keys))
+}
+
 /// A snapshot made only to be checked by cleave-core, never published.
 pub fn probe(content: Content) -> Snapshot {
     assemble("check", 1, "", "", content)
@@ -181,6 +189,7 @@ pub fn check_edit(
     edited: &Experiment,
     others: &[Experiment],
     audiences: &[Audience],
+    origins: &BTreeMap<String, String>,
 ) -> Result<(), Problems> {
     let mut subject = to_snapshot_experiment(edited);
     subject.status = snapshot::Status::Running;
@@ -203,7 +212,11 @@ pub fn check_edit(
     let snapshot = probe(Content {
         experiments,
         audiences: audiences.iter().map(to_snapshot_audience).collect(),
-        settings: EnvironmentSettings::default(),
+        // Only the allow-list of origins matters to one experiment's routing actions.
+        settings: EnvironmentSettings {
+            origins: origins.clone(),
+            ..EnvironmentSettings::default()
+        },
     });
     let Err(problems) = Engine::new(snapshot) else {
         return Ok(());

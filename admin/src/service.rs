@@ -266,7 +266,11 @@ async fn load_for_edit(conn: &mut PgConnection, id: Uuid) -> Result<Experiment> 
 async fn check(conn: &mut PgConnection, edited: &Experiment) -> Result<()> {
     let others = experiments::list(conn, Some(edited.environment_id)).await?;
     let audiences = audiences::list(&mut *conn).await?;
-    compile::check_edit(edited, &others, &audiences).map_err(AdminError::Invalid)
+    let origins = environments::get(&mut *conn, edited.environment_id)
+        .await?
+        .map(|env| env.settings.origins)
+        .unwrap_or_default();
+    compile::check_edit(edited, &others, &audiences, &origins).map_err(AdminError::Invalid)
 }
 
 pub async fn patch_experiment(

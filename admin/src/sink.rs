@@ -1,6 +1,7 @@
 //! Where published snapshots go. Every sink stores the immutable body first and the pointer
 //! second (the publish code calls them in that order).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cleave_core::snapshot::{body_key, pointer_key, Pointer};
@@ -17,7 +18,7 @@ pub enum Sink {
     Cloudflare {
         api_base: String,
         account_id: String,
-        namespace_id: String,
+        namespaces: Namespaces,
         api_token: String,
     },
     /// A folder: `{dir}/{env}/v{N}.json` per version, `{dir}/{env}.json` = the current one.
@@ -39,8 +40,8 @@ impl Sink {
                 write_file(&folder.join(format!("v{version}.json")), body).await
             }
             _ => {
-                self.put_key(&body_key(env, u64::try_from(version).unwrap_or(0)), body)
-                    .await
+                let key = body_key(env, u64::try_from(version).unwrap_or(0));
+                self.put_key(env, &key, body).await
             }
         }
     }
@@ -62,11 +63,11 @@ impl Sink {
                 write_file(&dir.join(format!("{env}.pointer.json")), &pointer_text).await?;
                 write_file(&dir.join(format!("{env}.json")), &body).await
             }
-            _ => self.put_key(&pointer_key(env), &pointer_text).await,
+            _ => self.put_key(env, &pointer_key(env), &pointer_text).await,
         }
     }
 
-    async fn put_key(&self, key: &str, value: &str) -> Result<(), String> {
+    async fn put_key(&self, env: &str, key: &str, value: &str) -> Result<(), String> {
         match self {
             Self::WranglerLocal { root, persist_to } => {
                 wrangler_put(root, persist_to.as_deref(), key, value).await
@@ -74,9 +75,10 @@ impl Sink {
             Self::Cloudflare {
                 api_base,
                 account_id,
-                namespace_id,
+                namespaces,
                 api_token,
             } => {
+                let namespace_id = namespaces.for_environment(env)?;
                 let url = format!(
                     "{}/accounts/{account_id}/storage/kv/namespaces/{namespace_id}/values/{}",
                     api_base.trim_end_matches('/'),
@@ -111,11 +113,97 @@ impl Sink {
     pub fn describe(&self) -> String {
         match self {
             Self::WranglerLocal { root, .. } => format!("wrangler-local ({})", root.display()),
-            Self::Cloudflare { namespace_id, .. } => {
-                format!("cloudflare (namespace {namespace_id})")
-            }
+            Self::Cloudflare { namespaces, .. } => format!("cloudflare ({namespaces})"),
             Self::File { dir } => format!("file ({})", dir.display()),
         }
+    }
+}
+
+/// The Workers KV namespace each cleave environment publishes to: one for all, or one per
+/// environment (`staging=<id>,production=<id>`, with `*=<id>` for the rest), so staging
+/// snapshots can never land in production's namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespaces {
+    by_environment: BTreeMap<String, String>,
+    fallback: Option<String>,
+}
+
+impl Namespaces {
+    /// One namespace for every environment.
+    pub fn single(id: impl Into<String>) -> Self {
+        Self {
+            by_environment: BTreeMap::new(),
+            fallback: Some(id.into()),
+        }
+    }
+
+    /// Parses `CF_KV_NAMESPACE_ID`: an id, or `env=id` pairs separated by commas.
+    ///
+    /// # Errors
+    /// A message naming the malformed entry.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if !text.contains('=') {
+            return if text.is_empty() {
+                Err("CF_KV_NAMESPACE_ID is empty".to_owned())
+            } else {
+                Ok(Self::single(text))
+            };
+        }
+        let mut out = Self {
+            by_environment: BTreeMap::new(),
+            fallback: None,
+        };
+        for (i, entry) in text.split(',').map(str::trim).enumerate() {
+            let (env, id) = entry
+                .split_once('=')
+                .map(|(e, id)| (e.trim(), id.trim()))
+                .filter(|(e, id)| !e.is_empty() && !id.is_empty())
+                .ok_or_else(|| {
+                    format!(
+                        "CF_KV_NAMESPACE_ID entry {} is not environment=namespace-id",
+                        i + 1
+                    )
+                })?;
+            if env == "*" {
+                out.fallback = Some(id.to_owned());
+            } else {
+                out.by_environment.insert(env.to_owned(), id.to_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The namespace `env` publishes to.
+    ///
+    /// # Errors
+    /// When no namespace is configured for `env`.
+    pub fn for_environment(&self, env: &str) -> Result<&str, String> {
+        self.by_environment
+            .get(env)
+            .or(self.fallback.as_ref())
+            .map(String::as_str)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.by_environment.keys().map(String::as_str).collect();
+                format!(
+                    "no KV namespace configured for environment {env:?} (CF_KV_NAMESPACE_ID names {})",
+                    known.join(", ")
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for Namespaces {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts: Vec<String> = self
+            .by_environment
+            .iter()
+            .map(|(env, id)| format!("{env} -> namespace {id}"))
+            .collect();
+        if let Some(id) = &self.fallback {
+            parts.push(format!("namespace {id}"));
+        }
+        f.write_str(&parts.join(", "))
     }
 }
 

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use cleave_core::snapshot::Rule;
-use cleave_core::{Engine, Problems, Targeting};
+use cleave_core::{Problems, Targeting};
 use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -210,12 +210,16 @@ pub async fn set_settings(
     id: Uuid,
     settings: EnvironmentSettings,
 ) -> Result<Environment> {
-    let probe = compile::probe(compile::Content {
-        experiments: Vec::new(),
-        audiences: Vec::new(),
-        settings: settings.clone(),
-    });
-    if let Err(problems) = Engine::new(probe) {
+    let mut tx = ctx.pool.begin().await?;
+    let before = environments::lock(&mut *tx, id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no environment {id}")))?;
+    // Checked with the environment's published experiments, so a change that would make the
+    // next publish fail (an origin a variant still routes to, say) is refused now.
+    let published = experiments::list(&mut tx, Some(id)).await?;
+    let audiences = audiences::list(&mut *tx).await?;
+    let (content, _) = compile::content(&published, &audiences, &settings);
+    if let Err(problems) = compile::check_content(content) {
         let mut out = Problems::default();
         for p in problems.iter() {
             let path = p.path.replace("context_schema", "contextSchema");
@@ -223,10 +227,6 @@ pub async fn set_settings(
         }
         return Err(AdminError::Invalid(out));
     }
-    let mut tx = ctx.pool.begin().await?;
-    let before = environments::lock(&mut *tx, id)
-        .await?
-        .ok_or_else(|| AdminError::NotFound(format!("no environment {id}")))?;
     environments::set_settings(&mut *tx, id, &settings).await?;
     record(
         &mut tx,

@@ -6,7 +6,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use axum::http::{Method, StatusCode};
-use cleave_admin::sink::Sink;
+use cleave_admin::sink::{Namespaces, Sink};
 use cleave_core::Engine;
 use common::{problems, TestApp};
 use serde_json::{json, Value};
@@ -351,9 +351,55 @@ fn cloudflare(api_base: String) -> Sink {
     Sink::Cloudflare {
         api_base,
         account_id: "acct-1".into(),
-        namespace_id: "ns-1".into(),
+        namespaces: Namespaces::single("ns-1"),
         api_token: "cf-token".into(),
     }
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn cloudflare_sink_publishes_each_environment_to_its_own_namespace(pool: PgPool) {
+    let (base, log) = fake_cloudflare(false).await;
+    let sink = Sink::Cloudflare {
+        api_base: base,
+        account_id: "acct-1".into(),
+        namespaces: Namespaces::parse("staging=ns-staging, production=ns-prod").unwrap(),
+        api_token: "cf-token".into(),
+    };
+    let app = TestApp::with_sink(pool, sink, std::env::temp_dir().join("unused"));
+    for name in ["staging", "production", "qa"] {
+        let env = app.environment(name).await;
+        let (status, body) = app
+            .call(Method::POST, &format!("/environments/{env}/publish"), None)
+            .await;
+        if name == "qa" {
+            assert_eq!(status, StatusCode::BAD_GATEWAY, "{body}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(
+                message.contains(r#"no KV namespace configured for environment "qa""#),
+                "{message}"
+            );
+        } else {
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+    }
+    let paths: Vec<String> = log.lock().unwrap().iter().map(|e| e.1.clone()).collect();
+    let prefix = "/client/v4/accounts/acct-1/storage/kv/namespaces/";
+    assert_eq!(
+        paths,
+        [
+            format!("{prefix}ns-staging/values/snapshot%3Astaging%3Av1"),
+            format!("{prefix}ns-staging/values/snapshot%3Astaging%3Acurrent"),
+            format!("{prefix}ns-prod/values/snapshot%3Aproduction%3Av1"),
+            format!("{prefix}ns-prod/values/snapshot%3Aproduction%3Acurrent"),
+        ]
+    );
+    assert!(Namespaces::parse("staging=").is_err());
+    assert_eq!(
+        Namespaces::parse("*=ns-all")
+            .unwrap()
+            .for_environment("any"),
+        Ok("ns-all")
+    );
 }
 
 #[sqlx::test(migrations = "./migrations")]

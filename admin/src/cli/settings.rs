@@ -7,7 +7,7 @@ use clap::{Args, ValueEnum};
 
 use crate::error::{AdminError, Result};
 use crate::signing::SnapshotSigner;
-use crate::sink::Sink;
+use crate::sink::{Namespaces, Sink};
 
 #[derive(Debug, Clone, Args)]
 pub struct SigningArgs {
@@ -80,6 +80,8 @@ pub struct SinkArgs {
     pub sink_dir: PathBuf,
     #[arg(long, env = "CF_ACCOUNT_ID", global = true)]
     pub cf_account_id: Option<String>,
+    /// Workers KV namespace id, or one per environment: `staging=<id>,production=<id>`
+    /// (`*=<id>` for the rest).
     #[arg(long, env = "CF_KV_NAMESPACE_ID", global = true)]
     pub cf_namespace_id: Option<String>,
     #[arg(long, env = "CF_API_TOKEN", global = true, hide_env_values = true)]
@@ -116,7 +118,11 @@ impl SinkArgs {
                 Sink::Cloudflare {
                     api_base: self.cf_api_base.clone(),
                     account_id: need(&self.cf_account_id, "CF_ACCOUNT_ID")?,
-                    namespace_id: need(&self.cf_namespace_id, "CF_KV_NAMESPACE_ID")?,
+                    namespaces: Namespaces::parse(&need(
+                        &self.cf_namespace_id,
+                        "CF_KV_NAMESPACE_ID",
+                    )?)
+                    .map_err(AdminError::BadRequest)?,
                     api_token: need(&self.cf_api_token, "CF_API_TOKEN")?,
                 }
             }
