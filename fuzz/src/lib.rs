@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use cleave_core::force;
 use cleave_core::headers;
+use cleave_core::routing::{redirect_location, RequestRoute, Routing};
 use cleave_core::sticky::Sticky;
 use cleave_core::{Attributes, Engine, Subject, Units};
 use cleave_worker::{decide_request, identity};
@@ -36,6 +37,44 @@ pub fn snapshot_decode(data: &[u8]) {
             .map(|t| (t.clone(), id.to_owned()))
             .collect();
         check_header(&engine, &units, &Attributes::new());
+        check_routes(&engine, &units);
+    }
+}
+
+/// Scoping to a route only ever removes assignments, never changes one; the routing actions
+/// of what remains name only allowed origins.
+fn check_routes(engine: &Engine, units: &Units) {
+    let attributes = Attributes::new();
+    let everywhere = engine.assign(&Subject::new(units, &attributes, NOW_MS));
+    for path in ["/", "/shop/x", "/old", "/a/b/c?d"] {
+        let route = RequestRoute {
+            host: "www.example.com",
+            path,
+        };
+        let scoped = engine.assign(&Subject {
+            route: Some(route),
+            ..Subject::new(units, &attributes, NOW_MS)
+        });
+        for a in &scoped {
+            assert!(
+                everywhere
+                    .iter()
+                    .any(|b| b.experiment.key == a.experiment.key && b.variant.key == a.variant.key),
+                "{} changed under a route",
+                a.experiment.key
+            );
+        }
+        let routing = Routing::of(&scoped, true, false);
+        if let Some(origin) = routing.origin {
+            assert!(
+                engine.snapshot().origins.contains_key(origin),
+                "origin {origin:?} not allowed"
+            );
+        }
+        if let Some((target, status)) = routing.redirect {
+            assert!(cleave_core::routing::REDIRECT_STATUSES.contains(&status));
+            assert!(redirect_location(target, Some("q=1")).contains("q=1"));
+        }
     }
 }
 
@@ -135,6 +174,10 @@ pub fn decide_request(data: &[u8]) {
             .is_none_or(|e| e.len() <= limits::EXPERIMENT_FILTER));
         for token in [&request.force, &request.sticky].into_iter().flatten() {
             assert!(token.len() <= limits::TOKEN_BYTES);
+        }
+        if let Some(page) = &request.url {
+            assert!(page.path.starts_with('/'), "{page:?}");
+            assert!(!page.path.contains(['?', '#']), "{page:?}");
         }
     }
     if let Some(uid) = identity::uid_from_cookies(&text) {
