@@ -115,4 +115,20 @@ async fn routing_actions_only_reach_allowed_origins(pool: PgPool) {
         problems(&body)[0].starts_with("experiments[landing].variants[1].route.origin"),
         "{body}"
     );
+
+    // Whatever slips past the edit checks (a row changed by hand) is refused at publish, and
+    // the version in service stays.
+    sqlx::query("update variants set route = '{\"origin\": \"gone\"}' where key = 'treatment'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (status, body) = app
+        .call(Method::POST, &format!("/environments/{env}/publish"), None)
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        problems(&body),
+        ["experiments[landing].variants[1].route.origin: origin \"gone\" is not in the environment's allowed origins"]
+    );
+    assert_eq!(app.current_file("prod")["version"], 1);
 }
