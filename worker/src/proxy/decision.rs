@@ -20,7 +20,7 @@ pub struct Decision {
     pub snapshot: String,
     /// `cleave-assignments`, absent when enrolled in nothing.
     pub assignments: Option<String>,
-    /// `(experiment, variant)` pairs, for pages that expose them.
+    /// `(experiment, variant)` pairs, only when pages expose them (`CLEAVE_EXPOSE_ASSIGNMENTS`).
     pub pairs: Vec<(String, String)>,
     /// Whether any experiment applies to the route: the response then depends on the visitor.
     pub varies: bool,
@@ -93,10 +93,14 @@ pub fn decide(
     Decision {
         snapshot: engine.snapshot().version.to_string(),
         assignments: assignments_header(&decided),
-        pairs: decided
-            .iter()
-            .map(|a| (a.experiment.key.clone(), a.variant.key.clone()))
-            .collect(),
+        pairs: if config.expose.cookie || config.expose.html {
+            decided
+                .iter()
+                .map(|a| (a.experiment.key.clone(), a.variant.key.clone()))
+                .collect()
+        } else {
+            Vec::new()
+        },
         varies: engine.varies(route),
         redirect: routing
             .redirect
