@@ -100,6 +100,10 @@ impl Engine {
     /// Whether any running experiment applies to `route`: then the response depends on the
     /// visitor's assignments.
     pub fn varies(&self, route: RequestRoute<'_>) -> bool {
+        // Without route-scoped experiments, every running experiment applies everywhere.
+        if !self.has_routes() {
+            return !self.running.is_empty();
+        }
         self.running.iter().any(|p| {
             p.routes
                 .as_ref()

@@ -138,7 +138,7 @@ pub async fn forward(
         new_uid,
         clear_hops: hops.is_some(),
         varies: decision.varies,
-        cache: Some(cache_status),
+        cache: cache_status,
         cookie: (exposed && config.expose.cookie).then(|| assignments_cookie(&decision.pairs)),
         html: (exposed && config.expose.html)
             .then(|| assignments_script(&decision.snapshot, &decision.pairs)),

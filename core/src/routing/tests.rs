@@ -190,6 +190,28 @@ fn scoped_experiments_apply_only_on_their_routes() {
     assert!(engine.assign(&at("/blog")).is_empty());
     let explained = engine.explain(&at("/blog"));
     assert_eq!(explained[0].1, Explanation::OutsideRoute);
+    assert!(engine.varies(RequestRoute {
+        host: "h",
+        path: "/shop/x"
+    }));
+    assert!(!engine.varies(RequestRoute {
+        host: "h",
+        path: "/blog"
+    }));
+    let unscoped = Engine::new(snapshot(
+        json!({}),
+        json!([routed(json!(null), json!(null))]),
+    ))
+    .unwrap();
+    assert!(unscoped.varies(RequestRoute {
+        host: "h",
+        path: "/blog"
+    }));
+    let idle = Engine::new(snapshot(json!({}), json!([]))).unwrap();
+    assert!(!idle.varies(RequestRoute {
+        host: "h",
+        path: "/blog"
+    }));
     // No route given (the API without url=): every experiment applies.
     assert_eq!(
         engine.assign(&Subject::new(&units, &attributes, 0)).len(),

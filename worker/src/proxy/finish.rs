@@ -26,8 +26,8 @@ pub struct Finishing<'a> {
     pub clear_hops: bool,
     /// The page depends on assignments: downstream caches must keep it private.
     pub varies: bool,
-    /// `cleave-cache`: `hit`, `miss` or `bypass`, for varied pages.
-    pub cache: Option<&'static str>,
+    /// `cleave-cache` on varied pages: `hit`, `miss` or `bypass`.
+    pub cache: &'static str,
     /// The page's assignments as a readable cookie.
     pub cookie: Option<String>,
     /// The page's assignments as a JSON `<script>` in `<head>`.
@@ -76,9 +76,7 @@ pub fn finish(response: Response, f: &Finishing<'_>) -> Result<Response> {
     if f.varies {
         let origin = headers.get("cache-control")?;
         headers.set("cache-control", &private_cache_control(origin.as_deref()))?;
-        if let Some(status) = f.cache {
-            headers.set("cleave-cache", status)?;
-        }
+        headers.set("cleave-cache", f.cache)?;
     }
     if let Some(value) = &f.cookie {
         headers.append("set-cookie", value)?;
