@@ -1,0 +1,136 @@
+//! Exposures: the record that a unit was served a variant, the raw material of results.
+//!
+//! Each has a deterministic id over (environment, experiment, salt, variant, unit type, unit,
+//! UTC day), so the many requests one visitor makes in a day, and every redelivery of the
+//! same record, collapse into one row where they are stored. The salt marks the phase: a
+//! re-randomised experiment gets a new salt, and analysis never mixes the two.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::assign::{Assignment, Subject};
+
+/// Why an exposure is kept out of results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Excluded {
+    /// A force token chose the variant.
+    Forced,
+    /// The unit is on the variant's allow-list.
+    AllowListed,
+    /// The request came from a crawler.
+    Bot,
+}
+
+impl Excluded {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Forced => "forced",
+            Self::AllowListed => "allow_listed",
+            Self::Bot => "bot",
+        }
+    }
+}
+
+/// One unit served one variant, as the edge reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exposure {
+    /// [`exposure_id`] of the fields below and the batch's environment.
+    pub id: String,
+    pub experiment: String,
+    pub variant: String,
+    pub unit_type: String,
+    pub unit: String,
+    /// The experiment's effective salt (its phase).
+    pub salt: String,
+    /// UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// When the edge served it, epoch milliseconds.
+    pub at_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub excluded: Option<Excluded>,
+}
+
+/// The deterministic id: the first 16 bytes of SHA-256 over the length-prefixed fields, hex.
+/// Length prefixes keep `("ab", "c")` and `("a", "bc")` apart whatever the ids contain.
+pub fn exposure_id(
+    environment: &str,
+    experiment: &str,
+    salt: &str,
+    variant: &str,
+    unit_type: &str,
+    unit: &str,
+    day: &str,
+) -> String {
+    let mut digest = Sha256::new();
+    for field in [environment, experiment, salt, variant, unit_type, unit, day] {
+        let len = u32::try_from(field.len()).unwrap_or(u32::MAX);
+        digest.update(len.to_le_bytes());
+        digest.update(field.as_bytes());
+    }
+    let full = digest.finalize();
+    hex::encode(full.get(..16).unwrap_or_default())
+}
+
+/// The UTC day of `ms`, `YYYY-MM-DD`.
+pub fn utc_day(ms: i64) -> Option<String> {
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
+    let date = at.date();
+    Some(format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    ))
+}
+
+/// The exposures of one decision: one per assignment, marked when a force token, an
+/// allow-list or a crawler decided it.
+pub fn exposures_of(
+    environment: &str,
+    subject: &Subject<'_>,
+    assignments: &[Assignment<'_>],
+) -> Vec<Exposure> {
+    let Some(day) = utc_day(subject.now_ms) else {
+        return Vec::new();
+    };
+    assignments
+        .iter()
+        .filter_map(|a| {
+            let e = a.experiment;
+            // The id the experiment hashed: its own unit type, else its fallback.
+            let (unit_type, unit) = match subject.units.get(&e.unit) {
+                Some(id) => (e.unit.as_str(), id.as_str()),
+                None => {
+                    let fallback = e.fallback_unit.as_deref()?;
+                    (fallback, subject.units.get(fallback)?.as_str())
+                }
+            };
+            let excluded = if subject.forced.is_some_and(|f| f.contains_key(&e.key)) {
+                Some(Excluded::Forced)
+            } else if a.variant.allow.iter().any(|id| id == unit) {
+                Some(Excluded::AllowListed)
+            } else if subject.bot {
+                Some(Excluded::Bot)
+            } else {
+                None
+            };
+            let salt = e.effective_salt();
+            let variant = a.variant.key.as_str();
+            Some(Exposure {
+                id: exposure_id(environment, &e.key, salt, variant, unit_type, unit, &day),
+                experiment: e.key.clone(),
+                variant: variant.to_owned(),
+                unit_type: unit_type.to_owned(),
+                unit: unit.to_owned(),
+                salt: salt.to_owned(),
+                day: day.clone(),
+                at_ms: subject.now_ms,
+                excluded,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,132 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::assign::Units;
+use crate::force::Forced;
+use crate::targeting::Attributes;
+use crate::Engine;
+
+const NOV_21_NOON: i64 = 1_795_262_400_000;
+
+fn engine() -> Engine {
+    Engine::decode(
+        br#"{"schema":1,"environment":"demo","version":3,"published_at":"2026-11-21T00:00:00Z","published_by":"t","bot_policy":"control",
+        "experiments":[
+          {"id":"e1","key":"checkout","status":"running","salt":"checkout-2","variants":[
+            {"id":"v1","key":"control","ranges":[[0,4999]],"allow":["qa-1"]},
+            {"id":"v2","key":"treatment","ranges":[[5000,9999]]}]},
+          {"id":"e2","key":"banner","status":"running","unit":"account","fallback_unit":"anon","variants":[
+            {"id":"v3","key":"on","ranges":[[0,9999]]}]}]}"#,
+    )
+    .unwrap()
+}
+
+fn units(pairs: &[(&str, &str)]) -> Units {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn ids_are_deterministic_per_day_and_differ_in_every_field() {
+    let base = ["demo", "checkout", "s", "b", "user", "u1", "2026-11-21"];
+    let id = |f: [&str; 7]| exposure_id(f[0], f[1], f[2], f[3], f[4], f[5], f[6]);
+    assert_eq!(id(base), id(base));
+    assert_eq!(id(base).len(), 32);
+    for i in 0..7 {
+        let mut changed = base;
+        changed[i] = "other";
+        assert_ne!(id(changed), id(base), "field {i} must change the id");
+    }
+    // Length prefixes: moving a character between fields changes the id.
+    let shifted = ["demo", "checkout", "s", "bu", "ser", "u1", "2026-11-21"];
+    assert_ne!(
+        id(shifted),
+        id(["demo", "checkout", "s", "bus", "er", "u1", "2026-11-21"])
+    );
+}
+
+#[test]
+fn utc_days() {
+    assert_eq!(utc_day(NOV_21_NOON).unwrap(), "2026-11-21");
+    assert_eq!(utc_day(0).unwrap(), "1970-01-01");
+    assert_eq!(utc_day(86_400_000 - 1).unwrap(), "1970-01-01");
+}
+
+#[test]
+fn one_exposure_per_assignment_with_the_unit_that_was_hashed() {
+    let engine = engine();
+    let attributes = Attributes::new();
+    let units = units(&[("user", "u1"), ("anon", "a-9")]);
+    let subject = Subject::new(&units, &attributes, NOV_21_NOON);
+    let assigned = engine.assign(&subject);
+    let exposures = exposures_of("demo", &subject, &assigned);
+    assert_eq!(exposures.len(), 2);
+    let banner = exposures.iter().find(|e| e.experiment == "banner").unwrap();
+    assert_eq!(
+        (banner.unit_type.as_str(), banner.unit.as_str()),
+        ("anon", "a-9")
+    );
+    assert_eq!(banner.salt, "banner");
+    let checkout = exposures
+        .iter()
+        .find(|e| e.experiment == "checkout")
+        .unwrap();
+    assert_eq!(checkout.salt, "checkout-2");
+    assert_eq!(checkout.day, "2026-11-21");
+    assert_eq!(checkout.excluded, None);
+    assert_eq!(
+        checkout.id,
+        exposure_id(
+            "demo",
+            "checkout",
+            "checkout-2",
+            &checkout.variant,
+            "user",
+            "u1",
+            "2026-11-21"
+        )
+    );
+    // A later request the same day yields the same ids.
+    let later = Subject::new(&units, &attributes, NOV_21_NOON + 3_600_000);
+    let again = exposures_of("demo", &later, &engine.assign(&later));
+    assert_eq!(
+        again.iter().map(|e| &e.id).collect::<Vec<_>>(),
+        exposures.iter().map(|e| &e.id).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn forced_allow_listed_and_bot_exposures_are_marked() {
+    let engine = engine();
+    let attributes = Attributes::new();
+    let qa = units(&[("user", "qa-1")]);
+    let subject = Subject::new(&qa, &attributes, NOV_21_NOON);
+    let marked = exposures_of("demo", &subject, &engine.assign(&subject));
+    assert_eq!(marked[0].excluded, Some(Excluded::AllowListed));
+
+    let plain = units(&[("user", "u1")]);
+    let forced: Forced = BTreeMap::from([("checkout".to_owned(), "treatment".to_owned())]);
+    let subject = Subject {
+        forced: Some(&forced),
+        ..Subject::new(&plain, &attributes, NOV_21_NOON)
+    };
+    let marked = exposures_of("demo", &subject, &engine.assign(&subject));
+    assert_eq!(marked[0].excluded, Some(Excluded::Forced));
+
+    let subject = Subject {
+        bot: true,
+        ..Subject::new(&plain, &attributes, NOV_21_NOON)
+    };
+    let bots = exposures_of("demo", &subject, &engine.assign(&subject));
+    assert_eq!(
+        bots.len(),
+        1,
+        "bots see checkout's control; banner has no anon id"
+    );
+    assert_eq!(bots[0].variant, "control");
+    assert_eq!(bots[0].excluded, Some(Excluded::Bot));
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Regenerates core/src/stats/reference.json: the numbers cleave's statistics are checked
+against, computed independently with scipy and statsmodels.
+
+    pip install scipy statsmodels && python3 scripts/stats-reference.py
+"""
+import json
+import math
+import pathlib
+
+import numpy as np
+from scipy import stats
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
+from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
+
+ALPHA = 0.05
+rng = np.random.default_rng(20261121)
+out = {"alpha": ALPHA, "welch": [], "proportions": [], "srm": [], "corrections": [], "msprt": []}
+
+for (mc, sc, nc, mt, st, nt) in [
+    (10.0, 3.0, 500, 10.4, 3.5, 480),
+    (0.0, 1.0, 40, 0.1, 2.0, 25),
+    (120.0, 60.0, 5000, 118.0, 55.0, 5100),
+    (5.0, 1.0, 12, 6.5, 1.5, 9),
+]:
+    c, t = rng.normal(mc, sc, nc), rng.normal(mt, st, nt)
+    cm = CompareMeans(DescrStatsW(t), DescrStatsW(c))
+    tstat, p, df = cm.ttest_ind(usevar="unequal")
+    lo, hi = cm.tconfint_diff(alpha=ALPHA, usevar="unequal")
+    out["welch"].append({
+        "control": {"units": nc, "mean": float(c.mean()), "variance": float(c.var(ddof=1))},
+        "treatment": {"units": nt, "mean": float(t.mean()), "variance": float(t.var(ddof=1))},
+        "difference": float(t.mean() - c.mean()), "p_value": float(p),
+        "ci_low": float(lo), "ci_high": float(hi),
+    })
+
+for (xc, nc, xt, nt) in [(100, 1000, 130, 1000), (520, 25000, 610, 25100), (3, 40, 9, 38), (4800, 50000, 4790, 50200)]:
+    z, p = proportions_ztest([xt, xc], [nt, nc])
+    lo, hi = confint_proportions_2indep(xt, nt, xc, nc, method="wald", compare="diff", alpha=ALPHA)
+    out["proportions"].append({
+        "control": [xc, nc], "treatment": [xt, nt],
+        "difference": xt / nt - xc / nc, "p_value": float(p), "ci_low": float(lo), "ci_high": float(hi),
+    })
+
+for (observed, weights) in [([5200, 4800], [1, 1]), ([5010, 4990], [1, 1]), ([2600, 2500, 4900], [2500, 2500, 5000]), ([1030, 980, 1010, 950], [1, 1, 1, 1])]:
+    total = sum(observed)
+    expected = [total * w / sum(weights) for w in weights]
+    chi, p = stats.chisquare(observed, expected)
+    out["srm"].append({"observed": observed, "weights": weights, "chi_square": float(chi), "p_value": float(p)})
+
+for p in [[0.01, 0.04, 0.03, 0.005, 0.2], [0.5, 0.001, 0.049, 0.02], [0.3]]:
+    out["corrections"].append({
+        "p_values": p,
+        "holm": [float(x) for x in multipletests(p, method="holm")[1]],
+        "benjamini_hochberg": [float(x) for x in multipletests(p, method="fdr_bh")[1]],
+    })
+
+# mSPRT (Johari, Pekelis, Walsh 2017, normal mixture): no library implements it, so this is
+# the paper's formula evaluated in numpy, a check on the arithmetic.
+for (d, v, tau2) in [(0.02, 7.2e-6, 9e-4), (0.001, 1e-4, 1e-4), (-0.5, 0.04, 0.01)]:
+    log_lambda = 0.5 * math.log(v / (v + tau2)) + tau2 * d * d / (2 * v * (v + tau2))
+    out["msprt"].append({"difference": d, "variance": v, "tau2": tau2, "p_value": min(1.0, math.exp(-log_lambda))})
+
+path = pathlib.Path(__file__).resolve().parent.parent / "core/src/stats/reference.json"
+path.write_text(json.dumps(out, indent=1) + "\n")
+print(f"wrote {path}")
