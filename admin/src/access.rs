@@ -1,6 +1,8 @@
 //! Who may do what over REST. Tokens carry a role: `viewer` reads, `editor` also changes
-//! definitions (experiments, variants, allocations, audiences, settings), `publisher` also
-//! publishes, rolls back and changes experiment status (which publishes).
+//! definitions (experiments, variants, allocations, audiences, settings, metrics),
+//! `publisher` also publishes, rolls back and changes experiment status (which publishes).
+//! `ingest` is the edge's token: it may only deliver exposures and events (`POST /ingest`),
+//! and read nothing.
 //!
 //! `CLEAVE_ADMIN_TOKENS` lists `role:name:token` entries, comma-separated; the name is what
 //! the audit log records. With it set, every request needs a token, reads included. The older
@@ -14,6 +16,8 @@ use crate::error::AdminError;
 /// What a request needs, in increasing order of power.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Role {
+    /// Delivers exposures and events; below every reading role.
+    Ingest,
     Viewer,
     Editor,
     Publisher,
@@ -22,6 +26,7 @@ pub enum Role {
 impl Role {
     fn parse(text: &str) -> Option<Self> {
         match text {
+            "ingest" => Some(Self::Ingest),
             "viewer" => Some(Self::Viewer),
             "editor" => Some(Self::Editor),
             "publisher" => Some(Self::Publisher),
@@ -31,6 +36,7 @@ impl Role {
 
     fn name(self) -> &'static str {
         match self {
+            Self::Ingest => "ingest",
             Self::Viewer => "viewer",
             Self::Editor => "editor",
             Self::Publisher => "publisher",
@@ -94,7 +100,7 @@ impl Access {
                 _ => {
                     return Err(format!(
                         "CLEAVE_ADMIN_TOKENS entry {}: expected role:name:token with role \
-                         viewer, editor or publisher",
+                         ingest, viewer, editor or publisher",
                         i + 1
                     ))
                 }
@@ -131,22 +137,9 @@ impl Access {
     /// 401 for a missing or unknown token (or a read when reads need none: never), 403 for a
     /// token whose role is too weak.
     pub fn check(&self, headers: &HeaderMap, needed: Role) -> Result<String, AdminError> {
-        let presented = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        let Some(presented) = presented else {
-            return if needed == Role::Viewer && self.reads_open {
-                Ok(String::new())
-            } else {
-                Err(AdminError::Unauthorized)
-            };
+        let Some(credential) = self.credential(headers, needed == Role::Viewer)? else {
+            return Ok(String::new());
         };
-        let credential = self
-            .credentials
-            .iter()
-            .find(|c| cleave_core::secrets_equal(c.token.as_bytes(), presented.as_bytes()))
-            .ok_or(AdminError::Unauthorized)?;
         if credential.role < needed {
             return Err(AdminError::Forbidden(format!(
                 "token {:?} is a {} token; this needs {}",
@@ -155,14 +148,63 @@ impl Access {
                 needed.name()
             )));
         }
-        let named = headers
-            .get("x-cleave-actor")
+        Ok(actor(headers, credential))
+    }
+
+    /// Checks a delivery from the edge: an `ingest` or `publisher` token (not viewers or
+    /// editors, whose tokens people hold, so they cannot fabricate results).
+    ///
+    /// # Errors
+    /// 401 for a missing or unknown token, 403 for any other role.
+    pub fn check_ingest(&self, headers: &HeaderMap) -> Result<String, AdminError> {
+        let credential = self
+            .credential(headers, false)?
+            .ok_or(AdminError::Unauthorized)?;
+        if !matches!(credential.role, Role::Ingest | Role::Publisher) {
+            return Err(AdminError::Forbidden(format!(
+                "token {:?} is a {} token; delivering exposures and events needs an ingest token",
+                credential.name,
+                credential.role.name()
+            )));
+        }
+        Ok(actor(headers, credential))
+    }
+
+    /// The credential the request presents; `None` for a tokenless read where reads are open.
+    fn credential(
+        &self,
+        headers: &HeaderMap,
+        read: bool,
+    ) -> Result<Option<&Credential>, AdminError> {
+        let presented = headers
+            .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= 200);
-        Ok(match named {
-            Some(person) if credential.name == "api-token" => person.to_owned(),
-            Some(person) => format!("{person} ({})", credential.name),
-            None => credential.name.clone(),
-        })
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let Some(presented) = presented else {
+            return if read && self.reads_open {
+                Ok(None)
+            } else {
+                Err(AdminError::Unauthorized)
+            };
+        };
+        self.credentials
+            .iter()
+            .find(|c| cleave_core::secrets_equal(c.token.as_bytes(), presented.as_bytes()))
+            .map(Some)
+            .ok_or(AdminError::Unauthorized)
+    }
+}
+
+/// The actor to audit: the token's name, with the caller's `X-Cleave-Actor` (a person behind
+/// a shared token) in front.
+fn actor(headers: &HeaderMap, credential: &Credential) -> String {
+    let named = headers
+        .get("x-cleave-actor")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 200);
+    match named {
+        Some(person) if credential.name == "api-token" => person.to_owned(),
+        Some(person) => format!("{person} ({})", credential.name),
+        None => credential.name.clone(),
     }
 }

@@ -16,6 +16,7 @@ use crate::service::{self, Ctx};
 use crate::targeting_service;
 use crate::{db, publish};
 
+mod analysis;
 mod keys;
 mod settings;
 
@@ -60,6 +61,9 @@ pub enum Command {
         /// reads need a token too.
         #[arg(long, env = "CLEAVE_ADMIN_TOKENS", hide_env_values = true)]
         tokens: Option<String>,
+        /// Seconds between guardrail checks of running experiments; 0 turns them off.
+        #[arg(long, env = "CLEAVE_GUARDRAIL_INTERVAL", default_value_t = 300)]
+        guardrail_interval: u64,
     },
     /// Compile, validate and publish an environment. Refused when the plan moves
     /// already-enrolled units between variants, unless --confirm.
@@ -123,6 +127,28 @@ pub enum Command {
     /// Audiences: reusable targeting segments.
     #[command(subcommand)]
     Audiences(AudienceCommand),
+    /// Metric definitions, and the metrics an experiment is judged on.
+    #[command(subcommand)]
+    Metrics(analysis::MetricCommand),
+    /// Results of an experiment: per-variant estimates, differences to control, SRM,
+    /// corrected and sequential p-values, guardrails (JSON on stdout, a table on stderr).
+    Results {
+        /// Experiment id, or key (with --env when the key exists in several environments).
+        #[arg(long)]
+        experiment: String,
+        #[arg(long)]
+        env: Option<String>,
+        #[arg(long, default_value_t = 0.05)]
+        alpha: f64,
+        /// holm or bh.
+        #[arg(long, default_value = "holm")]
+        correction: String,
+    },
+    /// Guardrails: `check` pauses running experiments in breach (which publishes).
+    Guardrails {
+        #[arg(value_enum)]
+        action: GuardrailAction,
+    },
     /// The audit log (optionally of one entity); `audit verify` checks its hash chain.
     Audit {
         /// `verify`: check that no entry was edited or deleted (exit 4 if one was).
@@ -136,6 +162,11 @@ pub enum Command {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum AuditAction {
     Verify,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GuardrailAction {
+    Check,
 }
 
 #[derive(Debug, Subcommand)]
@@ -305,6 +336,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             host,
             api_token,
             tokens,
+            guardrail_interval,
         } => {
             let access = Access::from_config(tokens.as_deref(), api_token.as_deref())
                 .map_err(AdminError::BadRequest)?;
@@ -319,6 +351,10 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .await
                 .map_err(|e| AdminError::Internal(format!("cannot listen on {addr}: {e}")))?;
             tracing::info!(%addr, sink = %ctx.sink.describe(), "cleave-admin serving");
+            if guardrail_interval > 0 {
+                let every = std::time::Duration::from_secs(guardrail_interval);
+                tokio::spawn(crate::analysis::guardrails::watch(ctx.clone(), every));
+            }
             axum::serve(listener, app(AppState { ctx, access }))
                 .with_graceful_shutdown(async {
                     let _ = tokio::signal::ctrl_c().await;
@@ -393,6 +429,16 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Experiments(command) => experiments(&ctx, actor, command).await,
         Command::Audiences(command) => audiences(&ctx, actor, command).await,
+        Command::Metrics(command) => analysis::metric_command(&ctx, actor, command).await,
+        Command::Results {
+            experiment,
+            env,
+            alpha,
+            correction,
+        } => analysis::results(&ctx, &experiment, env.as_deref(), alpha, &correction).await,
+        Command::Guardrails {
+            action: GuardrailAction::Check,
+        } => analysis::check_guardrails(&ctx).await,
         Command::Audit {
             action: Some(AuditAction::Verify),
             ..

@@ -1,6 +1,7 @@
 //! Postgres access. Queries live in one module per table group; they take any executor so
 //! callers choose between a pool and a transaction.
 
+pub mod analysis;
 pub mod audiences;
 pub mod audit;
 pub mod environments;

@@ -1,5 +1,7 @@
 //! The REST control plane (DESIGN §6), served by `cleave-admin serve`.
 
+mod analysis;
+
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -58,6 +60,7 @@ pub fn app(state: AppState) -> Router {
         .route("/experiments/{id}/status", patch(set_status))
         .route("/audit", get(audit_log))
         .route("/metrics", get(crate::observability::metrics))
+        .merge(analysis::routes())
         .fallback(|| async { AdminError::NotFound("no such endpoint".to_owned()) })
         // Route layers see the matched route; the later one wraps the earlier, so refused
         // reads are observed too.

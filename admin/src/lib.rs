@@ -3,6 +3,7 @@
 //! definitions into cleave-core snapshots, and `publish` sends them through a `sink`.
 
 pub mod access;
+pub mod analysis;
 pub mod cli;
 pub mod compile;
 pub mod db;

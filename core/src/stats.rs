@@ -32,8 +32,9 @@ pub struct Summary {
     pub variance: f64,
 }
 
-/// Treatment against control.
+/// Treatment against control (camelCase, as the admin API shows it).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Comparison {
     /// Treatment mean minus control mean.
     pub difference: f64,
@@ -154,6 +155,7 @@ pub fn msprt_p_value(difference: f64, v: f64, tau2: f64) -> f64 {
 
 /// Pearson's chi-square of observed unit counts against expected shares.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SampleRatio {
     pub chi_square: f64,
     pub p_value: f64,

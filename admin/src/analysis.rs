@@ -1,0 +1,392 @@
+//! Results: per-variant estimates, differences to control with intervals and p-values, the
+//! sample-ratio check, multiple-comparison correction, the always-valid sequential test and
+//! guardrail status. The arithmetic is `cleave_core::stats`; this module gathers the sums.
+
+pub mod guardrails;
+pub mod ingest;
+pub mod metrics;
+
+use std::collections::BTreeMap;
+
+use cleave_core::stats::{self, Comparison, Correction, SampleRatio, Summary};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::db::analysis::{self as store, ExperimentMetric};
+use crate::error::{AdminError, Result};
+use crate::model::{Experiment, Status};
+use crate::service::{self, Ctx};
+
+/// Guardrails act only once every variant has this many units: the variance estimates the
+/// sequential test leans on are poor below it.
+pub const GUARDRAIL_MIN_UNITS: u64 = 100;
+
+/// How results are computed.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    /// Significance level, `0 < alpha < 0.5`; 0.05 unless given.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    #[serde(default)]
+    pub correction: Correction,
+}
+
+/// `holm` or `bh` (Benjamini-Hochberg).
+///
+/// # Errors
+/// Any other name, with the accepted ones.
+pub fn parse_correction(text: &str) -> std::result::Result<Correction, String> {
+    match text {
+        "holm" => Ok(Correction::Holm),
+        "bh" | "benjamini_hochberg" => Ok(Correction::BenjaminiHochberg),
+        _ => Err(format!("correction {text:?}: use holm or bh")),
+    }
+}
+
+fn default_alpha() -> f64 {
+    0.05
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            alpha: default_alpha(),
+            correction: Correction::Holm,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Results {
+    pub experiment_id: Uuid,
+    pub experiment: String,
+    pub status: Status,
+    /// The phase analysed: exposures under other salts are not counted.
+    pub salt: String,
+    pub control: String,
+    pub alpha: f64,
+    pub correction: Correction,
+    pub variants: Vec<VariantResult>,
+    /// Units kept out of results: `forced`, `allow_listed`, `bot`, and `mixed` (seen in more
+    /// than one variant, e.g. after allocations moved).
+    pub excluded_units: BTreeMap<String, i64>,
+    /// Sample ratio mismatch of units against the allocation (`None` until there are units).
+    pub srm: Option<SampleRatio>,
+    pub metrics: Vec<MetricResult>,
+    /// Guardrail metrics whose sequential test shows a variant significantly worse.
+    pub guardrail_breaches: Vec<Breach>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VariantResult {
+    pub key: String,
+    pub units: i64,
+    pub exposures: i64,
+    /// Share of units the allocation expects for this variant.
+    pub expected_share: f64,
+    pub observed_share: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricResult {
+    pub key: String,
+    pub role: String,
+    pub kind: String,
+    pub direction: String,
+    pub variants: Vec<MetricVariant>,
+    pub comparisons: Vec<VariantComparison>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricVariant {
+    pub variant: String,
+    pub units: i64,
+    pub mean: f64,
+    pub variance: f64,
+    /// Units with at least one event (the numerator of a conversion rate).
+    pub conversions: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VariantComparison {
+    pub variant: String,
+    #[serde(flatten)]
+    pub test: Comparison,
+    /// `p_value` after the correction across primary and secondary comparisons.
+    pub adjusted_p_value: f64,
+    /// `sequential_p_value` after the same correction.
+    pub adjusted_sequential_p_value: f64,
+    /// Fixed-horizon verdict at `alpha` (valid when read once, at the planned end).
+    pub significant: bool,
+    /// Sequential verdict at `alpha`: valid however often results are looked at.
+    pub sequential_significant: bool,
+    /// `better`, `worse` (by the metric's direction) or `inconclusive`, by the sequential test.
+    pub verdict: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Breach {
+    pub metric: String,
+    pub variant: String,
+    pub difference: f64,
+    pub sequential_p_value: f64,
+}
+
+/// Results of experiment `id`.
+///
+/// # Errors
+/// 404 for an unknown experiment, 400 for options out of range.
+pub async fn results(ctx: &Ctx, id: Uuid, options: Options) -> Result<Results> {
+    if !(options.alpha > 0.0 && options.alpha < 0.5) {
+        return Err(AdminError::BadRequest(format!(
+            "alpha {} is out of range: use a value between 0 and 0.5, e.g. 0.05",
+            options.alpha
+        )));
+    }
+    let experiment = service::experiment(ctx, id).await?;
+    let metrics = store::experiment_metrics(&ctx.pool, id).await?;
+    compute(ctx, &experiment, &metrics, options).await
+}
+
+/// The control variant: the one keyed `control`, else the first.
+fn control_of(experiment: &Experiment) -> Option<&str> {
+    let keys = || experiment.variants.iter().map(|v| v.key.as_str());
+    keys().find(|k| *k == "control").or_else(|| keys().next())
+}
+
+/// Buckets allocated to each variant, by key.
+fn allocated_buckets(experiment: &Experiment) -> BTreeMap<&str, i64> {
+    let mut out: BTreeMap<&str, i64> = BTreeMap::new();
+    for a in &experiment.allocations {
+        if let Some(v) = experiment.variants.iter().find(|v| v.id == a.variant_id) {
+            *out.entry(v.key.as_str()).or_default() += a.range_end - a.range_start + 1;
+        }
+    }
+    out
+}
+
+async fn compute(
+    ctx: &Ctx,
+    experiment: &Experiment,
+    metrics: &[ExperimentMetric],
+    options: Options,
+) -> Result<Results> {
+    let env = experiment.environment_id;
+    let (key, salt) = (experiment.key.as_str(), experiment.salt.as_str());
+    let control = control_of(experiment).unwrap_or("control").to_owned();
+    let counts = store::variant_counts(&ctx.pool, env, key, salt).await?;
+    let buckets = allocated_buckets(experiment);
+    let allocated: i64 = buckets.values().sum();
+    let total_units: i64 = counts.iter().map(|c| c.units).sum();
+    // Variants with an allocation, in definition order.
+    let arms: Vec<&str> = experiment
+        .variants
+        .iter()
+        .map(|v| v.key.as_str())
+        .filter(|k| buckets.contains_key(k))
+        .collect();
+    let variants: Vec<VariantResult> = arms
+        .iter()
+        .map(|arm| {
+            let count = counts.iter().find(|c| c.variant == *arm);
+            let units = count.map_or(0, |c| c.units);
+            VariantResult {
+                key: (*arm).to_owned(),
+                units,
+                exposures: count.map_or(0, |c| c.exposures),
+                expected_share: share(buckets.get(arm).copied().unwrap_or(0), allocated),
+                observed_share: share(units, total_units),
+            }
+        })
+        .collect();
+    let observed: Vec<u64> = variants.iter().map(|v| to_u64(v.units)).collect();
+    let weights: Vec<f64> = arms
+        .iter()
+        .map(|arm| to_f64(buckets.get(arm).copied().unwrap_or(0)))
+        .collect();
+    let srm = stats::sample_ratio(&observed, &weights);
+    let excluded_units = store::left_out(&ctx.pool, env, key, salt)
+        .await?
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect();
+
+    let mut results = Vec::with_capacity(metrics.len());
+    for metric in metrics {
+        let m = &metric.metric;
+        let conversion = m.kind == "conversion";
+        let sums = store::metric_sums(&ctx.pool, env, key, salt, &m.key, conversion).await?;
+        let per_variant: Vec<MetricVariant> = arms
+            .iter()
+            .map(|arm| {
+                let s = sums.iter().find(|s| s.variant == *arm);
+                MetricVariant {
+                    variant: (*arm).to_owned(),
+                    units: s.map_or(0, |s| s.units),
+                    mean: s.map_or(0.0, |s| s.mean),
+                    variance: s.map_or(0.0, |s| s.variance),
+                    conversions: s.map_or(0, |s| s.conversions),
+                }
+            })
+            .collect();
+        let base = per_variant.iter().find(|v| v.variant == control);
+        let comparisons = per_variant
+            .iter()
+            .filter(|v| v.variant != control)
+            .filter_map(|v| {
+                let test = compare(base?, v, conversion, options.alpha)?;
+                Some(VariantComparison {
+                    variant: v.variant.clone(),
+                    test,
+                    adjusted_p_value: test.p_value,
+                    adjusted_sequential_p_value: test.sequential_p_value,
+                    significant: false,
+                    sequential_significant: false,
+                    verdict: "inconclusive",
+                })
+            })
+            .collect();
+        results.push(MetricResult {
+            key: m.key.clone(),
+            role: metric.role.clone(),
+            kind: m.kind.clone(),
+            direction: m.direction.clone(),
+            variants: per_variant,
+            comparisons,
+        });
+    }
+    correct(&mut results, options);
+    let guardrail_breaches = breaches(&results, options.alpha);
+    Ok(Results {
+        experiment_id: experiment.id,
+        experiment: experiment.key.clone(),
+        status: experiment.status,
+        salt: experiment.salt.clone(),
+        control,
+        alpha: options.alpha,
+        correction: options.correction,
+        variants,
+        excluded_units,
+        srm,
+        metrics: results,
+        guardrail_breaches,
+    })
+}
+
+fn compare(
+    base: &MetricVariant,
+    treatment: &MetricVariant,
+    conversion: bool,
+    alpha: f64,
+) -> Option<Comparison> {
+    if conversion {
+        stats::two_proportions(
+            to_u64(base.conversions),
+            to_u64(base.units),
+            to_u64(treatment.conversions),
+            to_u64(treatment.units),
+            alpha,
+        )
+    } else {
+        let summary = |v: &MetricVariant| Summary {
+            units: to_u64(v.units),
+            mean: v.mean,
+            variance: v.variance,
+        };
+        stats::welch(&summary(base), &summary(treatment), alpha)
+    }
+}
+
+/// Adjusts the p-values of primary and secondary comparisons as one family and sets the
+/// verdicts; guardrails are judged on their own sequential p-values.
+fn correct(metrics: &mut [MetricResult], options: Options) {
+    let in_family = |m: &MetricResult| m.role != "guardrail";
+    let fixed: Vec<f64> = family(metrics, in_family, |c| c.test.p_value);
+    let sequential: Vec<f64> = family(metrics, in_family, |c| c.test.sequential_p_value);
+    let fixed = stats::adjust(&fixed, options.correction);
+    let sequential = stats::adjust(&sequential, options.correction);
+    let mut adjusted = fixed.into_iter().zip(sequential);
+    for metric in metrics.iter_mut() {
+        let grouped = in_family(metric);
+        let good_when_up = metric.direction == "increase";
+        for c in &mut metric.comparisons {
+            if grouped {
+                if let Some((p, sp)) = adjusted.next() {
+                    c.adjusted_p_value = p;
+                    c.adjusted_sequential_p_value = sp;
+                }
+            }
+            c.significant = c.adjusted_p_value <= options.alpha;
+            c.sequential_significant = c.adjusted_sequential_p_value <= options.alpha;
+            c.verdict = match (
+                c.sequential_significant,
+                (c.test.difference > 0.0) == good_when_up,
+            ) {
+                (false, _) => "inconclusive",
+                (true, true) => "better",
+                (true, false) => "worse",
+            };
+        }
+    }
+}
+
+fn family(
+    metrics: &[MetricResult],
+    keep: impl Fn(&MetricResult) -> bool,
+    p: impl Fn(&VariantComparison) -> f64,
+) -> Vec<f64> {
+    metrics
+        .iter()
+        .filter(|m| keep(m))
+        .flat_map(|m| m.comparisons.iter().map(&p))
+        .collect()
+}
+
+/// Guardrail comparisons whose sequential test says the variant is worse, once every
+/// variant has enough units.
+fn breaches(metrics: &[MetricResult], alpha: f64) -> Vec<Breach> {
+    metrics
+        .iter()
+        .filter(|m| m.role == "guardrail")
+        .filter(|m| {
+            m.variants
+                .iter()
+                .all(|v| to_u64(v.units) >= GUARDRAIL_MIN_UNITS)
+        })
+        .flat_map(|m| {
+            m.comparisons
+                .iter()
+                .filter(|c| c.verdict == "worse" && c.test.sequential_p_value <= alpha)
+                .map(|c| Breach {
+                    metric: m.key.clone(),
+                    variant: c.variant.clone(),
+                    difference: c.test.difference,
+                    sequential_p_value: c.test.sequential_p_value,
+                })
+        })
+        .collect()
+}
+
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn to_f64(n: i64) -> f64 {
+    n as f64
+}
+
+fn share(part: i64, whole: i64) -> f64 {
+    if whole > 0 {
+        to_f64(part) / to_f64(whole)
+    } else {
+        0.0
+    }
+}

@@ -1,0 +1,167 @@
+//! Metric definitions and the metrics each experiment is judged on.
+
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::db::analysis::{self as store, ExperimentMetric, Metric};
+use crate::db::audit::{self, Change};
+use crate::error::{AdminError, Result};
+use crate::service::{self, Ctx};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewMetric {
+    pub key: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// `conversion` or `continuous`.
+    pub kind: String,
+    /// `increase` or `decrease`.
+    pub direction: String,
+}
+
+fn invalid(path: &str, message: String) -> AdminError {
+    let mut problems = cleave_core::Problems::default();
+    problems.push(path, message);
+    AdminError::Invalid(problems)
+}
+
+/// Defines a metric.
+///
+/// # Errors
+/// 422 naming the field, 409 when the key is taken.
+pub async fn create(ctx: &Ctx, actor: &str, req: NewMetric) -> Result<Metric> {
+    if !cleave_core::keys::is_valid_key(&req.key) {
+        return Err(invalid(
+            "key",
+            format!(
+                "{:?} is not a key (lowercase letter, then up to 63 of a-z 0-9 _ . -)",
+                req.key
+            ),
+        ));
+    }
+    if !matches!(req.kind.as_str(), "conversion" | "continuous") {
+        return Err(invalid(
+            "kind",
+            format!("{:?}: use conversion or continuous", req.kind),
+        ));
+    }
+    if !matches!(req.direction.as_str(), "increase" | "decrease") {
+        return Err(invalid(
+            "direction",
+            format!("{:?}: use increase or decrease", req.direction),
+        ));
+    }
+    let mut tx = ctx.pool.begin().await?;
+    let metric = store::insert_metric(
+        &mut *tx,
+        &req.key,
+        &req.name,
+        &req.description,
+        &req.kind,
+        &req.direction,
+    )
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            AdminError::Conflict(format!("metric {:?} already exists", req.key))
+        }
+        _ => AdminError::Database(e),
+    })?;
+    audit::record(
+        &mut tx,
+        Change {
+            actor,
+            action: "metric.create",
+            entity: "metric",
+            entity_id: metric.id.to_string(),
+            before: None,
+            after: Some(serde_json::to_value(&metric).unwrap_or_default()),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(metric)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MetricUse {
+    /// Metric key.
+    pub metric: String,
+    /// `primary`, `secondary` or `guardrail`.
+    pub role: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentMetrics {
+    pub metrics: Vec<MetricUse>,
+}
+
+/// Replaces the metrics experiment `id` is judged on.
+///
+/// # Errors
+/// 422 for an unknown metric, a bad role or a metric listed twice.
+pub async fn set_for_experiment(
+    ctx: &Ctx,
+    actor: &str,
+    id: Uuid,
+    req: ExperimentMetrics,
+) -> Result<Vec<ExperimentMetric>> {
+    let experiment = service::experiment(ctx, id).await?;
+    let keys: Vec<String> = req.metrics.iter().map(|m| m.metric.clone()).collect();
+    let known = store::metrics_by_key(&ctx.pool, &keys).await?;
+    let mut problems = cleave_core::Problems::default();
+    let mut pairs = Vec::with_capacity(req.metrics.len());
+    for (i, m) in req.metrics.iter().enumerate() {
+        if !matches!(m.role.as_str(), "primary" | "secondary" | "guardrail") {
+            problems.push(
+                format!("metrics[{i}].role"),
+                format!("{:?}: use primary, secondary or guardrail", m.role),
+            );
+        }
+        if keys.iter().take(i).any(|k| *k == m.metric) {
+            problems.push(format!("metrics[{i}].metric"), "listed twice".to_owned());
+        }
+        match known.iter().find(|k| k.key == m.metric) {
+            Some(metric) => pairs.push((metric.id, m.role.clone())),
+            None => problems.push(
+                format!("metrics[{i}].metric"),
+                format!(
+                    "no metric {:?}; define it first (POST /metric-definitions)",
+                    m.metric
+                ),
+            ),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(AdminError::Invalid(problems));
+    }
+    let before = store::experiment_metrics(&ctx.pool, id).await?;
+    let mut tx = ctx.pool.begin().await?;
+    store::replace_experiment_metrics(&mut tx, id, &pairs).await?;
+    let after = store::experiment_metrics(&mut *tx, id).await?;
+    let summary = |list: &[ExperimentMetric]| {
+        serde_json::json!(list
+            .iter()
+            .map(|m| serde_json::json!({"metric": m.metric.key, "role": m.role}))
+            .collect::<Vec<_>>())
+    };
+    audit::record(
+        &mut tx,
+        Change {
+            actor,
+            action: "experiment.metrics",
+            entity: "experiment",
+            entity_id: experiment.id.to_string(),
+            before: Some(summary(&before)),
+            after: Some(summary(&after)),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(after)
+}

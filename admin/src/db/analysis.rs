@@ -1,0 +1,276 @@
+//! Exposures, events, metric definitions and the per-variant sums results are computed from.
+
+use cleave_core::exposure::Exposure;
+use cleave_core::ingest::Event;
+use serde::Serialize;
+use sqlx::{FromRow, PgConnection, PgExecutor};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+/// A metric definition.
+#[derive(Debug, Clone, Serialize, FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Metric {
+    pub id: Uuid,
+    pub key: String,
+    pub name: String,
+    pub description: String,
+    /// `conversion` or `continuous`.
+    pub kind: String,
+    /// `increase` or `decrease`: which way is good.
+    pub direction: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// A metric as one experiment uses it.
+#[derive(Debug, Clone, Serialize, FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct ExperimentMetric {
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub metric: Metric,
+    /// `primary`, `secondary` or `guardrail`.
+    pub role: String,
+}
+
+const METRIC_COLUMNS: &str =
+    "m.id, m.key::text as key, m.name, m.description, m.kind, m.direction, m.created_at";
+
+pub async fn insert_metric(
+    db: impl PgExecutor<'_>,
+    key: &str,
+    name: &str,
+    description: &str,
+    kind: &str,
+    direction: &str,
+) -> Result<Metric, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "insert into metrics as m (key, name, description, kind, direction) values ($1, $2, $3, $4, $5) returning {METRIC_COLUMNS}"
+    ))
+    .bind(key)
+    .bind(name)
+    .bind(description)
+    .bind(kind)
+    .bind(direction)
+    .fetch_one(db)
+    .await
+}
+
+pub async fn list_metrics(db: impl PgExecutor<'_>) -> Result<Vec<Metric>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "select {METRIC_COLUMNS} from metrics m order by m.key"
+    ))
+    .fetch_all(db)
+    .await
+}
+
+pub async fn metrics_by_key(
+    db: impl PgExecutor<'_>,
+    keys: &[String],
+) -> Result<Vec<Metric>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "select {METRIC_COLUMNS} from metrics m where m.key = any($1::text[])"
+    ))
+    .bind(keys)
+    .fetch_all(db)
+    .await
+}
+
+pub async fn experiment_metrics(
+    db: impl PgExecutor<'_>,
+    experiment: Uuid,
+) -> Result<Vec<ExperimentMetric>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "select {METRIC_COLUMNS}, em.role from experiment_metrics em join metrics m on m.id = em.metric_id \
+         where em.experiment_id = $1 \
+         order by array_position(array['primary','secondary','guardrail'], em.role), m.key"
+    ))
+    .bind(experiment)
+    .fetch_all(db)
+    .await
+}
+
+/// Replaces the experiment's metrics with `(metric id, role)` pairs.
+pub async fn replace_experiment_metrics(
+    conn: &mut PgConnection,
+    experiment: Uuid,
+    metrics: &[(Uuid, String)],
+) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from experiment_metrics where experiment_id = $1")
+        .bind(experiment)
+        .execute(&mut *conn)
+        .await?;
+    let (ids, roles): (Vec<Uuid>, Vec<String>) = metrics.iter().cloned().unzip();
+    sqlx::query(
+        "insert into experiment_metrics (experiment_id, metric_id, role) \
+         select $1, id, role from unnest($2::uuid[], $3::text[]) as t(id, role)",
+    )
+    .bind(experiment)
+    .bind(&ids)
+    .bind(&roles)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Stores exposures not stored before; returns how many were new.
+pub async fn insert_exposures(
+    db: impl PgExecutor<'_>,
+    environment: Uuid,
+    exposures: &[Exposure],
+) -> Result<u64, sqlx::Error> {
+    let column = |f: fn(&Exposure) -> String| exposures.iter().map(f).collect::<Vec<String>>();
+    let at: Vec<i64> = exposures.iter().map(|e| e.at_ms).collect();
+    let excluded: Vec<Option<String>> = exposures
+        .iter()
+        .map(|e| e.excluded.map(|x| x.as_str().to_owned()))
+        .collect();
+    let done = sqlx::query(
+        "insert into exposures (id, environment_id, experiment, variant, unit_type, unit, salt, day, exposed_at, excluded) \
+         select id, $1, experiment, variant, unit_type, unit, salt, day::date, to_timestamp(at_ms / 1000.0), excluded \
+         from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[]) \
+           as t(id, experiment, variant, unit_type, unit, salt, day, at_ms, excluded) \
+         on conflict (id) do nothing",
+    )
+    .bind(environment)
+    .bind(column(|e| e.id.clone()))
+    .bind(column(|e| e.experiment.clone()))
+    .bind(column(|e| e.variant.clone()))
+    .bind(column(|e| e.unit_type.clone()))
+    .bind(column(|e| e.unit.clone()))
+    .bind(column(|e| e.salt.clone()))
+    .bind(column(|e| e.day.clone()))
+    .bind(&at)
+    .bind(&excluded)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Stores events not stored before (by event id); returns how many were new.
+pub async fn insert_events(
+    db: impl PgExecutor<'_>,
+    environment: Uuid,
+    events: &[Event],
+) -> Result<u64, sqlx::Error> {
+    let column = |f: fn(&Event) -> String| events.iter().map(f).collect::<Vec<String>>();
+    let values: Vec<f64> = events.iter().map(|e| e.value).collect();
+    let at: Vec<i64> = events.iter().map(|e| e.timestamp_ms).collect();
+    let done = sqlx::query(
+        "insert into events (environment_id, event_id, unit, metric, value, occurred_at) \
+         select $1, event_id, unit, metric, value, to_timestamp(at_ms / 1000.0) \
+         from unnest($2::text[], $3::text[], $4::text[], $5::float8[], $6::bigint[]) \
+           as t(event_id, unit, metric, value, at_ms) \
+         on conflict (environment_id, event_id) do nothing",
+    )
+    .bind(environment)
+    .bind(column(|e| e.event_id.clone()))
+    .bind(column(|e| e.unit.clone()))
+    .bind(column(|e| e.metric.clone()))
+    .bind(&values)
+    .bind(&at)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Units and exposures of one variant, counting units exposed to that variant only.
+#[derive(Debug, Clone, FromRow)]
+pub struct VariantCount {
+    pub variant: String,
+    pub units: i64,
+    pub exposures: i64,
+}
+
+/// The experiment phase's units: each unit's variant and first exposure, for units seen in
+/// exactly one variant and not excluded.
+const UNITS: &str = "units as ( \
+      select unit, min(variant) as variant, min(exposed_at) as first_exposed, count(*) as exposures \
+      from exposures \
+      where environment_id = $1 and experiment = $2 and salt = $3 and excluded is null \
+      group by unit having count(distinct variant) = 1)";
+
+pub async fn variant_counts(
+    db: impl PgExecutor<'_>,
+    environment: Uuid,
+    experiment: &str,
+    salt: &str,
+) -> Result<Vec<VariantCount>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "with {UNITS} select variant, count(*) as units, sum(exposures)::bigint as exposures \
+         from units group by variant"
+    ))
+    .bind(environment)
+    .bind(experiment)
+    .bind(salt)
+    .fetch_all(db)
+    .await
+}
+
+/// Exposure rows kept out of results, by reason (and `mixed` units seen in several variants).
+pub async fn left_out(
+    db: impl PgExecutor<'_>,
+    environment: Uuid,
+    experiment: &str,
+    salt: &str,
+) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "select excluded, count(distinct unit) from exposures \
+         where environment_id = $1 and experiment = $2 and salt = $3 and excluded is not null \
+         group by excluded \
+         union all \
+         select 'mixed', count(*) from ( \
+           select unit from exposures \
+           where environment_id = $1 and experiment = $2 and salt = $3 and excluded is null \
+           group by unit having count(distinct variant) > 1) m",
+    )
+    .bind(environment)
+    .bind(experiment)
+    .bind(salt)
+    .fetch_all(db)
+    .await
+}
+
+/// One variant's summary of one metric.
+#[derive(Debug, Clone, FromRow)]
+pub struct MetricSums {
+    pub variant: String,
+    pub units: i64,
+    pub mean: f64,
+    pub variance: f64,
+    pub conversions: i64,
+}
+
+/// Per variant: each unit's outcome (0/1 for a conversion metric, the sum of values for a
+/// continuous one) from events at or after its first exposure, allowing a minute of clock
+/// skew between the edge and the client; units without events count as 0.
+pub async fn metric_sums(
+    db: impl PgExecutor<'_>,
+    environment: Uuid,
+    experiment: &str,
+    salt: &str,
+    metric: &str,
+    conversion: bool,
+) -> Result<Vec<MetricSums>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "with {UNITS}, outcomes as ( \
+           select u.unit, u.variant, coalesce(sum(ev.value), 0) as total, count(ev.event_id) as n \
+           from units u left join events ev \
+             on ev.environment_id = $1 and ev.metric = $4 and ev.unit = u.unit \
+             and ev.occurred_at >= u.first_exposed - interval '1 minute' \
+           group by u.unit, u.variant), \
+         valued as ( \
+           select variant, n, case when $5 then (n > 0)::int::float8 else total end as x from outcomes) \
+         select variant, count(*) as units, avg(x) as mean, coalesce(var_samp(x), 0) as variance, \
+           count(*) filter (where n > 0) as conversions \
+         from valued group by variant"
+    ))
+    .bind(environment)
+    .bind(experiment)
+    .bind(salt)
+    .bind(metric)
+    .bind(conversion)
+    .fetch_all(db)
+    .await
+}

@@ -1,0 +1,101 @@
+//! REST endpoints of the analysis loop: ingest from the edge, metric definitions, the metrics
+//! an experiment is judged on, results and guardrail checks.
+
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::Router;
+use cleave_core::ingest::IngestBatch;
+use serde::Deserialize;
+
+use super::{authorize, created, ok, parse_id, Answer, AppState, Body};
+use crate::access::Role;
+use crate::analysis::{self, guardrails, ingest, metrics};
+use crate::error::AdminError;
+
+/// Largest ingest body: a queue batch of 100 requests' exposures fits with room to spare.
+const INGEST_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/ingest",
+            post(ingest_batch).layer(DefaultBodyLimit::max(INGEST_BODY_BYTES)),
+        )
+        .route("/metric-definitions", post(create_metric).get(list_metrics))
+        .route(
+            "/experiments/{id}/metrics",
+            get(experiment_metrics).put(set_experiment_metrics),
+        )
+        .route("/experiments/{id}/results", get(results))
+        .route("/guardrails/check", post(check_guardrails))
+}
+
+async fn ingest_batch(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Body(batch): Body<IngestBatch>,
+) -> Answer {
+    s.access.check_ingest(&headers)?;
+    ok(ingest::ingest(&s.ctx, batch).await?)
+}
+
+async fn create_metric(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Body(req): Body<metrics::NewMetric>,
+) -> Answer {
+    let actor = authorize(&s, &headers, Role::Editor)?;
+    created(metrics::create(&s.ctx, &actor, req).await?)
+}
+
+async fn list_metrics(State(s): State<AppState>) -> Answer {
+    ok(crate::db::analysis::list_metrics(&s.ctx.pool).await?)
+}
+
+async fn experiment_metrics(State(s): State<AppState>, Path(id): Path<String>) -> Answer {
+    let id = parse_id(&id, "experiment")?;
+    crate::service::experiment(&s.ctx, id).await?;
+    ok(crate::db::analysis::experiment_metrics(&s.ctx.pool, id).await?)
+}
+
+async fn set_experiment_metrics(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Body(req): Body<metrics::ExperimentMetrics>,
+) -> Answer {
+    let actor = authorize(&s, &headers, Role::Editor)?;
+    let id = parse_id(&id, "experiment")?;
+    ok(metrics::set_for_experiment(&s.ctx, &actor, id, req).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResultsQuery {
+    alpha: Option<f64>,
+    /// `holm` (default) or `bh`.
+    correction: Option<String>,
+}
+
+async fn results(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<ResultsQuery>,
+) -> Answer {
+    let id = parse_id(&id, "experiment")?;
+    let mut options = analysis::Options::default();
+    if let Some(alpha) = query.alpha {
+        options.alpha = alpha;
+    }
+    if let Some(correction) = query.correction.as_deref() {
+        options.correction =
+            analysis::parse_correction(correction).map_err(AdminError::BadRequest)?;
+    }
+    ok(analysis::results(&s.ctx, id, options).await?)
+}
+
+async fn check_guardrails(State(s): State<AppState>, headers: HeaderMap) -> Answer {
+    authorize(&s, &headers, Role::Publisher)?;
+    ok(guardrails::check(&s.ctx).await?)
+}

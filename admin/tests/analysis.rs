@@ -1,0 +1,370 @@
+//! The analysis loop in the control plane, against a real Postgres: idempotent ingest,
+//! metric definitions, results (sums, SRM, corrections) and guardrails that pause.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_precision_loss)]
+
+mod common;
+
+use axum::http::{Method, StatusCode};
+use cleave_admin::access::Access;
+use cleave_core::exposure::{exposure_id, utc_day};
+use common::{problems, TestApp};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+
+const INGEST: &str = "edge-secret";
+
+fn app(pool: PgPool) -> TestApp {
+    let tokens = format!(
+        "ingest:edge:{INGEST},viewer:ann:view,publisher:pub:{}",
+        common::TOKEN
+    );
+    TestApp::with_access(pool, Access::from_config(Some(&tokens), None).unwrap())
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap()
+}
+
+fn exposure(env: &str, experiment: &str, variant: &str, unit: &str, at: i64) -> Value {
+    let day = utc_day(at).unwrap();
+    json!({
+        "id": exposure_id(env, experiment, experiment, variant, "user", unit, &day),
+        "experiment": experiment, "variant": variant, "unit_type": "user", "unit": unit,
+        "salt": experiment, "day": day, "at_ms": at,
+    })
+}
+
+fn event(id: &str, unit: &str, metric: &str, value: f64, at: i64) -> Value {
+    json!({"event_id": id, "unit": unit, "metric": metric, "value": value, "timestamp_ms": at})
+}
+
+async fn ingest(app: &TestApp, batch: Value) -> (StatusCode, Value) {
+    app.call_as(Method::POST, "/ingest", Some(batch), Some(INGEST))
+        .await
+}
+
+async fn count(pool: &PgPool, table: &str) -> i64 {
+    sqlx::query_scalar(&format!("select count(*) from {table}"))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn ingest_is_idempotent_all_or_nothing_and_needs_an_ingest_token(pool: PgPool) {
+    let app = app(pool.clone());
+    app.environment("prod").await;
+    let at = now_ms();
+    let batch = json!({
+        "environment": "prod",
+        "exposures": [exposure("prod", "checkout", "control", "u1", at),
+                      exposure("prod", "checkout", "control", "u1", at + 5),
+                      exposure("prod", "checkout", "treatment", "u2", at)],
+        "events": [event("e1", "u1", "purchase", 1.0, at), event("e2", "u2", "purchase", 1.0, at)],
+    });
+    let (status, body) = ingest(&app, batch.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The same visitor twice in a day is one exposure.
+    assert_eq!(body["exposures"], json!({"received": 3, "stored": 2}));
+    assert_eq!(body["events"], json!({"received": 2, "stored": 2}));
+    // A redelivered batch stores nothing.
+    let (_, again) = ingest(&app, batch).await;
+    assert_eq!(again["exposures"]["stored"], 0);
+    assert_eq!(again["events"]["stored"], 0);
+    assert_eq!(
+        (
+            count(&pool, "exposures").await,
+            count(&pool, "events").await
+        ),
+        (2, 2)
+    );
+
+    // One bad record refuses the whole batch, naming it; nothing is stored.
+    let mut forged = exposure("prod", "checkout", "treatment", "u3", at);
+    forged["variant"] = json!("control");
+    let (status, body) = ingest(
+        &app,
+        json!({"environment": "prod",
+               "exposures": [exposure("prod", "checkout", "control", "u9", at), forged],
+               "events": [event("e3", "u9", "purchase", 1.0, at)]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["error"]["message"],
+        "exposures[1].id: does not match the exposure's fields"
+    );
+    let (status, body) = ingest(
+        &app,
+        json!({"environment": "prod", "events": [event("e4", "u9", "Bad Metric", 1.0, at)]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("events[0].metric:"));
+    let (status, _) = ingest(&app, json!({"environment": "nowhere", "events": []})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        (
+            count(&pool, "exposures").await,
+            count(&pool, "events").await
+        ),
+        (2, 2)
+    );
+
+    // People's tokens cannot deliver, and the edge's token cannot read.
+    let (status, _) = app
+        .call_as(
+            Method::POST,
+            "/ingest",
+            Some(json!({"environment": "prod"})),
+            Some("view"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = app
+        .call_as(Method::GET, "/experiments", None, Some(INGEST))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// A running 50/50 experiment with a primary conversion metric, a secondary continuous one
+/// and a latency guardrail.
+async fn running_experiment(app: &TestApp) -> String {
+    let env = app.environment("prod").await;
+    for (key, kind, direction) in [
+        ("purchase", "conversion", "increase"),
+        ("revenue", "continuous", "increase"),
+        ("latency", "continuous", "decrease"),
+    ] {
+        app.ok(
+            Method::POST,
+            "/metric-definitions",
+            json!({"key": key, "kind": kind, "direction": direction}),
+        )
+        .await;
+    }
+    let (id, _) = app.experiment(&env, "checkout").await;
+    app.ok(
+        Method::PUT,
+        &format!("/experiments/{id}/metrics"),
+        json!({"metrics": [{"metric": "purchase", "role": "primary"},
+                           {"metric": "revenue", "role": "secondary"},
+                           {"metric": "latency", "role": "guardrail"}]}),
+    )
+    .await;
+    app.ok(
+        Method::PATCH,
+        &format!("/experiments/{id}/status"),
+        json!({"status": "RUNNING"}),
+    )
+    .await;
+    id
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn metric_definitions_are_validated(pool: PgPool) {
+    let app = app(pool);
+    let (status, body) = app
+        .call(
+            Method::POST,
+            "/metric-definitions",
+            Some(json!({"key": "purchase", "kind": "ratio", "direction": "increase"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        problems(&body),
+        ["kind: \"ratio\": use conversion or continuous"]
+    );
+    let id = running_experiment(&app).await;
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            &format!("/experiments/{id}/metrics"),
+            Some(json!({"metrics": [{"metric": "nope", "role": "primary"},
+                                    {"metric": "purchase", "role": "tertiary"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        problems(&body),
+        [
+            "metrics[0].metric: no metric \"nope\"; define it first (POST /metric-definitions)",
+            "metrics[1].role: \"tertiary\": use primary, secondary or guardrail"
+        ]
+    );
+    let (_, kept) = app
+        .call(Method::GET, &format!("/experiments/{id}/metrics"), None)
+        .await;
+    assert_eq!(
+        kept.as_array().unwrap().len(),
+        3,
+        "the refused change kept the old set"
+    );
+}
+
+/// Delivers `units` exposures per variant and events: `converting[v]` of each variant's units
+/// purchase, every unit has revenue `revenue[v] + i % 7` and latency `latency[v] + i % 5`.
+async fn deliver(
+    app: &TestApp,
+    units: [usize; 2],
+    converting: [usize; 2],
+    revenue: [f64; 2],
+    latency: [f64; 2],
+) {
+    let at = now_ms() - 60_000;
+    for (v, variant) in ["control", "treatment"].iter().enumerate() {
+        let (mut exposures, mut events) = (Vec::new(), Vec::new());
+        for i in 0..units[v] {
+            let unit = format!("{variant}-{i}");
+            exposures.push(exposure("prod", "checkout", variant, &unit, at));
+            if i < converting[v] {
+                events.push(event(
+                    &format!("p-{unit}"),
+                    &unit,
+                    "purchase",
+                    1.0,
+                    at + 1000,
+                ));
+            }
+            let x = revenue[v] + (i % 7) as f64;
+            events.push(event(&format!("r-{unit}"), &unit, "revenue", x, at + 2000));
+            let y = latency[v] + (i % 5) as f64;
+            events.push(event(&format!("l-{unit}"), &unit, "latency", y, at + 2000));
+        }
+        let (status, body) = ingest(
+            app,
+            json!({"environment": "prod", "exposures": exposures, "events": events}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn results_sum_units_and_events_per_variant_and_flag_srm(pool: PgPool) {
+    let app = app(pool.clone());
+    let id = running_experiment(&app).await;
+    // 52/48 on a 50/50 split; a 10% vs 15% conversion; revenue 2 higher; latency equal.
+    deliver(&app, [5200, 4800], [520, 720], [10.0, 12.0], [100.0, 100.0]).await;
+    // An event before the unit's exposure does not count; forced traffic is left out.
+    let early = now_ms() - 3_600_000;
+    let at = now_ms();
+    let mut forced = exposure("prod", "checkout", "treatment", "qa", at);
+    forced["excluded"] = json!("forced");
+    let (status, _) = ingest(
+        &app,
+        json!({"environment": "prod", "exposures": [forced],
+               "events": [event("early", "control-999", "purchase", 1.0, early)]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, r) = app
+        .call(Method::GET, &format!("/experiments/{id}/results"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    assert_eq!(r["control"], "control");
+    assert_eq!(r["variants"][0]["units"], 5200);
+    assert_eq!(r["variants"][1]["units"], 4800);
+    assert_eq!(r["variants"][0]["expectedShare"], 0.5);
+    assert_eq!(r["excludedUnits"], json!({"forced": 1}));
+    assert_eq!(r["srm"]["mismatch"], true, "{}", r["srm"]);
+    let purchase = &r["metrics"][0];
+    assert_eq!(purchase["key"], "purchase");
+    assert_eq!(purchase["variants"][0]["conversions"], 520);
+    assert!((purchase["variants"][0]["mean"].as_f64().unwrap() - 0.1).abs() < 1e-12);
+    assert!((purchase["variants"][1]["mean"].as_f64().unwrap() - 0.15).abs() < 1e-12);
+    let c = &purchase["comparisons"][0];
+    assert!((c["difference"].as_f64().unwrap() - 0.05).abs() < 1e-12);
+    assert_eq!(c["verdict"], "better");
+    assert!(c["pValue"].as_f64().unwrap() < 1e-6);
+    // Holm over two comparisons (purchase, revenue): the smaller p doubles.
+    let revenue = &r["metrics"][1];
+    let ps = [
+        c["pValue"].as_f64().unwrap(),
+        revenue["comparisons"][0]["pValue"].as_f64().unwrap(),
+    ];
+    let smaller = ps[0].min(ps[1]);
+    let adjusted = if ps[0] <= ps[1] {
+        c["adjustedPValue"].clone()
+    } else {
+        revenue["comparisons"][0]["adjustedPValue"].clone()
+    };
+    assert!((adjusted.as_f64().unwrap() - (2.0 * smaller).min(1.0)).abs() < 1e-15);
+    assert!((revenue["comparisons"][0]["difference"].as_f64().unwrap() - 2.0).abs() < 0.01);
+    assert_eq!(r["metrics"][2]["comparisons"][0]["verdict"], "inconclusive");
+    assert_eq!(r["guardrailBreaches"], json!([]));
+
+    // Benjamini-Hochberg on request; bad options are refused.
+    let (_, bh) = app
+        .call(
+            Method::GET,
+            &format!("/experiments/{id}/results?correction=bh"),
+            None,
+        )
+        .await;
+    assert_eq!(bh["correction"], "benjamini_hochberg");
+    let (status, body) = app
+        .call(
+            Method::GET,
+            &format!("/experiments/{id}/results?alpha=2"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_breached_guardrail_pauses_the_experiment_and_publishes(pool: PgPool) {
+    let app = app(pool.clone());
+    let id = running_experiment(&app).await;
+    let (_, env) = app.call(Method::GET, "/environments", None).await;
+    let env_id = env[0]["id"].as_str().unwrap().to_owned();
+    // Nothing to do while latency is equal.
+    deliver(&app, [300, 300], [30, 30], [10.0, 10.0], [100.0, 100.0]).await;
+    let (_, paused) = app
+        .call(Method::POST, "/guardrails/check", Some(json!({})))
+        .await;
+    assert_eq!(paused, json!([]));
+    // The treatment's latency is far worse for the next units.
+    sqlx::query("delete from exposures")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("delete from events")
+        .execute(&pool)
+        .await
+        .unwrap();
+    deliver(&app, [300, 300], [30, 30], [10.0, 10.0], [100.0, 130.0]).await;
+    let (status, paused) = app
+        .call(Method::POST, "/guardrails/check", Some(json!({})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{paused}");
+    assert_eq!(paused[0]["experiment"], "checkout");
+    assert_eq!(paused[0]["breaches"][0]["metric"], "latency");
+    assert_eq!(paused[0]["breaches"][0]["variant"], "treatment");
+    let (_, experiment) = app
+        .call(Method::GET, &format!("/experiments/{id}"), None)
+        .await;
+    assert_eq!(experiment["status"], "PAUSED");
+    // The published snapshot has it paused, and the audit log says why.
+    let (_, environment) = app
+        .call(Method::GET, &format!("/environments/{env_id}"), None)
+        .await;
+    let snapshot = app.current_file("prod");
+    assert_eq!(snapshot["version"], environment["currentVersion"]);
+    assert_eq!(snapshot["experiments"][0]["status"], "paused");
+    let audit = app.audit(&id).await;
+    let pause = audit
+        .iter()
+        .find(|e| e["action"] == "experiment.status" && e["after"]["status"] == "PAUSED")
+        .unwrap();
+    assert!(pause["actor"]
+        .as_str()
+        .unwrap()
+        .starts_with("guardrail: latency worse in treatment"));
+}
