@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use cleave_core::ingest;
 use cleave_core::routing::RequestRoute;
 use cleave_core::sticky::Sticky;
 use cleave_core::targeting::is_reserved;
@@ -12,6 +13,7 @@ use serde_json::{json, Map, Value};
 use worker::js_sys::Uint8Array;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::{Request, Response};
+use worker::worker_sys::Context;
 use worker::{Env, Result};
 
 use crate::request_url::RequestUrl;
@@ -25,12 +27,14 @@ use crate::snapshot_store::{self, Served};
 use crate::telemetry::{self, Event};
 
 const DECIDE: &str = "/_cleave/v1/decide";
+const EVENTS: &str = "/_cleave/v1/events";
 
 /// Answers a GET decide without waiting when its snapshot is in memory and not due for a
 /// refresh, which is nearly always; `None` sends the request down the asynchronous path.
 pub fn answer_now(
     req: &Request,
     config: &Config,
+    ctx: &Context,
     url: &RequestUrl,
     now: u64,
 ) -> Option<Result<Response>> {
@@ -48,28 +52,29 @@ pub fn answer_now(
         Err(BadRequest(message)) => return Some(envelope::error(400, message)),
     };
     let served = snapshot_store::fresh(environment, config.refresh_ms, now)?;
-    Some(decide_with(parsed, req, config, url, &served, now))
+    Some(decide_with(parsed, req, config, ctx, url, &served, now))
 }
 
 /// Routes a request whose path starts with `/_cleave/`.
 pub async fn handle(
     req: Request,
     env: &Env,
+    ctx: &Context,
     config: &Config,
     url: &RequestUrl,
 ) -> Result<Response> {
     let path = url.path();
     let method = req.method();
-    if let (DECIDE, Some(key)) = (path, &config.rate_limit) {
+    if let (DECIDE | EVENTS, Some(key)) = (path, &config.rate_limit) {
         if !crate::rate_limit::allows(env, key, &req).await {
-            return envelope::error(429, "too many decide calls from this client; retry later");
+            return envelope::error(429, "too many calls from this client; retry later");
         }
     }
     match path {
         DECIDE => match method.as_str() {
             "GET" => {
                 let parsed = decide_request::from_query(url.query().unwrap_or(""));
-                decide(parsed, &req, env, config, url).await
+                decide(parsed, &req, env, ctx, config, url).await
             }
             "POST" => {
                 if declared_length(&req).is_some_and(|n| n > decide_request::limits::BODY_BYTES) {
@@ -81,9 +86,13 @@ pub async fn handle(
                 }
                 let body = body_bytes(&req).await?;
                 let parsed = decide_request::from_json(&body);
-                decide(parsed, &req, env, config, url).await
+                decide(parsed, &req, env, ctx, config, url).await
             }
             _ => envelope::error(405, "use GET or POST for /_cleave/v1/decide"),
+        },
+        EVENTS => match method.as_str() {
+            "POST" => events(&req, ctx, config, url).await,
+            _ => envelope::error(405, "use POST for /_cleave/v1/events"),
         },
         "/_cleave/health" => health(env, config, url).await,
         "/_cleave/v1/snapshot" | "/_cleave/v1/context" => {
@@ -159,6 +168,7 @@ async fn decide(
     parsed: std::result::Result<DecideRequest, BadRequest>,
     req: &Request,
     env: &Env,
+    ctx: &Context,
     config: &Config,
     url: &RequestUrl,
 ) -> Result<Response> {
@@ -172,7 +182,7 @@ async fn decide(
     };
     let now = crate::now_ms();
     let served = snapshot_store::current(env, config, &environment, now).await;
-    decide_with(parsed, req, config, url, &served, now)
+    decide_with(parsed, req, config, ctx, url, &served, now)
 }
 
 /// A decision with the snapshot in hand.
@@ -180,6 +190,7 @@ fn decide_with(
     parsed: std::result::Result<DecideRequest, BadRequest>,
     req: &Request,
     config: &Config,
+    ctx: &Context,
     url: &RequestUrl,
     served: &Served,
     now: u64,
@@ -246,6 +257,7 @@ fn decide_with(
         route: page,
     };
     let decided = engine.assign(&subject);
+    crate::delivery::send_exposures(config, ctx, environment, &subject, &decided);
     telemetry::report(Event::Decision {
         environment,
         mode: "api",
@@ -281,6 +293,39 @@ fn decide_with(
         sticky_ignored,
     };
     envelope::ok(&decision, Some(SnapshotMeta::of(engine)))
+}
+
+/// `POST /_cleave/v1/events`: validated here, so the client learns what is wrong at once,
+/// then sent on like exposures.
+async fn events(
+    req: &Request,
+    ctx: &Context,
+    config: &Config,
+    url: &RequestUrl,
+) -> Result<Response> {
+    if config.ingest_url.is_none() {
+        return envelope::error(
+            503,
+            "event collection is not configured (set CLEAVE_INGEST_URL)",
+        );
+    }
+    if declared_length(req).is_some_and(|n| n > ingest::limits::BODY_BYTES) {
+        let limit = ingest::limits::BODY_BYTES;
+        return envelope::error(413, &format!("request body is longer than {limit} bytes"));
+    }
+    let body = body_bytes(req).await?;
+    let events = match ingest::parse_events(&body, signed_ms(crate::now_ms())) {
+        Ok(events) => events,
+        Err(message) => return envelope::error(400, &message),
+    };
+    let accepted = events.len();
+    let environment = environment_param(url, config);
+    crate::delivery::send_events(config, ctx, &environment, events);
+    envelope::with_status(
+        202,
+        &json!({"accepted": accepted, "environment": environment}),
+        None,
+    )
 }
 
 async fn health(env: &Env, config: &Config, url: &RequestUrl) -> Result<Response> {

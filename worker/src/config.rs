@@ -10,6 +10,10 @@ use crate::rate_limit::{self, ClientKey};
 /// Refresh interval when `CLEAVE_REFRESH_MS` is unset or unreadable.
 pub const DEFAULT_REFRESH_MS: u64 = 5_000;
 
+/// First delay before a failed delivery is retried, when `CLEAVE_INGEST_RETRY_SECONDS` is
+/// unset.
+pub const DEFAULT_INGEST_RETRY_SECONDS: u32 = 10;
+
 /// Settings read from the environment for one request.
 #[derive(Debug)]
 pub struct Config {
@@ -28,6 +32,14 @@ pub struct Config {
     pub edge_cache: bool,
     /// How pages learn their assignments (`CLEAVE_EXPOSE_ASSIGNMENTS=cookie,html`).
     pub expose: Expose,
+    /// The admin's `POST /ingest` (`CLEAVE_INGEST_URL`); exposures and events are collected
+    /// only when it is set.
+    pub ingest_url: Option<String>,
+    /// Bearer token of an `ingest` role (`CLEAVE_INGEST_TOKEN`, a secret).
+    pub ingest_token: Option<String>,
+    /// First retry delay of a failed queue delivery, doubled per attempt
+    /// (`CLEAVE_INGEST_RETRY_SECONDS`).
+    pub ingest_retry_seconds: u32,
 }
 
 /// Ways a proxied page can learn its assignments; all off unless asked for.
@@ -67,6 +79,7 @@ impl Config {
 
     fn from_env(env: &Env) -> Self {
         crate::telemetry::bind(env);
+        crate::delivery::bind(env);
         let var = |name: &str| {
             env.var(name)
                 .ok()
@@ -93,6 +106,11 @@ impl Config {
                 .then(|| ClientKey::parse(var("CLEAVE_RATE_LIMIT_KEY").as_deref())),
             edge_cache: var("CLEAVE_EDGE_CACHE").as_deref() != Some("off"),
             expose: Expose::parse(var("CLEAVE_EXPOSE_ASSIGNMENTS").as_deref()),
+            ingest_url: var("CLEAVE_INGEST_URL"),
+            ingest_token: secret("CLEAVE_INGEST_TOKEN"),
+            ingest_retry_seconds: var("CLEAVE_INGEST_RETRY_SECONDS")
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(DEFAULT_INGEST_RETRY_SECONDS),
         }
     }
 }

@@ -9,6 +9,7 @@ mod api;
 mod assignment_views;
 mod config;
 pub mod decide_request;
+mod delivery;
 mod edge;
 mod envelope;
 pub mod identity;
@@ -26,6 +27,7 @@ use worker::web_sys;
 use worker::Env;
 
 use crate::config::Config;
+pub use crate::delivery::queue;
 use crate::request_url::RequestUrl;
 
 /// Path prefix of every endpoint the worker owns.
@@ -44,19 +46,27 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
     };
     let own = url.path().starts_with(OWN_PREFIX);
     if own {
-        if let Some(answer) = api::answer_now(&req, &config, &url, now_ms()) {
+        if let Some(answer) = api::answer_now(&req, &config, &ctx, &url, now_ms()) {
             return respond(answer);
         }
     }
     let pending = async move {
         let result = if own {
-            api::handle(req, &env, &config, &url).await
+            api::handle(req, &env, &ctx, &config, &url).await
         } else {
             proxy::forward(req, &env, &ctx, &config, &url).await
         };
         respond_result(result)
     };
-    worker::wasm_bindgen_futures::future_to_promise(pending).into()
+    spawn(Box::pin(pending)).into()
+}
+
+/// A future as a `Promise`. Every handler goes through this one instantiation of
+/// `future_to_promise` (a boxed future), which keeps the task machinery in the bundle once.
+pub(crate) fn spawn(
+    future: std::pin::Pin<Box<dyn std::future::Future<Output = Result<JsValue, JsValue>>>>,
+) -> worker::js_sys::Promise {
+    worker::wasm_bindgen_futures::future_to_promise(future)
 }
 
 fn respond(result: worker::Result<web_sys::Response>) -> JsValue {

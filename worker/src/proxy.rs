@@ -63,7 +63,18 @@ pub async fn forward(
     };
     let now = crate::now_ms();
     let served = snapshot_store::current(env, config, &config.environment, now).await;
-    let decision = decision::decide(&served, &req, url, &uid, cookie.as_deref(), config, now);
+    let decision = decision::decide(
+        &served,
+        &req,
+        url,
+        decision::Visitor {
+            uid: &uid,
+            cookie: cookie.as_deref(),
+        },
+        config,
+        ctx,
+        now,
+    );
     let new_uid = (fresh && !uid.is_empty()).then_some(uid.as_str());
     let hops: Option<u32> = cookie
         .as_deref()

@@ -5,6 +5,7 @@ use cleave_core::headers::assignments_header;
 use cleave_core::routing::{redirect_location, rewrite_path, RequestRoute, Routing};
 use cleave_core::{Attributes, Subject, Units};
 use worker::web_sys::Request;
+use worker::worker_sys::Context;
 
 use crate::config::Config;
 use crate::identity::{cookie_value, FORCE_COOKIE};
@@ -32,14 +33,21 @@ pub struct Decision {
     pub path: Option<String>,
 }
 
-/// Decides for the visitor `uid`; with no snapshot in service, fails open.
+/// Who is asking: the visitor id and the request's `Cookie` header.
+#[derive(Debug, Clone, Copy)]
+pub struct Visitor<'a> {
+    pub uid: &'a str,
+    pub cookie: Option<&'a str>,
+}
+
+/// Decides for `visitor`; with no snapshot in service, fails open.
 pub fn decide(
     served: &Served,
     req: &Request,
     url: &RequestUrl,
-    uid: &str,
-    cookie: Option<&str>,
+    visitor: Visitor<'_>,
     config: &Config,
+    ctx: &Context,
     now: u64,
 ) -> Decision {
     let Some(engine) = &served.engine else {
@@ -58,13 +66,14 @@ pub fn decide(
         host: url.host_str().unwrap_or(""),
         path: url.path(),
     };
-    let units = Units::from([("user".to_owned(), uid.to_owned())]);
+    let units = Units::from([("user".to_owned(), visitor.uid.to_owned())]);
     let mut attributes = Attributes::new();
     // Lenient: a missing or malformed schema attribute only makes its conditions false.
     let bot = enrich(engine, req, url, &mut attributes, false).is_ok_and(|c| c.bot);
     let now_ms = crate::api::signed_ms(now);
     // An invalid, tampered or expired QA cookie is ignored: the visitor is bucketed.
-    let forced = cookie
+    let forced = visitor
+        .cookie
         .and_then(|c| cookie_value(c, FORCE_COOKIE))
         .filter(|token| token.len() <= crate::decide_request::limits::TOKEN_BYTES)
         .and_then(|token| verify_force(config.signing_key.as_deref(), token, now_ms).ok());
@@ -80,6 +89,8 @@ pub fn decide(
         route: Some(route),
     };
     let decided = engine.assign(&subject);
+    // Before any redirect is answered, so redirect tests lose no exposures.
+    crate::delivery::send_exposures(config, ctx, &config.environment, &subject, &decided);
     telemetry::report(Event::Decision {
         environment: &config.environment,
         mode: "proxy",
