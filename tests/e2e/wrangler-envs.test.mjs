@@ -23,6 +23,11 @@ test("each named environment has its own namespace, name and CLEAVE_ENV", () => 
     const kv = config.kv_namespaces.find((n) => n.binding === "SNAPSHOTS");
     assert.ok(kv?.id, `${env} binds SNAPSHOTS`);
     assert.ok(!seen.has(kv.id), `${env} shares a namespace`);
+    // Exposures and events: the worker produces to its own queue and consumes it.
+    const producer = config.queues.producers.find((q) => q.binding === "CLEAVE_EVENTS");
+    assert.equal(producer?.queue, `cleave-events-${env}`);
+    assert.equal(config.queues.consumers[0].queue, producer.queue);
+    assert.match(config.vars.CLEAVE_INGEST_URL, /^https:\/\/.*\/ingest$/);
     seen.add(kv.id);
   }
 });
@@ -35,6 +40,7 @@ test("wrangler deploy --env production --dry-run binds production's namespace an
       { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "1" }, maxBuffer: 16 << 20, timeout: 600_000 });
     assert.match(stdout, /env\.SNAPSHOTS \(replace-with-production-namespace-id\)\s+KV Namespace/);
     assert.match(stdout, /env\.CLEAVE_ENV \("production"\)/);
+    assert.match(stdout, /env\.CLEAVE_EVENTS \(cleave-events-production\)\s+Queue/);
     assert.doesNotMatch(stdout, /staging/);
   } finally {
     await rm(out, { recursive: true, force: true });
