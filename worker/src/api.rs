@@ -67,7 +67,15 @@ pub async fn handle(
     let method = req.method();
     if let (DECIDE | EVENTS, Some(key)) = (path, &config.rate_limit) {
         if !crate::rate_limit::allows(env, key, &req).await {
-            return envelope::error(429, "too many calls from this client; retry later");
+            let what = if path == DECIDE {
+                "decide calls"
+            } else {
+                "event posts"
+            };
+            return envelope::error(
+                429,
+                &format!("too many {what} from this client; retry later"),
+            );
         }
     }
     match path {
