@@ -449,13 +449,20 @@ fn resolve_unit<'e, 'u>(
     exp: &'e PreparedExperiment,
     units: &'u Units,
 ) -> Option<(&'e str, &'u str)> {
-    if let Some(id) = units.get(&exp.unit) {
-        return Some((&exp.unit, id));
+    unit_for(&exp.unit, exp.fallback_unit.as_deref(), units)
+}
+
+/// `(unit type, id)` an experiment on `unit` (else `fallback`) hashes for these units.
+pub(crate) fn unit_for<'e, 'u>(
+    unit: &'e str,
+    fallback: Option<&'e str>,
+    units: &'u Units,
+) -> Option<(&'e str, &'u str)> {
+    if let Some(id) = units.get(unit) {
+        return Some((unit, id));
     }
-    let fallback = exp.fallback_unit.as_ref()?;
-    units
-        .get(fallback)
-        .map(|id| (fallback.as_str(), id.as_str()))
+    let fallback = fallback?;
+    units.get(fallback).map(|id| (fallback, id.as_str()))
 }
 
 fn in_ranges(ranges: &[(u16, u16)], bucket: u16) -> bool {

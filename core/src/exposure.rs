@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::assign::{Assignment, Subject};
+use crate::assign::{unit_for, Assignment, Subject};
 
 /// Why an exposure is kept out of results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,13 +99,7 @@ pub fn exposures_of(
         .filter_map(|a| {
             let e = a.experiment;
             // The id the experiment hashed: its own unit type, else its fallback.
-            let (unit_type, unit) = match subject.units.get(&e.unit) {
-                Some(id) => (e.unit.as_str(), id.as_str()),
-                None => {
-                    let fallback = e.fallback_unit.as_deref()?;
-                    (fallback, subject.units.get(fallback)?.as_str())
-                }
-            };
+            let (unit_type, unit) = unit_for(&e.unit, e.fallback_unit.as_deref(), subject.units)?;
             let excluded = if subject.forced.is_some_and(|f| f.contains_key(&e.key)) {
                 Some(Excluded::Forced)
             } else if a.variant.allow.iter().any(|id| id == unit) {
