@@ -2,7 +2,7 @@
 # Installs what building and testing cleave needs, skipping whatever is already there:
 # the pinned Rust toolchain with the wasm32 target, worker-build, wasm-bindgen-cli at the exact
 # wasm-bindgen version in Cargo.lock, and the npm packages in package-lock.json (wrangler,
-# esbuild, binaryen's wasm-opt).
+# esbuild, binaryen's wasm-opt, playwright-core) and Debian's chromium for the dashboard test.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -36,4 +36,13 @@ fi
 if [ ! -x node_modules/.bin/wrangler ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   say "installing npm packages"
   npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# The dashboard's end-to-end test drives Debian's Chromium through playwright-core.
+if [ -z "${CLEAVE_CHROMIUM:-}" ] && ! [ -x /usr/bin/chromium ]; then
+  say "installing Debian's chromium (dashboard tests)"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo_cmd apt-get update -qq >&2
+  $sudo_cmd apt-get install -y -qq chromium >&2
 fi

@@ -151,6 +151,24 @@ impl Access {
         Ok(actor(headers, credential))
     }
 
+    /// Who the request's token is and what it may do, so the dashboard can show it and
+    /// disable the actions it would be refused.
+    ///
+    /// # Errors
+    /// As [`Access::check`] for a read.
+    pub fn session(&self, headers: &HeaderMap) -> Result<Session, AdminError> {
+        self.check(headers, Role::Viewer)?;
+        let credential = self.credential(headers, true)?;
+        let role = credential.map_or(Role::Viewer, |c| c.role);
+        Ok(Session {
+            actor: credential.map(|c| actor(headers, c)),
+            role: credential.map(|c| c.role.name()),
+            can_edit: credential.is_some() && role >= Role::Editor,
+            can_publish: credential.is_some() && role >= Role::Publisher,
+            tokens_required: !self.reads_open,
+        })
+    }
+
     /// Checks a delivery from the edge: an `ingest` or `publisher` token (not viewers or
     /// editors, whose tokens people hold, so they cannot fabricate results).
     ///
@@ -193,6 +211,19 @@ impl Access {
             .map(Some)
             .ok_or(AdminError::Unauthorized)
     }
+}
+
+/// The caller as [`Access::session`] describes it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Session {
+    /// What the audit log will record; `None` for a tokenless reader.
+    pub actor: Option<String>,
+    pub role: Option<&'static str>,
+    pub can_edit: bool,
+    pub can_publish: bool,
+    /// Whether reads need a token too.
+    pub tokens_required: bool,
 }
 
 /// The actor to audit: the token's name, with the caller's `X-Cleave-Actor` (a person behind

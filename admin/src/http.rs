@@ -1,6 +1,8 @@
 //! The REST control plane (DESIGN §6), served by `cleave-admin serve`.
 
 mod analysis;
+mod dashboard;
+mod ui;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
@@ -61,6 +63,7 @@ pub fn app(state: AppState) -> Router {
         .route("/audit", get(audit_log))
         .route("/metrics", get(crate::observability::metrics))
         .merge(analysis::routes())
+        .merge(dashboard::routes())
         .fallback(|| async { AdminError::NotFound("no such endpoint".to_owned()) })
         // Route layers see the matched route; the later one wraps the earlier, so refused
         // reads are observed too.
@@ -69,6 +72,8 @@ pub fn app(state: AppState) -> Router {
             reads_need_viewer,
         ))
         .route_layer(middleware::from_fn(crate::observability::observe))
+        // The dashboard's files hold no data: they load without a token, then ask for one.
+        .merge(ui::routes())
         .with_state(state)
 }
 

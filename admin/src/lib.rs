@@ -8,6 +8,7 @@ pub mod cli;
 pub mod compile;
 pub mod db;
 pub mod error;
+pub mod history;
 pub mod http;
 pub mod model;
 pub mod observability;

@@ -27,6 +27,9 @@ use crate::publish::Outlet;
 use crate::signing::SnapshotSigner;
 use crate::sink::Sink;
 
+mod editing;
+pub use editing::{patch_variant, preview_status, StatusPreview, VariantPatch};
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewEnvironment {
@@ -473,7 +476,7 @@ pub async fn set_allocations(
     let mut after = before.clone();
     after.allocations = req.allocations;
     if let Err(AdminError::Invalid(more)) = check(&mut tx, &after).await {
-        problems.extend(more);
+        problems.extend(editing::name_allocation_problems(more, &after));
     }
     if !problems.is_empty() {
         return Err(AdminError::Invalid(problems));

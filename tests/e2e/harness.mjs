@@ -194,3 +194,40 @@ export async function pool(items, limit, fn) {
   await Promise.all(workers);
   return out;
 }
+
+/** `base` (a DATABASE_URL) pointing at database `name` instead. */
+export function databaseUrl(base, name) {
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+/**
+ * Runs the built `cleave-admin serve` on `port` with `env` on top of this process's; waits
+ * until `GET /environments` (with `headers`) answers. Returns its URL, its output so far,
+ * and a stop.
+ */
+export async function startAdmin({ port, env, headers = {} }) {
+  const child = spawn(join(ROOT, "target/debug/cleave-admin"), ["serve", "--port", String(port)], {
+    cwd: ROOT,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, CLEAVE_GUARDRAIL_INTERVAL: "0", WRANGLER_SEND_METRICS: "false", ...env },
+  });
+  let output = "";
+  child.stdout.on("data", (d) => (output += d));
+  child.stderr.on("data", (d) => (output += d));
+  const url = `http://127.0.0.1:${port}`;
+  const [up] = await waitFor(async () => {
+    try {
+      return (await fetch(`${url}/environments`, { headers })).ok;
+    } catch {
+      return false;
+    }
+  }, 30_000);
+  if (!up) {
+    await stopGroup(child);
+    throw new Error(`cleave-admin did not start:\n${output}`);
+  }
+  return { url, output: () => output, stop: () => stopGroup(child) };
+}

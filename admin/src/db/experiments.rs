@@ -307,6 +307,27 @@ pub async fn insert_variant(
     Ok(row.into())
 }
 
+/// Renames a variant or replaces its payload; `None` when the experiment has no such variant.
+pub async fn update_variant(
+    db: impl PgExecutor<'_>,
+    experiment: Uuid,
+    variant: Uuid,
+    name: &str,
+    payload: &Value,
+) -> Result<Option<Variant>, sqlx::Error> {
+    let row: Option<VariantRow> = sqlx::query_as(
+        "update variants set name = $3, payload = $4 where id = $2 and experiment_id = $1
+         returning id, key::text as key, name, payload, allow, route",
+    )
+    .bind(experiment)
+    .bind(variant)
+    .bind(name)
+    .bind(payload)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(Variant::from))
+}
+
 /// Replaces all allocations of the experiment.
 pub async fn replace_allocations(
     conn: &mut PgConnection,

@@ -60,3 +60,29 @@ pub async fn insert(db: impl PgExecutor<'_>, s: NewSnapshot<'_>) -> Result<(), s
     .await?;
     Ok(())
 }
+
+/// One published version without its body, for the history list.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct VersionRow {
+    pub version: i64,
+    pub sha256: String,
+    pub published_at: time::OffsetDateTime,
+    pub published_by: String,
+    /// How many experiments the body holds, counted by Postgres so the list stays cheap.
+    pub experiments: i32,
+}
+
+/// Every version of the environment, newest first.
+pub async fn list(
+    db: impl PgExecutor<'_>,
+    environment: Uuid,
+) -> Result<Vec<VersionRow>, sqlx::Error> {
+    sqlx::query_as(
+        "select version, sha256, published_at, published_by,
+                coalesce(jsonb_array_length(body::jsonb -> 'experiments'), 0) as experiments
+         from snapshots where environment_id = $1 order by version desc",
+    )
+    .bind(environment)
+    .fetch_all(db)
+    .await
+}

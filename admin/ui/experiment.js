@@ -1,0 +1,166 @@
+// One experiment: lifecycle with the publish plan first, settings, variants and payloads,
+// the allocation bar and targeting. Each part saves on its own, and a refusal is shown next
+// to the field it names.
+import { api, get } from "./api.js";
+import { navigate, session } from "./app.js";
+import { allocationEditor } from "./allocation.js";
+import { ask, clear, field, formErrors, h, statusBadge, submit, toast, when } from "./dom.js";
+import { planSummary } from "./history.js";
+import { targetingEditor } from "./targeting.js";
+
+/** The lifecycle (DRAFT -> RUNNING <-> PAUSED -> STOPPED -> ARCHIVED), as the API enforces it. */
+const ALLOWED_FROM = { RUNNING: ["DRAFT", "PAUSED"], PAUSED: ["RUNNING"], STOPPED: ["RUNNING", "PAUSED"], ARCHIVED: ["STOPPED"] };
+
+function lifecycle(experiment) {
+  const action = (to, label) => {
+    const allowed = ALLOWED_FROM[to].includes(experiment.status);
+    const why = !session.canPublish ? "Needs a publisher token" : !allowed ? `Not possible from ${experiment.status}` : undefined;
+    return h("button", { type: "button", class: to === "RUNNING" ? "primary" : to === "ARCHIVED" ? "" : "danger",
+      disabled: !allowed || !session.canPublish, title: why, dataset: { status: to },
+      onclick: () => changeStatus(experiment, to, label) }, label);
+  };
+  return h("div", { class: "lifecycle", role: "group", "aria-label": "Lifecycle" },
+    action("RUNNING", experiment.status === "PAUSED" ? "Resume" : "Start"),
+    action("PAUSED", "Pause"), action("STOPPED", "Stop"), action("ARCHIVED", "Archive"));
+}
+
+async function changeStatus(experiment, to, label) {
+  try {
+    const preview = await get(`/experiments/${experiment.id}/plan?status=${to}`);
+    const body = preview.publishes
+      ? h("div", {}, h("p", {}, `${label} publishes a new snapshot of this environment at once. What it changes:`), planSummary(preview.plan))
+      : h("p", {}, `${experiment.key} becomes ${to}. Nothing is published.`);
+    const confirm = (preview.plan?.needs_confirmation.length ?? 0) > 0;
+    const choice = await ask(`${label} ${experiment.key}?`, body, [["Cancel", null], [label, "go", confirm ? "danger" : "primary"]]);
+    if (!choice) return;
+    const done = await api("PATCH", `/experiments/${experiment.id}/status`, { status: to, confirm });
+    toast(done.published ? `${experiment.key} is ${to}; published v${done.published.version}` : `${experiment.key} is ${to}`);
+    navigate(location.hash);
+  } catch (e) {
+    toast(e.message, "error");
+  }
+}
+
+/** `2026-12-01T09:00:00Z` <-> the local time a datetime-local input shows. */
+function toLocalInput(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
+}
+
+function fromLocalInput(text) {
+  return text ? new Date(text).toISOString().replace(/\.000Z$/, "Z") : null;
+}
+
+function parseRanges(text) {
+  return text.split(",").map((part) => part.trim()).filter(Boolean).map((part) => {
+    const [a, b] = part.split("-").map((n) => Number(n.trim()));
+    return [a, b ?? a];
+  });
+}
+
+function settingsForm(experiment, reload) {
+  const input = (id, value, attrs = {}) => h("input", { id, value: value ?? "", autocomplete: "off", ...attrs });
+  const name = input("exp-name", experiment.name);
+  const description = h("textarea", { id: "exp-description", rows: 2, value: experiment.description });
+  const traffic = input("exp-traffic", (experiment.traffic / 100).toString(), { type: "number", min: 0, max: 100, step: 0.01, inputmode: "decimal" });
+  const fallback = input("exp-fallback", experiment.fallbackUnit);
+  const layerKey = input("exp-layer", experiment.layer?.key);
+  const layerRanges = input("exp-layer-ranges", experiment.layer?.ranges.map(([a, b]) => `${a}-${b}`).join(", "), { placeholder: "0-4999, 6000-6999" });
+  const startAt = input("exp-start", toLocalInput(experiment.startAt), { type: "datetime-local" });
+  const endAt = input("exp-end", toLocalInput(experiment.endAt), { type: "datetime-local" });
+  const form = h("form", { class: "card", novalidate: true, onsubmit: (ev) => {
+    ev.preventDefault();
+    const layer = layerKey.value.trim() ? { key: layerKey.value.trim(), ranges: parseRanges(layerRanges.value) } : null;
+    const patch = {
+      name: name.value, description: description.value, traffic: Math.round(Number(traffic.value) * 100),
+      fallbackUnit: fallback.value.trim() || null, layer, startAt: fromLocalInput(startAt.value), endAt: fromLocalInput(endAt.value),
+    };
+    submit(form, () => api("PATCH", `/experiments/${experiment.id}`, patch), reload);
+  } },
+  h("h2", {}, "Settings"), formErrors(),
+  h("div", { class: "grid" },
+    field("Name", name, { path: "name" }),
+    field("Traffic (% of units enrolled)", traffic, { path: "traffic", hint: "Ramping up keeps every enrolled unit in its variant." }),
+    field("Description", description, { path: "description" }),
+    field("Fallback unit", fallback, { path: "fallbackUnit|fallback_unit", hint: `Hashed when the request has no ${experiment.unit} id` }),
+    field("Layer", layerKey, { path: "layer.key|layer", hint: "Experiments in one layer never share a unit" }),
+    field("Layer ranges", layerRanges, { path: "layer.ranges|layer.salt" }),
+    field("Starts", startAt, { path: "startAt|start_at" }),
+    field("Ends", endAt, { path: "endAt|end_at" })),
+  h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", disabled: !session.canEdit }, "Save settings")));
+  return form;
+}
+
+function variantForm(experiment, variant, reload) {
+  const name = h("input", { id: `variant-${variant.key}-name`, value: variant.name, autocomplete: "off" });
+  const payload = h("textarea", { id: `variant-${variant.key}-payload`, class: "code", rows: 3, spellcheck: "false",
+    value: JSON.stringify(variant.payload, null, 2) });
+  const form = h("form", { class: "variant", novalidate: true, dataset: { variant: variant.key }, onsubmit: (ev) => {
+    ev.preventDefault();
+    submit(form, async () => {
+      const parsed = parsePayload(payload.value);
+      return api("PATCH", `/experiments/${experiment.id}/variants/${variant.id}`, { name: name.value, payload: parsed });
+    }, reload);
+  } },
+  h("h3", { class: "key" }, variant.key), formErrors(),
+  field("Name", name, { path: "name" }),
+  field("Payload (JSON)", payload, { path: "payload" }),
+  variant.allow.length > 0 && h("p", { class: "muted small" }, `Always for: ${variant.allow.join(", ")}`),
+  h("div", { class: "actions" }, h("button", { type: "submit", disabled: !session.canEdit }, "Save variant")));
+  return form;
+}
+
+function parsePayload(text) {
+  if (!text.trim()) return null;
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    const err = new Error("The payload is not valid JSON");
+    err.problems = [{ path: "payload", message: `not valid JSON: ${e.message}` }];
+    throw err;
+  }
+}
+
+function newVariantForm(experiment, reload) {
+  const key = h("input", { id: "new-variant-key", required: true, autocomplete: "off", placeholder: "treatment" });
+  const name = h("input", { id: "new-variant-name", autocomplete: "off" });
+  const payload = h("textarea", { id: "new-variant-payload", class: "code", rows: 2, spellcheck: "false", placeholder: "{\"color\": \"blue\"}" });
+  const form = h("form", { class: "variant new", novalidate: true, onsubmit: (ev) => {
+    ev.preventDefault();
+    submit(form, () => api("POST", `/experiments/${experiment.id}/variants`,
+      { key: key.value.trim(), name: name.value, payload: parsePayload(payload.value) }), reload);
+  } },
+  h("h3", {}, "Add a variant"), formErrors(),
+  field("Key", key, { path: "key" }), field("Name", name, { path: "name" }), field("Payload (JSON)", payload, { path: "payload" }),
+  h("div", { class: "actions" }, h("button", { type: "submit", disabled: !session.canEdit }, "Add variant")));
+  return form;
+}
+
+export async function renderExperiment(view, id) {
+  const [experiment, environments, audiences] = await Promise.all([
+    get(`/experiments/${id}`), get("/environments"), get("/audiences").catch(() => []),
+  ]);
+  const env = environments.find((e) => e.id === experiment.environmentId);
+  const reload = () => renderExperiment(view, id);
+  clear(view,
+    h("p", {}, h("a", { href: "#/" }, "← All experiments")),
+    h("div", { class: "section-head" },
+      h("div", {},
+        h("h1", { class: "key", id: "experiment-key" }, experiment.key), " ", statusBadge(experiment.status),
+        h("p", { class: "muted" }, experiment.name, " · ", h("span", { class: "key" }, env?.name ?? "?"),
+          env?.currentVersion ? ` (serving v${env.currentVersion})` : "", ` · unit ${experiment.unit} · salt `,
+          h("code", { class: "key" }, experiment.salt), ` · changed ${when(experiment.updatedAt)}`)),
+      h("nav", { class: "actions", "aria-label": "Experiment" },
+        h("a", { class: "button", href: `#/experiments/${id}/results` }, "Results"),
+        env && h("a", { class: "button", href: `#/environments/${env.id}/history` }, "Publish history"))),
+    lifecycle(experiment),
+    experiment.status === "ARCHIVED" && h("p", { class: "warning" }, "Archived experiments are read-only."),
+    settingsForm(experiment, reload),
+    h("section", { class: "card", "aria-labelledby": "variants-h" },
+      h("h2", { id: "variants-h" }, "Variants"),
+      h("div", { class: "variants" }, experiment.variants.map((v) => variantForm(experiment, v, reload)),
+        newVariantForm(experiment, reload))),
+    allocationEditor(experiment, reload),
+    targetingEditor(experiment, audiences, reload));
+}

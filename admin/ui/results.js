@@ -1,0 +1,91 @@
+// Results of one experiment: units per variant against the allocation (with the SRM check),
+// each metric's difference from control with its confidence interval drawn as a chart, the
+// sequential test's verdict, and guardrail breaches.
+import { get } from "./api.js";
+import { clear, h, percent, statusBadge, svg } from "./dom.js";
+
+const fmt = (x, digits = 4) => (x === null || x === undefined || Number.isNaN(x) ? "—" : Number(x).toPrecision(digits));
+const pfmt = (p) => (p < 1e-4 ? p.toExponential(1) : p.toFixed(4));
+
+/** One row per comparison: the interval as a line, the estimate as a dot, zero as a rule. */
+function intervalChart(metric) {
+  const rows = metric.comparisons;
+  const lo = Math.min(0, ...rows.map((c) => c.ciLow));
+  const hi = Math.max(0, ...rows.map((c) => c.ciHigh));
+  const pad = (hi - lo) * 0.1 || 1;
+  const [min, max] = [lo - pad, hi + pad];
+  const width = 600, label = 120, rowH = 34, height = rows.length * rowH + 30;
+  const x = (v) => label + ((v - min) / (max - min)) * (width - label - 10);
+  const color = { better: "#059669", worse: "#dc2626" };
+  return svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "ci-chart", role: "img",
+    "aria-label": `${metric.key}: difference from control with ${rows.length} confidence intervals` },
+  svg("line", { x1: x(0), x2: x(0), y1: 0, y2: height - 20, stroke: "#9ca3af", "stroke-dasharray": "4 3" }),
+  svg("text", { x: x(0), y: height - 6, "text-anchor": "middle", class: "axis" }, "0"),
+  svg("text", { x: x(min) + 2, y: height - 6, class: "axis" }, fmt(min, 2)),
+  svg("text", { x: x(max), y: height - 6, "text-anchor": "end", class: "axis" }, fmt(max, 2)),
+  rows.map((c, i) => {
+    const y = i * rowH + 18;
+    const stroke = color[c.verdict] ?? "#6b7280";
+    return svg("g", { class: `ci-row verdict-${c.verdict}` },
+      svg("text", { x: 4, y: y + 4, class: "label" }, c.variant),
+      svg("line", { x1: x(c.ciLow), x2: x(c.ciHigh), y1: y, y2: y, stroke, "stroke-width": 3 }),
+      svg("line", { x1: x(c.ciLow), x2: x(c.ciLow), y1: y - 6, y2: y + 6, stroke, "stroke-width": 2 }),
+      svg("line", { x1: x(c.ciHigh), x2: x(c.ciHigh), y1: y - 6, y2: y + 6, stroke, "stroke-width": 2 }),
+      svg("circle", { cx: x(c.difference), cy: y, r: 5, fill: stroke }),
+      svg("title", {}, `${c.variant}: ${fmt(c.difference)} [${fmt(c.ciLow)}, ${fmt(c.ciHigh)}]`));
+  }));
+}
+
+function metricSection(metric, control) {
+  const means = new Map(metric.variants.map((v) => [v.variant, v]));
+  return h("section", { class: "card metric", dataset: { metric: metric.key } },
+    h("h3", {}, h("span", { class: "key" }, metric.key), " ", h("span", { class: "badge" }, metric.role),
+      h("span", { class: "muted small" }, ` ${metric.kind}, ${metric.direction === "increase" ? "higher is better" : "lower is better"}`)),
+    metric.comparisons.length ? intervalChart(metric) : h("p", { class: "muted" }, "Not enough data to compare yet."),
+    h("div", { class: "table-wrap" }, h("table", { class: "list" },
+      h("thead", {}, h("tr", {}, ["Variant", "Units", metric.kind === "conversion" ? "Rate" : "Mean", "Difference", "CI", "p", "Adjusted p", "Sequential p", "Verdict"]
+        .map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {},
+        h("tr", {}, h("td", { class: "key" }, control, " (control)"), h("td", { class: "num" }, means.get(control)?.units ?? 0),
+          h("td", { class: "num" }, fmt(means.get(control)?.mean)), h("td", { colspan: 6 }, "")),
+        metric.comparisons.map((c) => h("tr", { dataset: { variant: c.variant } },
+          h("td", { class: "key" }, c.variant), h("td", { class: "num" }, means.get(c.variant)?.units ?? 0),
+          h("td", { class: "num" }, fmt(means.get(c.variant)?.mean)),
+          h("td", { class: "num" }, fmt(c.difference), c.relative !== null && c.relative !== undefined ? ` (${c.relative >= 0 ? "+" : ""}${percent(c.relative)})` : ""),
+          h("td", { class: "num" }, `[${fmt(c.ciLow)}, ${fmt(c.ciHigh)}]`),
+          h("td", { class: "num" }, pfmt(c.pValue)), h("td", { class: "num" }, pfmt(c.adjustedPValue)),
+          h("td", { class: "num" }, pfmt(c.adjustedSequentialPValue)),
+          h("td", {}, h("span", { class: `badge verdict-${c.verdict}` }, c.verdict))))))));
+}
+
+export async function renderResults(view, id) {
+  const [experiment, results] = await Promise.all([get(`/experiments/${id}`), get(`/experiments/${id}/results`)]);
+  const excluded = Object.entries(results.excludedUnits).filter(([, n]) => n > 0);
+  const decided = results.metrics.flatMap((m) => m.comparisons).filter((c) => c.sequentialSignificant).length;
+  clear(view,
+    h("p", {}, h("a", { href: `#/experiments/${id}` }, `← ${experiment.key}`)),
+    h("h1", {}, "Results: ", h("span", { class: "key" }, experiment.key), " ", statusBadge(results.status)),
+    h("p", { class: "muted" }, `Phase (salt) ${results.salt}; control ${results.control}; α = ${results.alpha}; ${results.correction} correction across primary and secondary metrics.`),
+    results.srm?.mismatch && h("div", { class: "banner danger", role: "alert", id: "srm-warning" },
+      h("strong", {}, "Sample ratio mismatch. "),
+      `Units are not split as allocated (χ² = ${fmt(results.srm.chiSquare)}, p = ${pfmt(results.srm.pValue)}). `,
+      "Assignment or exposure logging is losing units for some variant; no result here can be trusted until that is found."),
+    results.guardrailBreaches.length > 0 && h("div", { class: "banner danger", role: "alert", id: "guardrail-warning" },
+      h("strong", {}, "Guardrail breached. "),
+      results.guardrailBreaches.map((b) => `${b.metric} is worse in ${b.variant} (sequential p = ${pfmt(b.sequentialPValue)}). `)),
+    h("div", { class: "banner", id: "sequential-status" },
+      h("strong", {}, "Sequential test: "),
+      decided > 0 ? `${decided} comparison(s) reached a decision; it stays valid however often you look.`
+        : "no decision yet. Keep the experiment running; looking early does not inflate false positives."),
+    h("section", { class: "card" }, h("h2", {}, "Units"),
+      h("div", { class: "table-wrap" }, h("table", { class: "list" },
+        h("thead", {}, h("tr", {}, ["Variant", "Units", "Exposures", "Expected share", "Observed share"].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, results.variants.map((v) => h("tr", {}, h("td", { class: "key" }, v.key), h("td", { class: "num" }, v.units),
+          h("td", { class: "num" }, v.exposures), h("td", { class: "num" }, percent(v.expectedShare, 2)),
+          h("td", { class: "num" }, percent(v.observedShare, 2))))))),
+      results.srm && !results.srm.mismatch && h("p", { class: "muted small" }, `No sample ratio mismatch (p = ${pfmt(results.srm.pValue)}).`),
+      excluded.length > 0 && h("p", { class: "muted small" }, "Left out: ", excluded.map(([why, n]) => `${n} ${why.replace("_", "-")}`).join(", "))),
+    h("h2", {}, "Metrics"),
+    results.metrics.length ? results.metrics.map((m) => metricSection(m, results.control))
+      : h("p", { class: "muted" }, "No metrics attached: cleave-admin metrics use, or PUT /experiments/:id/metrics."));
+}

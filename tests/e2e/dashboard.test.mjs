@@ -1,0 +1,333 @@
+// The dashboard in a real headless Chromium against a real cleave-admin on Postgres, publishing
+// into the local KV of the compiled worker in workerd: everything an operator does is done by
+// clicking and typing, and checked where it lands (the API, the worker's decisions).
+// Screenshots of the main pages go to target/dashboard-screenshots/.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { after, before, test } from "node:test";
+import { chromium } from "playwright-core";
+import { ROOT, call, databaseUrl, startAdmin, startWorker, waitFor } from "./harness.mjs";
+
+const run = promisify(execFile);
+const PUBLISHER = "dash-publisher-token";
+const VIEWER = "dash-viewer-token";
+const INGEST = "dash-ingest-token";
+const REFRESH_MS = 300;
+const database = `cleave_dash_${process.pid}`;
+const SHOTS = join(ROOT, "target/dashboard-screenshots");
+const CHROMIUM = process.env.CLEAVE_CHROMIUM ?? "/usr/bin/chromium";
+const port = 22000 + (process.pid % 9000);
+let baseUrl, worker, admin, browser, page;
+const state = {};
+
+const auth = (token = PUBLISHER) => ({ authorization: `Bearer ${token}`, "content-type": "application/json" });
+
+async function api(method, path, body, token = PUBLISHER) {
+  const res = await fetch(`${admin.url}${path}`, { method, headers: auth(token), body: body && JSON.stringify(body) });
+  const json = res.status === 204 ? null : await res.json();
+  assert.ok(res.ok, `${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+/** DESIGN §2: bucket and gate from sha256(salt ":" unit). */
+function draw(salt, unit) {
+  const d = createHash("sha256").update(`${salt}:${unit}`, "utf8").digest();
+  return { bucket: Number(d.readBigUInt64BE(0) % 10000n), gate: Number(d.readBigUInt64BE(8) % 10000n) };
+}
+
+async function shot(name, viewport = { width: 1280, height: 900 }) {
+  await page.setViewportSize(viewport);
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+async function signIn(token) {
+  await page.goto(`${admin.url}/`);
+  await page.getByLabel("Token").fill(token);
+  await page.getByLabel("Token").press("Enter");
+  await page.getByRole("heading", { name: "Experiments" }).waitFor();
+}
+
+/** Waits for a toast matching `pattern`, returns its text and dismisses every toast. */
+async function toast(pattern = /./) {
+  const note = page.locator(".toast", { hasText: pattern }).last();
+  await note.waitFor();
+  const text = await note.textContent();
+  await page.evaluate(() => document.querySelectorAll(".toast").forEach((t) => t.remove()));
+  return text;
+}
+
+before(async () => {
+  baseUrl = process.env.DATABASE_URL;
+  assert.ok(baseUrl, "DATABASE_URL must point at a Postgres (scripts/test.sh starts one)");
+  await mkdir(SHOTS, { recursive: true });
+  await run("psql", ["-q", baseUrl, "-c", `create database ${database}`]);
+  worker = await startWorker({
+    kvId: "cleave-snapshots-local",
+    vars: {
+      CLEAVE_ENV: "shop", CLEAVE_REFRESH_MS: REFRESH_MS,
+      CLEAVE_INGEST_URL: `http://127.0.0.1:${port}/ingest`, CLEAVE_INGEST_TOKEN: INGEST,
+    },
+  });
+  admin = await startAdmin({
+    port,
+    headers: auth(),
+    env: {
+      DATABASE_URL: databaseUrl(baseUrl, database),
+      CLEAVE_ADMIN_TOKENS: `publisher:alice:${PUBLISHER},viewer:victor:${VIEWER},ingest:edge:${INGEST}`,
+      CLEAVE_SINK: "wrangler-local", CLEAVE_REPO_ROOT: ROOT, CLEAVE_KV_PERSIST_TO: join(worker.dir, "state"),
+    },
+  });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync"],
+  });
+  page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+  page.setDefaultTimeout(15_000);
+});
+
+after(async () => {
+  await browser?.close();
+  await admin?.stop();
+  await worker?.stop();
+  if (baseUrl) await run("psql", ["-q", baseUrl, "-c", `drop database if exists ${database}`]).catch(() => {});
+});
+
+test("the files are served with a strict content security policy, and carry no data", async () => {
+  const res = await fetch(`${admin.url}/ui/`);
+  assert.equal(res.status, 200);
+  assert.match(res.headers.get("content-security-policy"), /script-src 'self'/);
+  assert.match(await res.text(), /<script type="module" src="\/ui\/app.js">/);
+  assert.equal((await fetch(`${admin.url}/ui/nope.js`)).status, 404);
+  // Reads need a token here (CLEAVE_ADMIN_TOKENS is set), and the dashboard's API calls too.
+  assert.equal((await fetch(`${admin.url}/session`)).status, 401);
+  assert.deepEqual(await api("GET", "/session", undefined, VIEWER),
+    { actor: "victor", role: "viewer", canEdit: false, canPublish: false, tokensRequired: true });
+});
+
+test("an environment and an experiment made in the UI are published and decided by the worker", async () => {
+  await signIn(PUBLISHER);
+  await page.getByLabel("Name").first().fill("shop");
+  await page.getByRole("button", { name: "Create" }).click();
+  await page.locator('article.env[data-env="shop"]').waitFor();
+
+  await page.getByRole("link", { name: "New experiment" }).first().click();
+  await page.getByLabel("Key").fill("checkout-cta");
+  await page.getByLabel("Name").fill("Checkout button");
+  await page.getByRole("button", { name: "Create experiment" }).click();
+  await page.locator("#experiment-key", { hasText: "checkout-cta" }).waitFor();
+  state.id = page.url().split("/").pop();
+
+  for (const [key, color] of [["control", "grey"], ["treatment", "blue"]]) {
+    await page.locator("#new-variant-key").fill(key);
+    await page.locator("#new-variant-payload").fill(JSON.stringify({ color }));
+    await page.getByRole("button", { name: "Add variant" }).click();
+    await page.locator(`form.variant[data-variant="${key}"]`).waitFor();
+  }
+
+  // Allocation: split evenly, then move the boundary with the keyboard (10 x Shift+Left =
+  // -1000 buckets) and leave the top 1000 buckets empty by typing.
+  await page.getByRole("button", { name: "Split evenly" }).click();
+  const handle = page.locator('.alloc-handle[data-variant="control"]');
+  await handle.focus();
+  for (let i = 0; i < 10; i++) await page.keyboard.press("Shift+ArrowLeft");
+  assert.equal(await handle.getAttribute("aria-valuenow"), "3999");
+  await page.locator("#alloc-1-end").fill("8999");
+  await page.getByRole("button", { name: "Save allocation" }).click();
+  assert.equal(await toast(), "Saved");
+  await page.locator("#exp-traffic").waitFor();
+  await page.locator("#exp-traffic").fill("50");
+  await page.getByRole("button", { name: "Save settings" }).click();
+  assert.equal(await toast(), "Saved");
+
+  const saved = await api("GET", `/experiments/${state.id}`);
+  const byId = new Map(saved.variants.map((v) => [v.id, v.key]));
+  assert.deepEqual(saved.allocations.map((a) => [byId.get(a.variantId), a.rangeStart, a.rangeEnd]),
+    [["control", 0, 3999], ["treatment", 4000, 8999]]);
+  assert.equal(saved.traffic, 5000);
+
+  // Start: the dialog shows the plan before anything publishes: 50% traffic x 90% allocated.
+  await page.getByRole("button", { name: "Start" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  assert.match(await dialog.textContent(), /checkout-cta starts enrolling: 45\.00% of units change assignment/);
+  await shot("start-plan");
+  await dialog.getByRole("button", { name: "Start" }).click();
+  assert.match(await toast(/published/), /RUNNING; published v1/);
+  await page.locator(".badge.status-running").first().waitFor();
+
+  const [served] = await waitFor(async () => (await call(`${worker.url}/_cleave/health`)).json?.data?.version === 1, REFRESH_MS * 20);
+  assert.ok(served, "the worker never served v1");
+  const ranges = { control: [0, 3999], treatment: [4000, 8999] };
+  let enrolled = 0;
+  for (let i = 0; i < 200; i++) {
+    const unit = `shopper-${i}`;
+    const r = await call(`${worker.url}/_cleave/v1/decide?id.user=${unit}`);
+    const { bucket, gate } = draw(saved.salt, unit);
+    const want = gate < 5000 ? Object.keys(ranges).find((k) => bucket >= ranges[k][0] && bucket <= ranges[k][1]) : undefined;
+    assert.equal(r.json.data.assignments["checkout-cta"]?.variant, want, `${unit}: bucket ${bucket} gate ${gate}`);
+    if (want) {
+      enrolled += 1;
+      assert.deepEqual(r.json.data.assignments["checkout-cta"].payload, { color: want === "control" ? "grey" : "blue" });
+    }
+  }
+  assert.ok(enrolled > 50 && enrolled < 130, `45% of 200 enrolled: ${enrolled}`);
+  await shot("experiment");
+  await shot("experiment-phone", { width: 390, height: 844 });
+  await page.getByRole("link", { name: "Experiments" }).first().click();
+  await page.locator("table.list a", { hasText: "checkout-cta" }).waitFor();
+  await shot("overview");
+});
+
+test("a refused edit shows each problem next to its field and changes nothing", async () => {
+  await page.goto(`${admin.url}/ui/#/experiments/${state.id}`);
+  await page.locator("#exp-traffic").fill("150");
+  await page.getByRole("button", { name: "Save settings" }).click();
+  const trafficError = page.locator('[data-path="traffic"] .field-error');
+  await trafficError.waitFor();
+  assert.match(await trafficError.textContent(), /traffic 15000 is outside 0..=10000/);
+  assert.equal(await page.locator("#exp-traffic").getAttribute("aria-invalid"), "true");
+
+  // Overlapping ranges: the allocation refuses, with the problem at the allocation.
+  await page.locator("#alloc-1-start").fill("3000");
+  await page.getByRole("button", { name: "Save allocation" }).click();
+  const allocError = page.locator("form:has(#alloc-h) .field-error:not([hidden]), form:has(#alloc-h) .form-errors:not([hidden])").first();
+  await allocError.waitFor();
+  assert.match(await allocError.textContent(), /overlap/i);
+
+  // A numeric operator with a word for its value: the error sits at that condition's value.
+  await page.getByRole("button", { name: "Add rule" }).click();
+  await page.locator("#rule-0-0-attribute").fill("cart_total");
+  await page.locator("#rule-0-0-operator").selectOption("gt");
+  await page.locator("#rule-0-0-value").fill("lots");
+  await page.getByRole("button", { name: "Save targeting" }).click();
+  const valueError = page.locator('[data-path="targeting[0].conditions[0].value"] .field-error');
+  await valueError.waitFor();
+  assert.match(await valueError.textContent(), /number/);
+  await shot("validation-errors");
+
+  const unchanged = await api("GET", `/experiments/${state.id}`);
+  assert.equal(unchanged.traffic, 5000);
+  assert.equal(unchanged.allocations[1].rangeStart, 4000);
+  assert.deepEqual(unchanged.targetingRules, []);
+});
+
+test("publish history shows the diff and rolls back in one click", async () => {
+  await page.goto(`${admin.url}/ui/#/experiments/${state.id}`);
+  const treatment = page.locator('form.variant[data-variant="treatment"]');
+  await treatment.getByLabel("Payload (JSON)").fill('{"color": "green"}');
+  await treatment.getByRole("button", { name: "Save variant" }).click();
+  assert.equal(await toast(), "Saved");
+
+  await page.goto(`${admin.url}/ui/#/`);
+  await page.locator('article.env[data-env="shop"]').getByRole("button", { name: "Publish…" }).click();
+  const dialog = page.getByRole("dialog");
+  // Before publishing: the payload edit, field by field, and that nobody changes variant.
+  assert.match(await dialog.locator("tr", { hasText: "variants[1].payload.color" }).textContent(), /"blue".*"green"/);
+  assert.match(await dialog.textContent(), /checkout-cta changes: 0\.00% of units change assignment/);
+  assert.match(await dialog.textContent(), /Also changed: payloads/);
+  await shot("publish-plan");
+  await dialog.getByRole("button", { name: "Publish" }).click();
+  assert.match(await toast(/Published/), /Published v2/);
+  const probe = async () => (await call(`${worker.url}/_cleave/v1/decide?id.user=shopper-1&experiments=checkout-cta`)).json;
+  const payloadAt = async (version) => {
+    const [body] = await waitFor(async () => {
+      const b = await probe();
+      return b.meta.snapshot.version === version ? b : undefined;
+    }, REFRESH_MS * 20);
+    assert.ok(body, `the worker never served v${version}`);
+    return body.data.assignments["checkout-cta"]?.payload;
+  };
+  const { bucket, gate } = draw("checkout-cta", "shopper-1");
+  const treated = gate < 5000 && bucket >= 4000 && bucket <= 8999;
+  if (treated) assert.deepEqual(await payloadAt(2), { color: "green" });
+  else await payloadAt(2);
+
+  await page.locator('article.env[data-env="shop"]').getByRole("link", { name: "Publish history" }).click();
+  const v2 = page.locator('tr[data-version="2"]');
+  await v2.getByRole("button", { name: "Diff with previous" }).click();
+  const diff = page.locator("#diff-panel");
+  await diff.locator("text=v1 → v2").waitFor();
+  const change = diff.locator("tr", { hasText: "variants[1].payload.color" });
+  assert.match(await change.textContent(), /"blue".*"green"/);
+  await shot("history");
+
+  await page.locator('tr[data-version="1"]').getByRole("button", { name: "Roll back to this" }).click();
+  const confirm = page.getByRole("dialog");
+  assert.match(await confirm.textContent(), /from v2 to v1/);
+  await confirm.getByRole("button", { name: "Roll back to v1" }).click();
+  assert.match(await toast(/serves/), /shop now serves v1/);
+  await page.locator('tr.current[data-version="1"]').waitFor();
+  const back = await payloadAt(1);
+  if (treated) assert.deepEqual(back, { color: "blue" });
+  const audit = await api("GET", `/audit?entityId=${(await api("GET", "/environments"))[0].id}`);
+  assert.equal(audit.at(-1).action, "environment.rollback");
+  assert.equal(audit.at(-1).actor, "alice");
+});
+
+test("results show the interval chart, the sequential status and no SRM for an honest split", async () => {
+  await api("POST", "/metric-definitions", { key: "purchase", kind: "conversion", direction: "increase" });
+  await api("PUT", `/experiments/${state.id}/metrics`, { metrics: [{ metric: "purchase", role: "primary" }] });
+  await api("POST", `/environments/${(await api("GET", "/environments"))[0].id}/rollback`, { version: 2 });
+  await waitFor(async () => (await call(`${worker.url}/_cleave/health`)).json?.data?.version === 2, REFRESH_MS * 20);
+  // Exposures travel from the worker to the admin's /ingest; events are posted to the worker.
+  const events = [];
+  for (let i = 0; i < 400; i++) {
+    const unit = `buyer-${i}`;
+    const r = await call(`${worker.url}/_cleave/v1/decide?id.user=${unit}`);
+    const variant = r.json.data.assignments["checkout-cta"]?.variant;
+    if (variant && i % (variant === "treatment" ? 3 : 5) === 0) {
+      events.push({ event_id: `e-${i}`, unit, metric: "purchase" });
+    }
+  }
+  const posted = await call(`${worker.url}/_cleave/v1/events`, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ events }),
+  });
+  assert.equal(posted.status, 202, posted.text);
+  const [results] = await waitFor(async () => {
+    const r = await api("GET", `/experiments/${state.id}/results`);
+    const units = r.variants.reduce((n, v) => n + v.units, 0);
+    const converted = r.metrics[0]?.variants.reduce((n, v) => n + v.conversions, 0) ?? 0;
+    return units > 100 && converted === events.length ? r : undefined;
+  }, 30_000);
+  assert.ok(results, "exposures and events never reached the admin");
+
+  await page.goto(`${admin.url}/ui/#/experiments/${state.id}/results`);
+  await page.locator(".ci-chart").waitFor();
+  assert.equal(await page.locator(".ci-chart circle").count(), 1);
+  assert.equal(await page.locator("#srm-warning").count(), 0);
+  assert.match(await page.locator("#sequential-status").textContent(), /Sequential test/);
+  const row = page.locator('tr[data-variant="treatment"]');
+  const comparison = results.metrics[0].comparisons[0];
+  assert.match(await row.textContent(), new RegExp(comparison.verdict));
+  await shot("results");
+  await shot("results-phone", { width: 390, height: 844 });
+});
+
+test("a viewer sees everything but every change is disabled; long keys never widen a phone screen", async () => {
+  const env = (await api("GET", "/environments"))[0].id;
+  const longKey = `k${"very-long-experiment-key-".repeat(2)}x`.slice(0, 64);
+  const long = await api("POST", "/experiments", { key: longKey, name: "A name ".repeat(20), environmentId: env });
+  await api("POST", `/experiments/${long.id}/variants`, { key: `v${"-long-variant-key".repeat(3)}` });
+  await page.evaluate(() => sessionStorage.clear());
+  await signIn(VIEWER);
+  assert.match(await page.locator("#session").textContent(), /victor \(viewer\)/);
+  await page.goto(`${admin.url}/ui/#/experiments/${long.id}`);
+  await page.locator("#experiment-key").waitFor();
+  for (const name of ["Start", "Pause", "Stop", "Archive", "Save settings", "Save allocation", "Save targeting"]) {
+    assert.ok(await page.getByRole("button", { name, exact: true }).isDisabled(), `${name} should be disabled for a viewer`);
+  }
+  for (const hash of ["#/", `#/experiments/${long.id}`, "#/audit"]) {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${admin.url}/ui/${hash}`);
+    await page.locator("main h1").first().waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `${hash} is ${overflow}px wider than a phone`);
+  }
+  await shot("audit", { width: 1280, height: 900 });
+  await shot("overview-phone", { width: 390, height: 844 });
+});
