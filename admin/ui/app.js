@@ -81,9 +81,10 @@ async function route() {
   clear(view, h("div", { class: "card" }, h("h1", {}, "Not found"), h("a", { href: "#/" }, "Back to the experiments")));
 }
 
+/** Shows `hash` and resolves once it is drawn (so a save's toast comes after its page). */
 export function navigate(hash) {
-  if (location.hash === hash) route();
-  else location.hash = hash;
+  if (location.hash !== hash) history.pushState(null, "", hash);
+  return route();
 }
 
 window.addEventListener("hashchange", () => {

@@ -34,8 +34,8 @@ async function changeStatus(experiment, to, label) {
     const choice = await ask(`${label} ${experiment.key}?`, body, [["Cancel", null], [label, "go", confirm ? "danger" : "primary"]]);
     if (!choice) return;
     const done = await api("PATCH", `/experiments/${experiment.id}/status`, { status: to, confirm });
+    await navigate(location.hash);
     toast(done.published ? `${experiment.key} is ${to}; published v${done.published.version}` : `${experiment.key} is ${to}`);
-    navigate(location.hash);
   } catch (e) {
     toast(e.message, "error");
   }

@@ -67,8 +67,8 @@ export async function renderHistory(view, envId) {
     if (!choice) return;
     try {
       await api("POST", `/environments/${envId}/rollback`, { version });
+      await navigate(location.hash);
       toast(`${env.name} now serves v${version}`);
-      navigate(location.hash);
     } catch (e) {
       toast(e.message, "error");
     }

@@ -97,8 +97,8 @@ export async function publishWithPlan(env) {
   if (!choice) return;
   try {
     const done = await api("POST", `/environments/${env.id}/publish${confirm ? "?confirm=true" : ""}`);
+    await navigate(location.hash);
     toast(done.changed ? `Published v${done.version}` : `Nothing changed; still v${done.version}`);
-    navigate(location.hash);
   } catch (e) {
     toast(e.message, "error");
   }

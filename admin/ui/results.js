@@ -21,8 +21,9 @@ function intervalChart(metric) {
     "aria-label": `${metric.key}: difference from control with ${rows.length} confidence intervals` },
   svg("line", { x1: x(0), x2: x(0), y1: 0, y2: height - 20, stroke: "#9ca3af", "stroke-dasharray": "4 3" }),
   svg("text", { x: x(0), y: height - 6, "text-anchor": "middle", class: "axis" }, "0"),
-  svg("text", { x: x(min) + 2, y: height - 6, class: "axis" }, fmt(min, 2)),
-  svg("text", { x: x(max), y: height - 6, "text-anchor": "end", class: "axis" }, fmt(max, 2)),
+  // End labels only where they do not run into the zero label.
+  x(0) - x(min) > 48 && svg("text", { x: x(min) + 2, y: height - 6, class: "axis" }, fmt(min, 2)),
+  x(max) - x(0) > 48 && svg("text", { x: x(max), y: height - 6, "text-anchor": "end", class: "axis" }, fmt(max, 2)),
   rows.map((c, i) => {
     const y = i * rowH + 18;
     const stroke = color[c.verdict] ?? "#6b7280";

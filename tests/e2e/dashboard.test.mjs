@@ -51,12 +51,19 @@ async function signIn(token) {
   await page.getByRole("heading", { name: "Experiments" }).waitFor();
 }
 
-/** Waits for a toast matching `pattern`, returns its text and dismisses every toast. */
-async function toast(pattern = /./) {
+const dismissToasts = () => page.evaluate(() => document.querySelectorAll(".toast").forEach((t) => t.remove()));
+
+/**
+ * Clicks `button` and waits for the toast (matching `pattern`) that the action ends with: a
+ * save re-renders the page before it says so, so the next step sees the new page.
+ */
+async function clickFor(button, pattern = /./) {
+  await dismissToasts();
+  await button.click();
   const note = page.locator(".toast", { hasText: pattern }).last();
   await note.waitFor();
   const text = await note.textContent();
-  await page.evaluate(() => document.querySelectorAll(".toast").forEach((t) => t.remove()));
+  await dismissToasts();
   return text;
 }
 
@@ -118,31 +125,40 @@ test("an environment and an experiment made in the UI are published and decided 
   await page.getByRole("link", { name: "New experiment" }).first().click();
   await page.getByLabel("Key").fill("checkout-cta");
   await page.getByLabel("Name").fill("Checkout button");
-  await page.getByRole("button", { name: "Create experiment" }).click();
+  await clickFor(page.getByRole("button", { name: "Create experiment" }));
   await page.locator("#experiment-key", { hasText: "checkout-cta" }).waitFor();
   state.id = page.url().split("/").pop();
 
   for (const [key, color] of [["control", "grey"], ["treatment", "blue"]]) {
     await page.locator("#new-variant-key").fill(key);
     await page.locator("#new-variant-payload").fill(JSON.stringify({ color }));
-    await page.getByRole("button", { name: "Add variant" }).click();
+    assert.equal(await clickFor(page.getByRole("button", { name: "Add variant" })), "Saved");
     await page.locator(`form.variant[data-variant="${key}"]`).waitFor();
   }
 
   // Allocation: split evenly, then move the boundary with the keyboard (10 x Shift+Left =
   // -1000 buckets) and leave the top 1000 buckets empty by typing.
+  // Drag the boundary to about 30% with the mouse: the neighbour's start follows it.
   await page.getByRole("button", { name: "Split evenly" }).click();
   const handle = page.locator('.alloc-handle[data-variant="control"]');
+  const bar = await page.locator(".alloc-bar").boundingBox();
+  const grip = await handle.boundingBox();
+  await page.mouse.move(grip.x + grip.width / 2, grip.y + grip.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(bar.x + bar.width * 0.3, grip.y + grip.height / 2, { steps: 8 });
+  await page.mouse.up();
+  const dragged = Number(await handle.getAttribute("aria-valuenow"));
+  assert.ok(Math.abs(dragged - 2999) <= 20, `dragged to ${dragged}`);
+  assert.equal(await page.locator("#alloc-1-start").inputValue(), String(dragged + 1));
+  await page.getByRole("button", { name: "Split evenly" }).click();
   await handle.focus();
   for (let i = 0; i < 10; i++) await page.keyboard.press("Shift+ArrowLeft");
   assert.equal(await handle.getAttribute("aria-valuenow"), "3999");
   await page.locator("#alloc-1-end").fill("8999");
-  await page.getByRole("button", { name: "Save allocation" }).click();
-  assert.equal(await toast(), "Saved");
+  assert.equal(await clickFor(page.getByRole("button", { name: "Save allocation" })), "Saved");
   await page.locator("#exp-traffic").waitFor();
   await page.locator("#exp-traffic").fill("50");
-  await page.getByRole("button", { name: "Save settings" }).click();
-  assert.equal(await toast(), "Saved");
+  assert.equal(await clickFor(page.getByRole("button", { name: "Save settings" })), "Saved");
 
   const saved = await api("GET", `/experiments/${state.id}`);
   const byId = new Map(saved.variants.map((v) => [v.id, v.key]));
@@ -156,8 +172,7 @@ test("an environment and an experiment made in the UI are published and decided 
   await dialog.waitFor();
   assert.match(await dialog.textContent(), /checkout-cta starts enrolling: 45\.00% of units change assignment/);
   await shot("start-plan");
-  await dialog.getByRole("button", { name: "Start" }).click();
-  assert.match(await toast(/published/), /RUNNING; published v1/);
+  assert.match(await clickFor(dialog.getByRole("button", { name: "Start" }), /published/), /RUNNING; published v1/);
   await page.locator(".badge.status-running").first().waitFor();
 
   const [served] = await waitFor(async () => (await call(`${worker.url}/_cleave/health`)).json?.data?.version === 1, REFRESH_MS * 20);
@@ -220,8 +235,7 @@ test("publish history shows the diff and rolls back in one click", async () => {
   await page.goto(`${admin.url}/ui/#/experiments/${state.id}`);
   const treatment = page.locator('form.variant[data-variant="treatment"]');
   await treatment.getByLabel("Payload (JSON)").fill('{"color": "green"}');
-  await treatment.getByRole("button", { name: "Save variant" }).click();
-  assert.equal(await toast(), "Saved");
+  assert.equal(await clickFor(treatment.getByRole("button", { name: "Save variant" })), "Saved");
 
   await page.goto(`${admin.url}/ui/#/`);
   await page.locator('article.env[data-env="shop"]').getByRole("button", { name: "Publish…" }).click();
@@ -231,8 +245,7 @@ test("publish history shows the diff and rolls back in one click", async () => {
   assert.match(await dialog.textContent(), /checkout-cta changes: 0\.00% of units change assignment/);
   assert.match(await dialog.textContent(), /Also changed: payloads/);
   await shot("publish-plan");
-  await dialog.getByRole("button", { name: "Publish" }).click();
-  assert.match(await toast(/Published/), /Published v2/);
+  assert.match(await clickFor(dialog.getByRole("button", { name: "Publish" }), /Published/), /Published v2/);
   const probe = async () => (await call(`${worker.url}/_cleave/v1/decide?id.user=shopper-1&experiments=checkout-cta`)).json;
   const payloadAt = async (version) => {
     const [body] = await waitFor(async () => {
@@ -259,8 +272,7 @@ test("publish history shows the diff and rolls back in one click", async () => {
   await page.locator('tr[data-version="1"]').getByRole("button", { name: "Roll back to this" }).click();
   const confirm = page.getByRole("dialog");
   assert.match(await confirm.textContent(), /from v2 to v1/);
-  await confirm.getByRole("button", { name: "Roll back to v1" }).click();
-  assert.match(await toast(/serves/), /shop now serves v1/);
+  assert.match(await clickFor(confirm.getByRole("button", { name: "Roll back to v1" }), /serves/), /shop now serves v1/);
   await page.locator('tr.current[data-version="1"]').waitFor();
   const back = await payloadAt(1);
   if (treated) assert.deepEqual(back, { color: "blue" });
@@ -269,17 +281,19 @@ test("publish history shows the diff and rolls back in one click", async () => {
   assert.equal(audit.at(-1).actor, "alice");
 });
 
-test("results show the interval chart, the sequential status and no SRM for an honest split", async () => {
+test("results show interval charts and the sequential status, then the SRM and guardrail warnings", async () => {
   await api("POST", "/metric-definitions", { key: "purchase", kind: "conversion", direction: "increase" });
   await api("PUT", `/experiments/${state.id}/metrics`, { metrics: [{ metric: "purchase", role: "primary" }] });
   await api("POST", `/environments/${(await api("GET", "/environments"))[0].id}/rollback`, { version: 2 });
   await waitFor(async () => (await call(`${worker.url}/_cleave/health`)).json?.data?.version === 2, REFRESH_MS * 20);
   // Exposures travel from the worker to the admin's /ingest; events are posted to the worker.
   const events = [];
+  const assigned = {};
   for (let i = 0; i < 400; i++) {
     const unit = `buyer-${i}`;
     const r = await call(`${worker.url}/_cleave/v1/decide?id.user=${unit}`);
     const variant = r.json.data.assignments["checkout-cta"]?.variant;
+    if (variant) assigned[unit] = variant;
     if (variant && i % (variant === "treatment" ? 3 : 5) === 0) {
       events.push({ event_id: `e-${i}`, unit, metric: "purchase" });
     }
@@ -306,6 +320,33 @@ test("results show the interval chart, the sequential status and no SRM for an h
   assert.match(await row.textContent(), new RegExp(comparison.verdict));
   await shot("results");
   await shot("results-phone", { width: 390, height: 844 });
+
+  // A guardrail: every treatment unit errs, no control unit does.
+  await api("POST", "/metric-definitions", { key: "errors", kind: "conversion", direction: "decrease" });
+  await api("PUT", `/experiments/${state.id}/metrics`, {
+    metrics: [{ metric: "purchase", role: "primary" }, { metric: "errors", role: "guardrail" }],
+  });
+  const erring = Object.entries(assigned).filter(([, v]) => v === "treatment").map(([unit]) => unit);
+  const errors = erring.map((unit, i) => ({ event_id: `err-${i}`, unit, metric: "errors" }));
+  const sent = await call(`${worker.url}/_cleave/v1/events`, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ events: errors }),
+  });
+  assert.equal(sent.status, 202, sent.text);
+  const [breached] = await waitFor(async () =>
+    (await api("GET", `/experiments/${state.id}/results`)).guardrailBreaches.length > 0, 30_000);
+  assert.ok(breached, "the guardrail never breached");
+  // Moving the allocation after the fact makes the observed split a mismatch.
+  const current = await api("GET", `/experiments/${state.id}`);
+  await api("PUT", `/experiments/${state.id}/allocations`, { allocations: [
+    { variantId: current.variants[0].id, rangeStart: 0, rangeEnd: 999 },
+    { variantId: current.variants[1].id, rangeStart: 1000, rangeEnd: 8999 },
+  ] });
+  await page.reload();
+  await page.locator("#srm-warning").waitFor();
+  assert.match(await page.locator("#srm-warning").textContent(), /Sample ratio mismatch/);
+  assert.match(await page.locator("#guardrail-warning").textContent(), /errors is worse in treatment/);
+  assert.equal(await page.locator(".ci-chart").count(), 2);
+  await shot("results-warnings");
 });
 
 test("a viewer sees everything but every change is disabled; long keys never widen a phone screen", async () => {
