@@ -88,7 +88,7 @@ export async function renderHistory(view, envId) {
     h("p", {}, h("a", { href: "#/" }, "← All environments")),
     h("h1", {}, "Publish history: ", h("span", { class: "key" }, env.name)),
     h("p", { class: "muted" }, env.currentVersion ? `Serving v${env.currentVersion}.` : "Nothing published yet."),
-    h("div", { class: "table-wrap" }, h("table", { class: "list history" },
+    h("div", { class: "table-wrap" }, h("table", { class: "list history stack" },
       h("thead", {}, h("tr", {}, ["Version", "Published", "By", "Experiments", "SHA-256", ""].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, rows))),
     panel);

@@ -39,11 +39,11 @@ export async function renderList(view) {
     clear(tbody, shown.map((e) => h("tr", {},
       h("td", { class: "key-cell" }, h("a", { href: `#/experiments/${e.id}`, class: "key" }, e.key),
         e.name && h("div", { class: "muted small" }, e.name)),
-      h("td", {}, envName.get(e.environmentId) ?? "?"),
+      h("td", { dataset: { label: "Environment" } }, envName.get(e.environmentId) ?? "?"),
       h("td", {}, statusBadge(e.status)),
-      h("td", { class: "num" }, `${(e.traffic / 100).toFixed(2)}%`),
+      h("td", { class: "num", dataset: { label: "Traffic" } }, `${(e.traffic / 100).toFixed(2)}%`),
       h("td", { class: "variants-cell" }, e.variants.map((v) => h("span", { class: "chip" }, v.key))),
-      h("td", {}, when(e.updatedAt)))));
+      h("td", { dataset: { label: "Changed" } }, when(e.updatedAt)))));
     keepFilters(filters);
   };
   const search = h("input", { type: "search", id: "filter-q", value: filters.q, placeholder: "key, name, layer…",
@@ -63,7 +63,7 @@ export async function renderList(view) {
       h("div", { class: "filters", role: "search" },
         field("Search", search), field("Status", status), field("Environment", env)),
       count,
-      h("div", { class: "table-wrap" }, h("table", { class: "list" },
+      h("div", { class: "table-wrap" }, h("table", { class: "list stack" },
         h("thead", {}, h("tr", {}, ["Experiment", "Environment", "Status", "Traffic", "Variants", "Last change"].map((t) => h("th", { scope: "col" }, t)))),
         tbody))));
   draw();
@@ -165,7 +165,7 @@ export async function renderAudit(view) {
     h("h1", {}, "Audit log"),
     h("p", { class: "muted" }, "Every change, newest first. The log is append-only and hash-chained (cleave-admin audit verify)."),
     h("div", { class: "filters", role: "search" }, field("Search", search)),
-    h("div", { class: "table-wrap" }, h("table", { class: "list audit" },
+    h("div", { class: "table-wrap" }, h("table", { class: "list audit stack" },
       h("thead", {}, h("tr", {}, ["When", "Who", "What", "Entity", "Change"].map((t) => h("th", { scope: "col" }, t)))),
       list)),
     more));

@@ -369,6 +369,9 @@ test("a viewer sees everything but every change is disabled; long keys never wid
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     assert.ok(overflow <= 0, `${hash} is ${overflow}px wider than a phone`);
   }
+  await shot("audit-phone", { width: 390, height: 844 });
   await shot("audit", { width: 1280, height: 900 });
+  await page.goto(`${admin.url}/ui/#/`);
+  await page.locator("table.list a", { hasText: longKey }).waitFor();
   await shot("overview-phone", { width: 390, height: 844 });
 });
