@@ -143,3 +143,18 @@ test("origin redirects and errors are returned as they are", async () => {
     await origin2.close();
   }
 });
+
+test("an origin under a base path gets the request's path below it, encoded as sent, with its query", async () => {
+  const origin3 = await startOrigin();
+  const w = await startWorker({ vars: { ORIGIN_URL: `${origin3.url}/base/` }, seed: [snapshot] });
+  try {
+    const r = await call(`${w.url}/a%20b/caf%C3%A9?x=1&y=%2F&z`);
+    assert.equal(r.status, 200);
+    assert.equal(origin3.received.at(-1).url, "/base/a%20b/caf%C3%A9?x=1&y=%2F&z");
+    await call(`${w.url}/`);
+    assert.equal(origin3.received.at(-1).url, "/base/");
+  } finally {
+    await w.stop();
+    await origin3.close();
+  }
+});

@@ -67,12 +67,16 @@ fn page_url(text: &str) -> Result<PageUrl, BadRequest> {
             path: path.to_owned(),
         });
     }
-    match url::Url::parse(text) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(PageUrl {
-            host: u.host_str().map(str::to_owned),
-            path: u.path().to_owned(),
+    // The runtime's own WHATWG parser (JS `URL`), as in the proxy: no URL parser in the bundle.
+    let parsed = web_sys::Url::new(text).ok().filter(|u| {
+        matches!(u.protocol().as_str(), "http:" | "https:") && !u.hostname().is_empty()
+    });
+    match parsed {
+        Some(u) => Ok(PageUrl {
+            host: Some(u.hostname()),
+            path: u.pathname(),
         }),
-        _ => Err(bad(format!(
+        None => Err(bad(format!(
             "url {text:?} is neither an http(s) URL nor a path starting with /"
         ))),
     }

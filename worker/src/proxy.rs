@@ -18,7 +18,7 @@ use worker::web_sys::{
     WorkerGlobalScope,
 };
 use worker::worker_sys::Context;
-use worker::{Env, Result, Url};
+use worker::{Env, Result};
 
 use crate::config::Config;
 use crate::envelope;
@@ -44,11 +44,7 @@ pub async fn forward(
     config: &Config,
     url: &RequestUrl,
 ) -> Result<Response> {
-    let Some(default_origin) = config
-        .origin_url
-        .as_deref()
-        .and_then(|o| Url::parse(o).ok())
-    else {
+    let Some(default_origin) = config.origin_url.as_deref().and_then(parse_url) else {
         return envelope::error(502, "ORIGIN_URL is not configured or not a URL");
     };
     let incoming = req.headers();
@@ -91,7 +87,7 @@ pub async fn forward(
     let origin = decision
         .origin
         .as_deref()
-        .and_then(|o| Url::parse(o).ok())
+        .and_then(parse_url)
         .unwrap_or(default_origin);
     let path = decision.path.as_deref().unwrap_or(url.path());
     let target = upstream_url(&origin, path, url.query());
@@ -129,7 +125,7 @@ pub async fn forward(
         None => {
             let global: WorkerGlobalScope = js_sys::global().unchecked_into();
             let fetched =
-                JsFuture::from(global.fetch_with_str_and_init(target.as_str(), &init)).await;
+                JsFuture::from(global.fetch_with_str_and_init(&target, &init)).await;
             match fetched.and_then(JsCast::dyn_into::<Response>) {
                 Ok(response) => {
                     if let Some(lookup) = &lookup {
@@ -200,13 +196,18 @@ fn set_assignment_headers(
     Ok(())
 }
 
+/// Parses with the runtime's own WHATWG URL parser (JS `URL`): the same answers as the
+/// `url` crate, without compiling a URL parser and its IDNA tables into the bundle.
+fn parse_url(text: &str) -> Option<web_sys::Url> {
+    web_sys::Url::new(text).ok()
+}
+
 /// The origin URL with the request's (or the rewritten) path and the request's query.
-fn upstream_url(origin: &Url, path: &str, query: Option<&str>) -> Url {
-    let mut target = origin.clone();
-    let base = origin.path().trim_end_matches('/');
-    target.set_path(&format!("{base}{path}"));
-    target.set_query(query);
-    target
+fn upstream_url(origin: &web_sys::Url, path: &str, query: Option<&str>) -> String {
+    let base = origin.pathname();
+    origin.set_pathname(&format!("{}{path}", base.trim_end_matches('/')));
+    origin.set_search(query.unwrap_or(""));
+    origin.href()
 }
 
 /// The client's headers minus any `cleave-*` (clients must not spoof assignments) and `host`
