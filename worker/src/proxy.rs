@@ -124,8 +124,7 @@ pub async fn forward(
         Some(hit) => hit,
         None => {
             let global: WorkerGlobalScope = js_sys::global().unchecked_into();
-            let fetched =
-                JsFuture::from(global.fetch_with_str_and_init(&target, &init)).await;
+            let fetched = JsFuture::from(global.fetch_with_str_and_init(&target, &init)).await;
             match fetched.and_then(JsCast::dyn_into::<Response>) {
                 Ok(response) => {
                     if let Some(lookup) = &lookup {
