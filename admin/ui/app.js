@@ -1,5 +1,5 @@
 // The dashboard's shell: who is signed in, and which view the URL's hash names.
-import { api, get, setToken, token } from "./api.js";
+import { get, setToken, token } from "./api.js";
 import { clear, h } from "./dom.js";
 import { renderAudit, renderList, renderNewExperiment } from "./lists.js";
 import { renderExperiment } from "./experiment.js";
@@ -101,4 +101,3 @@ window.addEventListener("hashchange", () => {
   }
 })();
 
-export { api };

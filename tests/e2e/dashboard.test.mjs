@@ -357,17 +357,20 @@ test("a viewer sees everything but every change is disabled; long keys never wid
   await page.evaluate(() => sessionStorage.clear());
   await signIn(VIEWER);
   assert.match(await page.locator("#session").textContent(), /victor \(viewer\)/);
+  assert.ok(await page.locator("article.env").first().getByRole("button", { name: "Publish…" }).isDisabled());
   await page.goto(`${admin.url}/ui/#/experiments/${long.id}`);
   await page.locator("#experiment-key").waitFor();
   for (const name of ["Start", "Pause", "Stop", "Archive", "Save settings", "Save allocation", "Save targeting"]) {
     assert.ok(await page.getByRole("button", { name, exact: true }).isDisabled(), `${name} should be disabled for a viewer`);
   }
-  for (const hash of ["#/", `#/experiments/${long.id}`, "#/audit"]) {
-    await page.setViewportSize({ width: 390, height: 844 });
-    await page.goto(`${admin.url}/ui/${hash}`);
-    await page.locator("main h1").first().waitFor();
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    assert.ok(overflow <= 0, `${hash} is ${overflow}px wider than a phone`);
+  for (const width of [390, 1280]) {
+    for (const hash of ["#/", `#/experiments/${long.id}`, `#/experiments/${long.id}/results`, "#/audit"]) {
+      await page.setViewportSize({ width, height: 844 });
+      await page.goto(`${admin.url}/ui/${hash}`);
+      await page.locator("main h1").first().waitFor();
+      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `${hash} is ${overflow}px wider than a ${width}px screen`);
+    }
   }
   await shot("audit-phone", { width: 390, height: 844 });
   await shot("audit", { width: 1280, height: 900 });
