@@ -62,6 +62,7 @@ cat <<TXT
 cleave is up:
   worker   $url   (environment demo, version $current)
   admin    http://127.0.0.1:${admin_port}   (token: $CLEAVE_ADMIN_API_TOKEN)
+  dashboard http://127.0.0.1:${admin_port}/ui/   (sign in with that token)
   origin   http://127.0.0.1:${origin_port}
   postgres $DATABASE_URL
 

@@ -350,7 +350,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| AdminError::Internal(format!("cannot listen on {addr}: {e}")))?;
-            tracing::info!(%addr, sink = %ctx.sink.describe(), "cleave-admin serving");
+            tracing::info!(%addr, sink = %ctx.sink.describe(), dashboard = %format!("http://{addr}/ui/"), "cleave-admin serving");
             if guardrail_interval > 0 {
                 let every = std::time::Duration::from_secs(guardrail_interval);
                 tokio::spawn(crate::analysis::guardrails::watch(ctx.clone(), every));
