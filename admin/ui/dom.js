@@ -71,10 +71,13 @@ export function showProblems(form, problems, fallbackMessage) {
   const unplaced = [];
   for (const problem of problems) {
     const path = String(problem.path ?? "").replace(/^experiments\[[^\]]*\]\.?/, "");
-    const target = fields
-      .filter((f) => f.dataset.path.split("|").some((p) => path === p || path.startsWith(`${p}.`) || path.startsWith(`${p}[`)))
-      .sort((a, b) => b.dataset.path.length - a.dataset.path.length)[0];
-    const error = target?.querySelector(":scope > .field-error, :scope .field-error");
+    // The field whose matching alternative is longest: the most specific place.
+    const score = (f) => Math.max(-1, ...f.dataset.path.split("|")
+      .filter((p) => path === p || path.startsWith(`${p}.`) || path.startsWith(`${p}[`))
+      .map((p) => p.length));
+    const target = fields.filter((f) => score(f) >= 0).sort((a, b) => score(b) - score(a))[0];
+    // The target's own error line first (a row or condition), else its field's.
+    const error = target?.querySelector(":scope > .field-error") ?? target?.querySelector(".field-error");
     if (error) {
       error.hidden = false;
       error.append(h("span", {}, problem.message));

@@ -207,12 +207,16 @@ test("a refused edit shows each problem next to its field and changes nothing", 
   assert.match(await trafficError.textContent(), /traffic 15000 is outside 0..=10000/);
   assert.equal(await page.locator("#exp-traffic").getAttribute("aria-invalid"), "true");
 
-  // Overlapping ranges: the allocation refuses, with the problem at the allocation.
+  // Overlapping ranges, one past the last bucket: the overlap shows at the bar, the range
+  // at its own row.
   await page.locator("#alloc-1-start").fill("3000");
+  await page.locator("#alloc-1-end").fill("10000");
   await page.getByRole("button", { name: "Save allocation" }).click();
-  const allocError = page.locator("form:has(#alloc-h) .field-error:not([hidden]), form:has(#alloc-h) .form-errors:not([hidden])").first();
-  await allocError.waitFor();
-  assert.match(await allocError.textContent(), /overlap/i);
+  const barError = page.locator(".alloc-wrap > .field-error");
+  await barError.waitFor();
+  assert.match(await barError.textContent(), /overlap at 3000/);
+  assert.match(await page.locator('[data-row="1"] > .field-error').textContent(), /range \[3000, 10000\] is outside 0..=9999/);
+  assert.equal(await page.locator('[data-row="0"] > .field-error').isVisible(), false);
 
   // A numeric operator with a word for its value: the error sits at that condition's value.
   await page.getByRole("button", { name: "Add rule" }).click();
