@@ -67,19 +67,34 @@ fn page_url(text: &str) -> Result<PageUrl, BadRequest> {
             path: path.to_owned(),
         });
     }
-    // The runtime's own WHATWG parser (JS `URL`), as in the proxy: no URL parser in the bundle.
-    let parsed = web_sys::Url::new(text).ok().filter(|u| {
-        matches!(u.protocol().as_str(), "http:" | "https:") && !u.hostname().is_empty()
+    let parsed = parse_absolute(text).filter(|(scheme, host, _)| {
+        matches!(scheme.as_str(), "http:" | "https:") && !host.is_empty()
     });
     match parsed {
-        Some(u) => Ok(PageUrl {
-            host: Some(u.hostname()),
-            path: u.pathname(),
+        Some((_, host, path)) => Ok(PageUrl {
+            host: Some(host),
+            path,
         }),
         None => Err(bad(format!(
             "url {text:?} is neither an http(s) URL nor a path starting with /"
         ))),
     }
+}
+
+/// (scheme with its colon, host, path) by the WHATWG URL rules. In the worker that is the
+/// runtime's own `URL`, so no URL parser (and no IDNA tables) is compiled into the bundle;
+/// natively (tests, fuzzing) the `url` crate, which implements the same standard.
+#[cfg(target_arch = "wasm32")]
+fn parse_absolute(text: &str) -> Option<(String, String, String)> {
+    let u = web_sys::Url::new(text).ok()?;
+    Some((u.protocol(), u.hostname(), u.pathname()))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn parse_absolute(text: &str) -> Option<(String, String, String)> {
+    let u = url::Url::parse(text).ok()?;
+    let host = u.host_str().unwrap_or_default().to_owned();
+    Some((format!("{}:", u.scheme()), host, u.path().to_owned()))
 }
 
 /// A request the API refuses with 400; the message says what is wrong.
