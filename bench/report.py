@@ -56,7 +56,12 @@ def main(results_path, md_path, png_path):
         lines.append(f"| assign, {n} experiments | {nat / 1000:.2f} µs | {m['ns'] / 1000:.2f} µs | {m['ns_per_experiment']:.0f} ns |")
     for n, m in r["wasm"]["decode"].items():
         nat = r["native"]["decode"][n]["ns"]
-        lines.append(f"| decode, {n} experiments ({m['bytes'] / 1024:.0f} KiB) | {nat / 1e6:.2f} ms | {m['ns'] / 1e6:.2f} ms | |")
+        lines.append(f"| decode sidecar, {n} experiments ({m['bytes'] / 1024:.0f} KiB) | {nat / 1e6:.2f} ms | {m['ns'] / 1e6:.2f} ms | |")
+    for n, m in r["wasm"].get("decode_json", {}).items():
+        nat = r["native"]["decode_json"][n]["ns"]
+        lines.append(f"| decode JSON (fallback), {n} experiments ({m['bytes'] / 1024:.0f} KiB) | {nat / 1e6:.2f} ms | {m['ns'] / 1e6:.2f} ms | |")
+    for n, m in r["wasm"].get("drop", {}).items():
+        lines.append(f"| release a decoded engine, {n} experiments | | {m['ns'] / 1e6:.2f} ms | |")
     for n, m in r["wasm"]["growthbook"].items():
         lines.append(f"| GrowthBook JS (Node), {n} experiments | | {m['ns'] / 1000:.2f} µs | {m['ns_per_experiment']:.0f} ns |")
     b, mem = r["bundle"], r["memory"]

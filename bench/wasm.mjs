@@ -15,18 +15,22 @@ function best(fn, rounds = 5) {
   return { best: Math.min(...runs), worst: Math.max(...runs) };
 }
 
-const out = { assign: {}, decode: {}, growthbook: {} };
+const out = { assign: {}, decode: {}, decode_json: {}, drop: {}, growthbook: {} };
 for (const n of [1, 10, 100, 1000]) {
   core.assign_ns(n, 2000); // warm up: let V8 tier the code up
   const iters = Math.max(200, Math.floor(200000 / n));
   const r = best(() => core.assign_ns(n, iters));
   out.assign[n] = { ns: r.best, worst_ns: r.worst, ns_per_experiment: r.best / n };
 }
-for (const n of [10, 100, 1000, 5000]) {
-  core.decode_ns(n, 3);
-  const r = best(() => core.decode_ns(n, n >= 1000 ? 5 : 50), 3);
-  out.decode[n] = { ns: r.best, worst_ns: r.worst, bytes: core.snapshot_bytes(n) };
+// decode: the binary sidecar a worker reads; decode_json: the JSON body it falls back to.
+for (const [name, json] of [["decode", false], ["decode_json", true]]) {
+  for (const n of [10, 100, 1000, 5000]) {
+    core.decode_ns(n, 3, json);
+    const r = best(() => core.decode_ns(n, n >= 1000 ? 5 : 50, json), 5);
+    out[name][n] = { ns: r.best, worst_ns: r.worst, bytes: core.snapshot_bytes(n, json) };
+  }
 }
+for (const n of [1000, 5000]) out.drop[n] = { ns: best(() => core.drop_ns(n, 5), 3).best };
 const countries = ["US", "CA", "GB", "DE", "FR", "JP", "BR", "IN"];
 const plans = ["free", "pro", "internal"];
 for (const n of [20, 100]) {

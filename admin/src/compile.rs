@@ -24,7 +24,7 @@ pub fn to_snapshot_experiment(e: &Experiment) -> snapshot::Experiment {
         .map(|v| snapshot::Variant {
             id: v.id.to_string(),
             key: v.key.clone(),
-            payload: v.payload.clone(),
+            payload: snapshot::Payload::new(&v.payload),
             allow: v.allow.clone(),
             route: v.route.clone(),
             ranges: e

@@ -2,7 +2,7 @@
 //! pointer — in that order, inside one transaction that holds the environment's row lock.
 
 use cleave_core::plan::Plan;
-use cleave_core::snapshot::Snapshot;
+use cleave_core::snapshot::{encode_binary, Snapshot};
 use sqlx::PgConnection;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -151,7 +151,8 @@ async fn publish_locked(
     )
     .await?;
     let pointer_note = pointer_note(&env);
-    sink.put_body(&env.name, version, &body)
+    let sidecar = encode_binary(&snapshot);
+    sink.put_body(&env.name, version, &body, Some(&sidecar))
         .await
         .map_err(|e| {
             AdminError::Upload(format!(
@@ -166,6 +167,7 @@ async fn publish_locked(
         &sha256,
         None,
         &body,
+        Some(&sidecar),
     );
     sink.put_pointer(&env.name, &pointer).await.map_err(|e| {
         AdminError::Upload(format!(
@@ -236,6 +238,11 @@ async fn rollback_locked(
     let rollback_from = u64::try_from(newest)
         .ok()
         .filter(|&from| from > u64::try_from(to).unwrap_or(0));
+    // The sidecar is derived from the stored body; a body this build cannot read (none should
+    // exist) is rolled back to without one, and workers read its JSON.
+    let sidecar = serde_json::from_str::<Snapshot>(&stored.body)
+        .ok()
+        .map(|s| encode_binary(&s));
     let pointer = signing::pointer_to(
         out.signer,
         &env.name,
@@ -243,8 +250,12 @@ async fn rollback_locked(
         &stored.sha256,
         rollback_from,
         &stored.body,
+        sidecar.as_deref(),
     );
-    let uploaded = match sink.put_body(&env.name, to, &stored.body).await {
+    let uploaded = match sink
+        .put_body(&env.name, to, &stored.body, sidecar.as_deref())
+        .await
+    {
         Ok(()) => sink.put_pointer(&env.name, &pointer).await,
         Err(e) => Err(e),
     };

@@ -7,7 +7,8 @@
 use std::fmt;
 use std::path::Path;
 
-use cleave_core::pointer::{self, Pointer};
+use cleave_core::pointer::{self, BinarySidecar, Pointer};
+use cleave_core::snapshot::BINARY_FORMAT;
 use ed25519_dalek::{Signer as _, SigningKey};
 
 /// The key snapshots are signed with. Its `Debug` never shows the key.
@@ -77,13 +78,13 @@ impl SnapshotSigner {
         pointer::encode(self.key.verifying_key().as_bytes())
     }
 
-    fn sign(&self, env: &str, version: u64, rollback_from: Option<u64>, body: &[u8]) -> String {
-        let message = pointer::signed_message(env, version, rollback_from, body);
-        pointer::encode(&self.key.sign(&message).to_bytes())
+    fn sign(&self, message: &[u8]) -> String {
+        pointer::encode(&self.key.sign(message).to_bytes())
     }
 }
 
-/// The pointer to `version` of `env` whose body is `body`, signed when a key is configured.
+/// The pointer to `version` of `env` whose body is `body` (and binary sidecar `sidecar`, when
+/// one was written), each signed when a key is configured.
 pub fn pointer_to(
     signer: Option<&SnapshotSigner>,
     env: &str,
@@ -91,12 +92,25 @@ pub fn pointer_to(
     sha256: &str,
     rollback_from: Option<u64>,
     body: &str,
+    sidecar: Option<&[u8]>,
 ) -> Pointer {
+    let body_message = || pointer::signed_message(env, version, rollback_from, body.as_bytes());
     Pointer {
         version,
         sha256: Some(sha256.to_owned()),
         rollback_from,
-        signature: signer.map(|s| s.sign(env, version, rollback_from, body.as_bytes())),
+        signature: signer.map(|s| s.sign(&body_message())),
+        binary: sidecar.map(|bytes| BinarySidecar {
+            format: BINARY_FORMAT,
+            signature: signer.map(|s| {
+                s.sign(&pointer::signed_binary_message(
+                    env,
+                    version,
+                    rollback_from,
+                    bytes,
+                ))
+            }),
+        }),
     }
 }
 
@@ -112,7 +126,15 @@ mod tests {
         let public =
             VerifyingKey::from_bytes(&pointer::parse_public_key(&signer.public_key()).unwrap())
                 .unwrap();
-        let p = pointer_to(Some(&signer), "prod", 4, "abc", Some(6), "{\"a\":1}");
+        let p = pointer_to(
+            Some(&signer),
+            "prod",
+            4,
+            "abc",
+            Some(6),
+            "{\"a\":1}",
+            Some(b"CLVB"),
+        );
         let signature = Signature::from_bytes(&p.signature_bytes().unwrap());
         let verifies = |env: &str, version, from, body: &str| {
             let message = pointer::signed_message(env, version, from, body.as_bytes());
@@ -123,6 +145,13 @@ mod tests {
         assert!(!verifies("prod", 5, Some(6), "{\"a\":1}"));
         assert!(!verifies("prod", 4, None, "{\"a\":1}"));
         assert!(!verifies("prod", 4, Some(6), "{\"a\":2}"));
+        // The sidecar has its own signature, which a body's can never stand in for.
+        let sidecar = Signature::from_bytes(&p.binary_signature_bytes().unwrap());
+        let message = pointer::signed_binary_message("prod", 4, Some(6), b"CLVB");
+        assert!(public.verify(&message, &sidecar).is_ok());
+        let as_body = pointer::signed_message("prod", 4, Some(6), b"CLVB");
+        assert!(public.verify(&as_body, &sidecar).is_err());
+        assert_eq!(p.binary.as_ref().unwrap().format, BINARY_FORMAT);
     }
 
     #[test]
@@ -132,8 +161,8 @@ mod tests {
         assert_eq!(again.public_key(), signer.public_key());
         assert!(!format!("{signer:?}").contains(&signer.seed_text()));
         assert!(SnapshotSigner::parse("short", "the key").is_err());
-        assert!(pointer_to(None, "prod", 1, "x", None, "{}")
-            .signature
-            .is_none());
+        let unsigned = pointer_to(None, "prod", 1, "x", None, "{}", Some(b"CLVB"));
+        assert!(unsigned.signature.is_none());
+        assert_eq!(unsigned.binary.unwrap().signature, None);
     }
 }

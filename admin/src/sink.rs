@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use cleave_core::snapshot::{body_key, pointer_key, Pointer};
+use cleave_core::snapshot::{binary_key, body_key, pointer_key, Pointer};
 
 /// A configured destination for snapshots.
 #[derive(Debug, Clone)]
@@ -21,27 +21,44 @@ pub enum Sink {
         namespaces: Namespaces,
         api_token: String,
     },
-    /// A folder: `{dir}/{env}/v{N}.json` per version, `{dir}/{env}.json` = the current one.
+    /// A folder: `{dir}/{env}/v{N}.json` (and its sidecar `v{N}.bin`) per version,
+    /// `{dir}/{env}.json` = the current one.
     File { dir: PathBuf },
 }
 
 impl Sink {
-    /// Stores the body of `version`.
+    /// Stores the body of `version` and, when given, its binary sidecar.
     ///
     /// # Errors
     /// A message saying what the destination answered.
-    pub async fn put_body(&self, env: &str, version: i64, body: &str) -> Result<(), String> {
+    pub async fn put_body(
+        &self,
+        env: &str,
+        version: i64,
+        body: &str,
+        sidecar: Option<&[u8]>,
+    ) -> Result<(), String> {
+        let number = u64::try_from(version).unwrap_or(0);
+        let mut entries = vec![(body_key(env, number), body.as_bytes())];
+        entries.extend(sidecar.map(|bytes| (binary_key(env, number), bytes)));
         match self {
             Self::File { dir } => {
                 let folder = dir.join(env);
                 tokio::fs::create_dir_all(&folder)
                     .await
                     .map_err(|e| format!("{}: {e}", folder.display()))?;
+                if let Some(bytes) = sidecar {
+                    write_file(&folder.join(format!("v{version}.bin")), bytes).await?;
+                }
                 write_file(&folder.join(format!("v{version}.json")), body).await
             }
-            _ => {
-                let key = body_key(env, u64::try_from(version).unwrap_or(0));
-                self.put_key(env, &key, body).await
+            // One key at a time: `wrangler kv bulk put --local` stores values as text, which
+            // would mangle a sidecar's bytes.
+            Self::WranglerLocal { .. } | Self::Cloudflare { .. } => {
+                for (key, value) in &entries {
+                    self.put_key(env, key, value).await?;
+                }
+                Ok(())
             }
         }
     }
@@ -63,11 +80,14 @@ impl Sink {
                 write_file(&dir.join(format!("{env}.pointer.json")), &pointer_text).await?;
                 write_file(&dir.join(format!("{env}.json")), &body).await
             }
-            _ => self.put_key(env, &pointer_key(env), &pointer_text).await,
+            _ => {
+                self.put_key(env, &pointer_key(env), pointer_text.as_bytes())
+                    .await
+            }
         }
     }
 
-    async fn put_key(&self, env: &str, key: &str, value: &str) -> Result<(), String> {
+    async fn put_key(&self, env: &str, key: &str, value: &[u8]) -> Result<(), String> {
         match self {
             Self::WranglerLocal { root, persist_to } => {
                 wrangler_put(root, persist_to.as_deref(), key, value).await
@@ -88,7 +108,7 @@ impl Sink {
                     .put(&url)
                     .bearer_auth(api_token)
                     .header("content-type", "application/octet-stream")
-                    .body(value.to_owned())
+                    .body(value.to_vec())
                     .send()
                     .await
                     .map_err(|e| format!("Cloudflare KV write of {key} failed: {e}"))?;
@@ -219,9 +239,11 @@ fn encode_key(key: &str) -> String {
         .collect()
 }
 
-async fn write_file(path: &Path, body: &str) -> Result<(), String> {
+async fn write_file(path: &Path, body: impl AsRef<[u8]>) -> Result<(), String> {
     // Write then rename, so a reader never sees half a file.
-    let tmp = path.with_extension("json.tmp");
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     tokio::fs::write(&tmp, body)
         .await
         .map_err(|e| format!("{}: {e}", tmp.display()))?;
@@ -235,30 +257,41 @@ async fn wrangler_put(
     root: &Path,
     persist_to: Option<&Path>,
     key: &str,
-    value: &str,
+    value: &[u8],
+) -> Result<(), String> {
+    let args = [
+        "kv",
+        "key",
+        "put",
+        "--local",
+        "--binding",
+        "SNAPSHOTS",
+        key,
+        "--path",
+    ];
+    run_wrangler(root, persist_to, &args, value).await
+}
+
+/// Runs the checkout's wrangler with `args` followed by a temporary file holding `file`.
+async fn run_wrangler(
+    root: &Path,
+    persist_to: Option<&Path>,
+    args: &[&str],
+    file: &[u8],
 ) -> Result<(), String> {
     let tmp = std::env::temp_dir().join(format!(
-        "cleave-kv-{}-{}.json",
+        "cleave-kv-{}-{}",
         std::process::id(),
         uuid::Uuid::new_v4()
     ));
-    tokio::fs::write(&tmp, value)
+    tokio::fs::write(&tmp, file)
         .await
         .map_err(|e| format!("{}: {e}", tmp.display()))?;
     let wrangler = root.join("node_modules/wrangler/bin/wrangler.js");
     let mut command = tokio::process::Command::new("node");
     command
         .arg(&wrangler)
-        .args([
-            "kv",
-            "key",
-            "put",
-            "--local",
-            "--binding",
-            "SNAPSHOTS",
-            key,
-            "--path",
-        ])
+        .args(args)
         .arg(&tmp)
         .current_dir(root)
         .env("WRANGLER_SEND_METRICS", "false");
@@ -272,7 +305,12 @@ async fn wrangler_put(
         Ok(())
     } else {
         Err(format!(
-            "wrangler kv key put {key} failed ({}): {}",
+            "wrangler {} failed ({}): {}",
+            args.iter()
+                .take_while(|a| !a.starts_with("--"))
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" "),
             output.status,
             String::from_utf8_lossy(&output.stderr).trim()
         ))

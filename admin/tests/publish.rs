@@ -300,10 +300,10 @@ async fn a_failed_upload_leaves_everything_where_it_was(pool: PgPool) {
 /// A stand-in for the Cloudflare KV REST API on loopback that records every request.
 async fn fake_cloudflare(
     fail_pointer: bool,
-) -> (String, Arc<Mutex<Vec<(String, String, String, String)>>>) {
+) -> (String, Arc<Mutex<Vec<(String, String, String, Vec<u8>)>>>) {
     use axum::extract::{Request, State};
     use axum::http::HeaderMap;
-    type Log = Arc<Mutex<Vec<(String, String, String, String)>>>;
+    type Log = Arc<Mutex<Vec<(String, String, String, Vec<u8>)>>>;
     let log: Log = Arc::default();
     async fn record(
         State((log, fail)): State<(Log, bool)>,
@@ -317,13 +317,10 @@ async fn fake_cloudflare(
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        let body = String::from_utf8(
-            axum::body::to_bytes(req.into_body(), 1 << 20)
-                .await
-                .unwrap()
-                .to_vec(),
-        )
-        .unwrap();
+        let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec();
         let pointer = path.ends_with("%3Acurrent");
         log.lock().unwrap().push((method, path, auth, body));
         if fail && pointer {
@@ -388,8 +385,10 @@ async fn cloudflare_sink_publishes_each_environment_to_its_own_namespace(pool: P
         paths,
         [
             format!("{prefix}ns-staging/values/snapshot%3Astaging%3Av1"),
+            format!("{prefix}ns-staging/values/snapshot%3Astaging%3Av1.bin"),
             format!("{prefix}ns-staging/values/snapshot%3Astaging%3Acurrent"),
             format!("{prefix}ns-prod/values/snapshot%3Aproduction%3Av1"),
+            format!("{prefix}ns-prod/values/snapshot%3Aproduction%3Av1.bin"),
             format!("{prefix}ns-prod/values/snapshot%3Aproduction%3Acurrent"),
         ]
     );
@@ -411,7 +410,7 @@ async fn cloudflare_sink_writes_body_then_pointer(pool: PgPool) {
     let (status, body) = set_status(&app, &id, "RUNNING").await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let log = log.lock().unwrap().clone();
-    assert_eq!(log.len(), 2);
+    assert_eq!(log.len(), 3);
     let prefix = "/client/v4/accounts/acct-1/storage/kv/namespaces/ns-1/values/";
     let (method, path, auth, sent) = &log[0];
     assert_eq!(
@@ -422,13 +421,21 @@ async fn cloudflare_sink_writes_body_then_pointer(pool: PgPool) {
             "Bearer cf-token"
         )
     );
-    let snapshot: Value = serde_json::from_str(sent).unwrap();
+    let snapshot: Value = serde_json::from_slice(sent).unwrap();
     assert_eq!(
         (snapshot["environment"].clone(), snapshot["version"].clone()),
         (json!("prod"), json!(1))
     );
-    Engine::decode(sent.as_bytes()).unwrap();
-    let (method, path, auth, sent) = &log[1];
+    let from_json = Engine::decode(sent).unwrap();
+    // The sidecar carries exactly the body's snapshot.
+    let (method, path, _, sidecar) = &log[1];
+    assert_eq!(
+        (method.as_str(), path.as_str()),
+        ("PUT", &*format!("{prefix}snapshot%3Aprod%3Av1.bin"))
+    );
+    let from_binary = Engine::decode_binary(sidecar).unwrap();
+    assert_eq!(from_binary.snapshot(), from_json.snapshot());
+    let (method, path, auth, sent) = &log[2];
     assert_eq!(
         (method.as_str(), path.as_str(), auth.as_str()),
         (
@@ -437,8 +444,9 @@ async fn cloudflare_sink_writes_body_then_pointer(pool: PgPool) {
             "Bearer cf-token"
         )
     );
-    let pointer: Value = serde_json::from_str(sent).unwrap();
+    let pointer: Value = serde_json::from_slice(sent).unwrap();
     assert_eq!(pointer["version"], 1);
+    assert_eq!(pointer["binary"], json!({"format": 1}));
     assert_eq!(pointer["sha256"], body["published"]["sha256"]);
 }
 
@@ -460,6 +468,6 @@ async fn cloudflare_pointer_failure_is_reported_and_rolled_back(pool: PgPool) {
         message.contains("flipping the pointer of prod to v1 failed") && message.contains("500"),
         "{message}"
     );
-    assert_eq!(log.lock().unwrap().len(), 2);
+    assert_eq!(log.lock().unwrap().len(), 3);
     assert_eq!(versions(&pool).await, Vec::<i64>::new());
 }

@@ -23,17 +23,24 @@ fn assign(c: &mut Criterion) {
     group.finish();
 }
 
+/// Decoding the binary sidecar (what a worker reads) and the JSON body (its fallback).
 fn decode(c: &mut Criterion) {
-    let mut group = c.benchmark_group("decode");
-    group.sample_size(20);
-    for n in [10usize, 100, 1000, 5000] {
-        let bytes = serde_json::to_vec(&cleave_bench::snapshot_json(n)).unwrap();
-        group.throughput(Throughput::Bytes(bytes.len() as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(n), &bytes, |b, bytes| {
-            b.iter(|| Engine::decode(bytes).unwrap());
-        });
+    for (name, binary) in [("decode", true), ("decode-json", false)] {
+        let mut group = c.benchmark_group(name);
+        group.sample_size(20);
+        for n in [10usize, 100, 1000, 5000] {
+            let bytes = cleave_bench::snapshot_bytes(n, binary);
+            group.throughput(Throughput::Bytes(bytes.len() as u64));
+            group.bench_with_input(BenchmarkId::from_parameter(n), &bytes, |b, bytes| {
+                if binary {
+                    b.iter(|| Engine::decode_binary(bytes).unwrap());
+                } else {
+                    b.iter(|| Engine::decode(bytes).unwrap());
+                }
+            });
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 criterion_group!(benches, assign, decode);

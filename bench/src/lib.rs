@@ -25,6 +25,16 @@ pub fn snapshot_json(n: usize) -> Value {
     })
 }
 
+/// The `n`-experiment snapshot as a worker reads it: its binary sidecar, or its JSON body.
+pub fn snapshot_bytes(n: usize, binary: bool) -> Vec<u8> {
+    let json = serde_json::to_vec(&snapshot_json(n)).unwrap();
+    if !binary {
+        return json;
+    }
+    let snapshot: cleave_core::snapshot::Snapshot = serde_json::from_slice(&json).unwrap();
+    cleave_core::snapshot::encode_binary(&snapshot)
+}
+
 fn experiment(i: usize) -> Value {
     let key = format!("exp-{i:04}");
     let variants = 2 + i % 3;

@@ -17,15 +17,35 @@ fn now_ms() -> f64 {
         .unwrap_or_else(js_sys::Date::now)
 }
 
-/// Nanoseconds per `Engine::decode` of an `n`-experiment snapshot, over `rounds` decodes.
+/// Nanoseconds per decode of an `n`-experiment snapshot, over `rounds` decodes: of its binary
+/// sidecar (what a worker reads) or, with `json`, of its JSON body (the fallback). Engines are
+/// dropped after the clock stops: a worker releases the previous version's engine when it next
+/// swaps, not while it decodes the new one ([`drop_ns`] times that release).
 #[wasm_bindgen]
-pub fn decode_ns(n: usize, rounds: u32) -> f64 {
-    let bytes = serde_json::to_vec(&crate::snapshot_json(n)).unwrap();
+pub fn decode_ns(n: usize, rounds: u32, json: bool) -> f64 {
+    let bytes = crate::snapshot_bytes(n, !json);
+    let decode = if json {
+        Engine::decode
+    } else {
+        Engine::decode_binary
+    };
+    let mut engines = Vec::with_capacity(rounds as usize);
     let start = now_ms();
     for _ in 0..rounds {
-        let engine = Engine::decode(&bytes).unwrap();
-        std::hint::black_box(&engine);
+        engines.push(decode(&bytes).unwrap());
     }
+    (now_ms() - start) * 1e6 / f64::from(rounds)
+}
+
+/// Nanoseconds to drop an engine decoded from an `n`-experiment snapshot.
+#[wasm_bindgen]
+pub fn drop_ns(n: usize, rounds: u32) -> f64 {
+    let bytes = crate::snapshot_bytes(n, true);
+    let engines: Vec<Engine> = (0..rounds)
+        .map(|_| Engine::decode_binary(&bytes).unwrap())
+        .collect();
+    let start = now_ms();
+    drop(engines);
     (now_ms() - start) * 1e6 / f64::from(rounds)
 }
 
@@ -43,8 +63,8 @@ pub fn assign_ns(n: usize, rounds: u32) -> f64 {
     (now_ms() - start) * 1e6 / f64::from(rounds)
 }
 
-/// Size in bytes of the `n`-experiment snapshot JSON.
+/// Size in bytes of the `n`-experiment snapshot: its sidecar, or with `json` its JSON body.
 #[wasm_bindgen]
-pub fn snapshot_bytes(n: usize) -> usize {
-    serde_json::to_vec(&crate::snapshot_json(n)).unwrap().len()
+pub fn snapshot_bytes(n: usize, json: bool) -> usize {
+    crate::snapshot_bytes(n, !json).len()
 }

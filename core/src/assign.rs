@@ -229,14 +229,16 @@ impl<'e, 's> Evaluation<'e, 's> {
     /// made on its fallback unit (the primary id is absent) or kept from the record, and not
     /// forced.
     fn by_fallback(&self, pos: usize, exp: &PreparedExperiment) -> bool {
-        exp.fallback_unit.is_some()
+        let Some(experiment) = self.engine.snapshot().experiments.get(exp.index) else {
+            return false;
+        };
+        experiment.fallback_unit.is_some()
             && self
                 .subject
                 .forced
-                .zip(self.engine.snapshot().experiments.get(exp.index))
-                .is_none_or(|(f, e)| !f.contains_key(&e.key))
+                .is_none_or(|f| !f.contains_key(&experiment.key))
             && (self.kept.get(pos).is_some_and(Option::is_some)
-                || !self.subject.units.contains_key(&exp.unit))
+                || !self.subject.units.contains_key(&experiment.unit))
     }
 
     /// The variant index the running experiment at `pos` assigns, memoised.
@@ -273,7 +275,7 @@ impl<'e, 's> Evaluation<'e, 's> {
                 return chosen(v, Explanation::Forced { variant: key_of(v) });
             }
         }
-        match self.enrol(pos, exp, depth) {
+        match self.enrol(pos, exp, experiment, depth) {
             Ok((v, how)) => {
                 let variant = key_of(v);
                 let why = match how {
@@ -299,6 +301,7 @@ impl<'e, 's> Evaluation<'e, 's> {
         &mut self,
         pos: usize,
         exp: &'e PreparedExperiment,
+        experiment: &'e Experiment,
         depth: usize,
     ) -> Result<(usize, How<'e>), Explanation<'e>> {
         let subject = self.subject;
@@ -309,7 +312,8 @@ impl<'e, 's> Evaluation<'e, 's> {
             return Err(Explanation::OutsideWindow);
         }
         // 2. the unit: the experiment's own type, else its fallback
-        let (unit_type, unit) = resolve_unit(exp, subject.units).ok_or(Explanation::NoUnit)?;
+        let (unit_type, unit) =
+            resolve_unit(experiment, subject.units).ok_or(Explanation::NoUnit)?;
         if let Ok(at) = exp.allow.binary_search_by(|(id, _)| id.as_str().cmp(unit)) {
             let v = exp.allow.get(at).map_or(0, |(_, v)| *v);
             return Ok((v, How::AllowListed));
@@ -358,7 +362,7 @@ impl<'e, 's> Evaluation<'e, 's> {
             }
         }
         // 5. traffic gate, 6. variant bucket: both from one digest
-        let d = draw(&exp.salt, unit);
+        let d = draw(experiment.effective_salt(), unit);
         if d.gate >= exp.traffic {
             return Err(Explanation::TrafficGate {
                 gate: d.gate,
@@ -424,13 +428,13 @@ fn kept_variants(
     let mut kept = vec![None; engine.running.len()];
     let mut pinned = vec![None; engine.layer_seeds.len()];
     for (pos, exp) in engine.running.iter().enumerate() {
-        let Some(id) = exp.fallback_unit.as_ref().and_then(|u| units.get(u)) else {
-            continue;
-        };
         let Some(experiment) = engine.snapshot().experiments.get(exp.index) else {
             continue;
         };
-        let Some(variant) = sticky.variant(&experiment.key, &exp.salt, id) else {
+        let Some(id) = experiment.fallback_unit.as_ref().and_then(|u| units.get(u)) else {
+            continue;
+        };
+        let Some(variant) = sticky.variant(&experiment.key, experiment.effective_salt(), id) else {
             continue;
         };
         let v = experiment.variants.iter().position(|x| x.key == variant);
@@ -446,10 +450,10 @@ fn kept_variants(
 
 /// `(unit type, id)` the experiment hashes for these units.
 fn resolve_unit<'e, 'u>(
-    exp: &'e PreparedExperiment,
+    experiment: &'e Experiment,
     units: &'u Units,
 ) -> Option<(&'e str, &'u str)> {
-    unit_for(&exp.unit, exp.fallback_unit.as_deref(), units)
+    unit_for(&experiment.unit, experiment.fallback_unit.as_deref(), units)
 }
 
 /// `(unit type, id)` an experiment on `unit` (else `fallback`) hashes for these units.

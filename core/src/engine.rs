@@ -4,7 +4,7 @@
 //! that passes is turned into per-experiment lookup tables so a decision does no parsing and
 //! allocates only its result.
 
-use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use thiserror::Error;
 
@@ -28,6 +28,9 @@ pub enum SnapshotError {
     /// The bytes are not snapshot JSON.
     #[error("snapshot is not valid JSON: {0}")]
     Json(String),
+    /// The bytes are not a binary sidecar this build reads.
+    #[error("snapshot sidecar is unusable: {0}")]
+    Binary(String),
     /// The JSON parsed but breaks the contract; every problem is listed.
     #[error("snapshot is invalid: {0}")]
     Invalid(Problems),
@@ -58,9 +61,7 @@ pub struct Engine {
 pub(crate) struct PreparedExperiment {
     /// Index into `snapshot.experiments`.
     pub(crate) index: usize,
-    pub(crate) unit: String,
-    pub(crate) fallback_unit: Option<String>,
-    pub(crate) salt: String,
+    /// Unit types and salt are read from the experiment itself (`index`), not copied.
     pub(crate) traffic: u16,
     pub(crate) start_ms: Option<i64>,
     pub(crate) end_ms: Option<i64>,
@@ -103,6 +104,18 @@ impl Engine {
         Self::new(snapshot).map_err(SnapshotError::Invalid)
     }
 
+    /// Decodes and validates a snapshot's binary sidecar ([`crate::snapshot::decode_binary`]),
+    /// exactly as [`Engine::decode`] does its JSON body.
+    ///
+    /// # Errors
+    /// [`SnapshotError::Binary`] for bytes that are not a sidecar of this format,
+    /// [`SnapshotError::Invalid`] listing every contract violation.
+    pub fn decode_binary(bytes: &[u8]) -> Result<Self, SnapshotError> {
+        let snapshot = crate::snapshot::decode_binary(bytes)
+            .map_err(|e| SnapshotError::Binary(e.to_string()))?;
+        Self::new(snapshot).map_err(SnapshotError::Invalid)
+    }
+
     /// Validates `snapshot` and prepares it for evaluation.
     ///
     /// # Errors
@@ -119,18 +132,11 @@ impl Engine {
             .map(|h| prepare_holdout(h, &mut problems));
         let mut layers = LayerTable::default();
         let mut running = Vec::new();
-        let mut keys = BTreeMap::new();
+        // One path buffer for every experiment: a valid snapshot formats no path per experiment.
+        let mut path = String::new();
         for (index, exp) in snapshot.experiments.iter().enumerate() {
-            let path = format!("experiments[{index}]");
-            if let Some(first) = keys.insert(exp.key.as_str(), index) {
-                problems.push(
-                    format!("{path}.key"),
-                    format!(
-                        "duplicate experiment key {:?} (also experiments[{first}])",
-                        exp.key
-                    ),
-                );
-            }
+            path.clear();
+            let _ = write!(path, "experiments[{index}]");
             let prepared = prepare::prepare_experiment(
                 index,
                 exp,
@@ -144,6 +150,7 @@ impl Engine {
                 running.extend(prepared);
             }
         }
+        let by_key = key_order(&snapshot.experiments, &mut problems);
         layers.check_overlaps(&snapshot.experiments, &mut problems);
         links::check_prerequisites(&snapshot.experiments, &mut problems);
         if !problems.is_empty() {
@@ -152,7 +159,6 @@ impl Engine {
         let key_of =
             |p: &PreparedExperiment| snapshot.experiments.get(p.index).map(|e| e.key.as_str());
         running.sort_unstable_by(|a, b| key_of(a).cmp(&key_of(b)));
-        let by_key: Vec<usize> = keys.into_values().collect();
         links::resolve_prerequisites(&snapshot.experiments, &mut running);
         let uses_edge_attributes = running.iter().any(|p| p.rules.reads_any(is_reserved));
         let has_prerequisites = running.iter().any(|p| !p.prerequisites.is_empty());
@@ -201,6 +207,32 @@ impl Engine {
             .ok()?;
         experiments.get(*self.by_key.get(at)?)
     }
+}
+
+/// Experiment indices sorted by key, for lookups by key; a key used twice is a problem,
+/// reported at each later use against the first.
+fn key_order(experiments: &[Experiment], problems: &mut Problems) -> Vec<usize> {
+    let key = |i: &usize| experiments.get(*i).map_or("", |e| e.key.as_str());
+    let mut order: Vec<usize> = (0..experiments.len()).collect();
+    // Stable: equal keys stay in index order, so the first of a run is the first use.
+    order.sort_by(|a, b| key(a).cmp(key(b)));
+    let mut first = None;
+    for pair in order.windows(2) {
+        let [a, b] = pair else { continue };
+        if key(a) != key(b) {
+            first = None;
+            continue;
+        }
+        let first = *first.get_or_insert(*a);
+        problems.push(
+            format!("experiments[{b}].key"),
+            format!(
+                "duplicate experiment key {:?} (also experiments[{first}])",
+                key(b)
+            ),
+        );
+    }
+    order
 }
 
 fn check_header(snapshot: &Snapshot, problems: &mut Problems) {

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 /// Domain separation: a signature over a snapshot can never pass for any other signed thing.
 const CONTEXT: &[u8] = b"cleave-snapshot:v1\n";
+/// The same for a binary sidecar, so a body's signature never passes for a sidecar's.
+const BINARY_CONTEXT: &[u8] = b"cleave-snapshot-binary:v1\n";
 
 /// Length of an Ed25519 public key.
 pub const PUBLIC_KEY_BYTES: usize = 32;
@@ -32,6 +34,20 @@ pub struct Pointer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_from: Option<u64>,
     /// base64url (unpadded) Ed25519 signature over [`signed_message`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// The binary sidecar of this version (`snapshot:{env}:v{N}.bin`), when one was written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<BinarySidecar>,
+}
+
+/// A pointer's description of the version's binary sidecar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BinarySidecar {
+    /// [`crate::snapshot::BINARY_FORMAT`] of the sidecar; a worker reading another format
+    /// uses the JSON body.
+    pub format: u32,
+    /// base64url Ed25519 signature over [`signed_binary_message`], when the body is signed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
 }
@@ -85,10 +101,20 @@ impl Pointer {
     /// # Errors
     /// [`Refusal::Unsigned`] or [`Refusal::MalformedSignature`].
     pub fn signature_bytes(&self) -> Result<[u8; SIGNATURE_BYTES], Refusal> {
-        let text = self
-            .signature
-            .as_deref()
-            .ok_or(Refusal::Unsigned(self.version))?;
+        self.signature_of(self.signature.as_deref())
+    }
+
+    /// The raw bytes of the binary sidecar's signature.
+    ///
+    /// # Errors
+    /// [`Refusal::Unsigned`] or [`Refusal::MalformedSignature`].
+    pub fn binary_signature_bytes(&self) -> Result<[u8; SIGNATURE_BYTES], Refusal> {
+        let text = self.binary.as_ref().and_then(|b| b.signature.as_deref());
+        self.signature_of(text)
+    }
+
+    fn signature_of(&self, text: Option<&str>) -> Result<[u8; SIGNATURE_BYTES], Refusal> {
+        let text = text.ok_or(Refusal::Unsigned(self.version))?;
         decode_fixed(text).ok_or(Refusal::MalformedSignature(self.version))
     }
 }
@@ -96,10 +122,31 @@ impl Pointer {
 /// The bytes an Ed25519 snapshot signature covers:
 /// `"cleave-snapshot:v1\n" ++ env ++ "\n" ++ version ++ "\n" ++ rollback_from (or "") ++ "\n" ++ body`.
 pub fn signed_message(env: &str, version: u64, rollback_from: Option<u64>, body: &[u8]) -> Vec<u8> {
+    message(CONTEXT, env, version, rollback_from, body)
+}
+
+/// The bytes a binary sidecar's signature covers: as [`signed_message`], with the context
+/// `"cleave-snapshot-binary:v1\n"` and the sidecar's bytes as the body.
+pub fn signed_binary_message(
+    env: &str,
+    version: u64,
+    rollback_from: Option<u64>,
+    sidecar: &[u8],
+) -> Vec<u8> {
+    message(BINARY_CONTEXT, env, version, rollback_from, sidecar)
+}
+
+fn message(
+    context: &[u8],
+    env: &str,
+    version: u64,
+    rollback_from: Option<u64>,
+    body: &[u8],
+) -> Vec<u8> {
     let rollback = rollback_from.map(|v| v.to_string()).unwrap_or_default();
     let header = format!("{env}\n{version}\n{rollback}\n");
-    let mut message = Vec::with_capacity(CONTEXT.len() + header.len() + body.len());
-    message.extend_from_slice(CONTEXT);
+    let mut message = Vec::with_capacity(context.len() + header.len() + body.len());
+    message.extend_from_slice(context);
     message.extend_from_slice(header.as_bytes());
     message.extend_from_slice(body);
     message
@@ -131,6 +178,7 @@ mod tests {
             sha256: None,
             rollback_from,
             signature: None,
+            binary: None,
         }
     }
 
@@ -166,6 +214,10 @@ mod tests {
         assert_ne!(base, signed_message("prod", 70, None, b"{}"));
         assert_ne!(base, signed_message("prod", 7, Some(9), b"{}"));
         assert_ne!(base, signed_message("prod", 7, None, b"{} "));
+        assert_eq!(
+            signed_binary_message("prod", 7, None, b"{}"),
+            b"cleave-snapshot-binary:v1\nprod\n7\n\n{}".to_vec()
+        );
     }
 
     #[test]

@@ -7,9 +7,14 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 pub use crate::routing::{RouteAction, Routes};
+
+mod binary;
+
+pub use binary::{decode_binary, encode_binary, BinaryError, BINARY_FORMAT};
 
 /// The only schema this crate reads and writes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -196,15 +201,71 @@ pub struct Variant {
     pub id: String,
     pub key: String,
     #[serde(default)]
-    pub payload: Value,
+    pub payload: Payload,
     /// Inclusive `[start, end]` bucket ranges; buckets in no variant's ranges are not enrolled.
-    pub ranges: Vec<[i64; 2]>,
+    /// Almost every variant holds one contiguous range, which is stored without allocating.
+    pub ranges: Ranges,
     /// Unit ids that always get this variant (QA accounts, staff), whatever their bucket.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow: Vec<String>,
     /// Where this variant sends its visitors' requests, if anywhere else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<RouteAction>,
+}
+
+/// A variant's bucket ranges.
+pub type Ranges = smallvec::SmallVec<[[i64; 2]; 1]>;
+
+/// A variant's payload: any JSON value, kept as its JSON text. The worker only copies it into
+/// responses, so decoding a snapshot copies one string per payload instead of building a tree
+/// of maps and strings (the largest share of a snapshot's allocations).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Payload(Box<RawValue>);
+
+impl Payload {
+    /// The payload holding `value`.
+    pub fn new(value: &Value) -> Self {
+        // A `Value` always serialises; `null` is the fallback the type system asks for.
+        Self(serde_json::value::to_raw_value(value).unwrap_or_default())
+    }
+
+    /// The payload whose JSON text is `json`, which is checked but not copied.
+    ///
+    /// # Errors
+    /// When `json` is not one JSON value.
+    pub fn from_json(json: String) -> Result<Self, serde_json::Error> {
+        RawValue::from_string(json).map(Self)
+    }
+
+    /// The payload as a JSON value.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
+    }
+
+    /// The payload's JSON text, exactly as published.
+    pub fn as_json(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The payload as a raw JSON value, for serialising it verbatim.
+    pub fn as_raw(&self) -> &RawValue {
+        &self.0
+    }
+}
+
+/// Payloads are equal when their JSON text is: published payloads are written canonically
+/// (object keys sorted, no insignificant whitespace).
+impl PartialEq for Payload {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl From<Value> for Payload {
+    fn from(value: Value) -> Self {
+        Self::new(&value)
+    }
 }
 
 /// Conditions AND-ed together.
@@ -360,6 +421,11 @@ pub use crate::pointer::Pointer;
 /// KV key of the immutable body of `version` in `env`.
 pub fn body_key(env: &str, version: u64) -> String {
     format!("snapshot:{env}:v{version}")
+}
+
+/// KV key of the binary sidecar of `version` in `env` (see [`encode_binary`]).
+pub fn binary_key(env: &str, version: u64) -> String {
+    format!("snapshot:{env}:v{version}.bin")
 }
 
 /// KV key of the pointer to the version in service for `env`.

@@ -72,30 +72,21 @@ pub(crate) fn prepare_rules(
     audiences: Option<&AudienceTable>,
     problems: &mut Problems,
 ) -> Targeting {
-    let prepared: Vec<Expr> = rules
-        .iter()
-        .enumerate()
-        .map(|(r, rule)| {
-            let conditions = rule
-                .conditions
-                .iter()
-                .enumerate()
-                .filter_map(|(c, cond)| {
-                    // Paths are built only when a problem is found.
-                    let at = || {
-                        let dot = if path.is_empty() { "" } else { "." };
-                        format!("{path}{dot}targeting[{r}].conditions[{c}]")
-                    };
-                    prepare_node(cond, &at, audiences, problems)
-                })
-                .collect();
-            simplify_all(conditions)
-        })
-        .collect();
-    if prepared.is_empty() {
+    if rules.is_empty() {
         return Targeting(None);
     }
-    Targeting(Some(simplify_any(prepared)))
+    let prepared = rules.iter().enumerate().map(|(r, rule)| {
+        let conditions = rule.conditions.iter().enumerate().filter_map(|(c, cond)| {
+            // Paths are built only when a problem is found.
+            let at = || {
+                let dot = if path.is_empty() { "" } else { "." };
+                format!("{path}{dot}targeting[{r}].conditions[{c}]")
+            };
+            prepare_node(cond, &at, audiences, problems)
+        });
+        combine(conditions, Expr::All)
+    });
+    Targeting(Some(combine(prepared, Expr::Any)))
 }
 
 /// Prepares every audience; references between audiences are refused.
@@ -123,22 +114,18 @@ pub(crate) fn prepare_audiences(list: &[Audience], problems: &mut Problems) -> A
     table
 }
 
-fn simplify_all(mut parts: Vec<Expr>) -> Expr {
-    if parts.len() == 1 {
-        if let Some(only) = parts.pop() {
-            return only;
-        }
-    }
-    Expr::All(parts)
-}
-
-fn simplify_any(mut parts: Vec<Expr>) -> Expr {
-    if parts.len() == 1 {
-        if let Some(only) = parts.pop() {
-            return only;
-        }
-    }
-    Expr::Any(parts)
+/// `parts` joined by `group` (`Expr::All` or `Expr::Any`). A single part stands alone, so the
+/// common one-condition rule is prepared without allocating a list.
+fn combine(mut parts: impl Iterator<Item = Expr>, group: fn(Vec<Expr>) -> Expr) -> Expr {
+    let Some(first) = parts.next() else {
+        return group(Vec::new());
+    };
+    let Some(second) = parts.next() else {
+        return first;
+    };
+    let mut all = vec![first, second];
+    all.extend(parts);
+    group(all)
 }
 
 fn prepare_node(
@@ -172,7 +159,10 @@ fn prepare_node(
             .collect()
     };
     if let Some(items) = &cond.all {
-        return Some(simplify_all(group(items, "all", problems)));
+        return Some(combine(
+            group(items, "all", problems).into_iter(),
+            Expr::All,
+        ));
     }
     if let Some(items) = &cond.any {
         if items.is_empty() {
@@ -182,7 +172,10 @@ fn prepare_node(
             );
             return None;
         }
-        return Some(simplify_any(group(items, "any", problems)));
+        return Some(combine(
+            group(items, "any", problems).into_iter(),
+            Expr::Any,
+        ));
     }
     if let Some(inner) = &cond.not {
         let at = || format!("{}.not", path());

@@ -145,8 +145,11 @@ export async function openKv(worker) {
   });
   const kv = env.SNAPSHOTS;
   return {
-    put: (key, value) => kv.put(key, typeof value === "string" ? value : JSON.stringify(value)),
-    get: (key) => kv.get(key),
+    put: (key, value) => {
+      if (value instanceof Uint8Array) value = value.buffer.slice(value.byteOffset, value.byteOffset + value.byteLength);
+      return kv.put(key, typeof value === "string" || value instanceof ArrayBuffer ? value : JSON.stringify(value));
+    },
+    get: (key, type) => kv.get(key, type),
     delete: (key) => kv.delete(key),
     /** Writes the body, then flips the pointer: the order admin publishes in. */
     publish: async (snapshot) => {

@@ -361,6 +361,10 @@ async fn health(env: &Env, config: &Config, url: &RequestUrl) -> Result<Response
         "stale": served.failure.is_some(),
         "reason": served.failure.as_deref(),
         "checked_ms_ago": checked_ms_ago,
+        // `binary` (the sidecar the pointer names) or `json` (the body); a sidecar that was
+        // offered but not used says why in `sidecar_problem`.
+        "loaded_from": served.source.encoding,
+        "sidecar_problem": served.source.sidecar_problem.as_deref(),
     });
     envelope::ok(&data, Some(SnapshotMeta::of(engine)))
 }

@@ -7,14 +7,13 @@ use std::cell::OnceCell;
 use cleave_core::{Assignment, Engine};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use serde_json::Value;
 
 #[derive(Serialize)]
 struct AssignmentView<'a> {
     experiment_id: &'a str,
     variant: &'a str,
     variant_id: &'a str,
-    payload: &'a Value,
+    payload: &'a RawValue,
 }
 
 /// One lazily filled cell per variant of the snapshot.
@@ -67,6 +66,6 @@ fn render(a: &Assignment<'_>) -> serde_json::Result<Box<RawValue>> {
         experiment_id: &a.experiment.id,
         variant: &a.variant.key,
         variant_id: &a.variant.id,
-        payload: &a.variant.payload,
+        payload: a.variant.payload.as_raw(),
     })
 }

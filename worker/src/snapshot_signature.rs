@@ -28,11 +28,40 @@ pub async fn verify(
     body: &[u8],
 ) -> Result<(), String> {
     let signature = pointer.signature_bytes().map_err(|e| e.to_string())?;
+    let message = pointer::signed_message(env, pointer.version, pointer.rollback_from, body);
+    check(public_key, &signature, &message, pointer.version).await
+}
+
+/// Checks the signature the pointer carries for its binary sidecar `sidecar`.
+///
+/// # Errors
+/// Why the sidecar is refused.
+pub async fn verify_binary(
+    public_key: &str,
+    env: &str,
+    pointer: &Pointer,
+    sidecar: &[u8],
+) -> Result<(), String> {
+    let signature = pointer
+        .binary_signature_bytes()
+        .map_err(|e| format!("sidecar: {e}"))?;
+    let message =
+        pointer::signed_binary_message(env, pointer.version, pointer.rollback_from, sidecar);
+    check(public_key, &signature, &message, pointer.version)
+        .await
+        .map_err(|e| format!("sidecar: {e}"))
+}
+
+async fn check(
+    public_key: &str,
+    signature: &[u8],
+    message: &[u8],
+    version: u64,
+) -> Result<(), String> {
     let subtle = subtle()?;
     let key = key(&subtle, public_key).await?;
-    let message = pointer::signed_message(env, pointer.version, pointer.rollback_from, body);
     let verdict = subtle
-        .verify_with_str_and_u8_array_and_u8_array(ALGORITHM, &key, &signature, &message)
+        .verify_with_str_and_u8_array_and_u8_array(ALGORITHM, &key, signature, message)
         .map_err(|e| format!("WebCrypto verify failed: {e:?}"))?;
     let verdict = JsFuture::from(verdict)
         .await
@@ -40,7 +69,7 @@ pub async fn verify(
     if verdict.as_bool() == Some(true) {
         Ok(())
     } else {
-        Err(Refusal::BadSignature(pointer.version).to_string())
+        Err(Refusal::BadSignature(version).to_string())
     }
 }
 

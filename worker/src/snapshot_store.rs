@@ -9,8 +9,9 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use cleave_core::snapshot::{body_key, pointer_key, Pointer};
+use cleave_core::snapshot::{binary_key, body_key, pointer_key, Pointer, BINARY_FORMAT};
 use cleave_core::Engine;
+use worker::kv::KvStore;
 use worker::Env;
 
 use crate::assignment_views::AssignmentViews;
@@ -36,6 +37,8 @@ pub struct Served {
     pub failure: Option<Rc<str>>,
     /// When `engine`'s snapshot was published, epoch ms (parsed once, for its age).
     pub published_ms: Option<i64>,
+    /// What `engine` was decoded from, and why the pointer's sidecar was not used if it was not.
+    pub source: Source,
     /// When the pointer was last read, epoch ms.
     pub checked_at_ms: Option<u64>,
 }
@@ -46,6 +49,15 @@ impl Served {
         let now = i64::try_from(now_ms).unwrap_or(i64::MAX);
         self.published_ms.map(|at| now.saturating_sub(at).max(0))
     }
+}
+
+/// Which encoding of a version the worker decoded.
+#[derive(Debug, Clone, Default)]
+pub struct Source {
+    /// `binary` (the sidecar) or `json` (the body).
+    pub encoding: &'static str,
+    /// Why a sidecar the pointer offered was not used (the body was, in its place).
+    pub sidecar_problem: Option<Rc<str>>,
 }
 
 #[derive(Debug, Default)]
@@ -138,7 +150,7 @@ fn snapshot_of(environment: &str) -> Option<Rc<Engine>> {
 
 /// Result of one refresh: a new engine, "unchanged", or why it failed.
 enum Outcome {
-    Loaded(Rc<Engine>),
+    Loaded(Rc<Engine>, Source),
     Unchanged,
     Failed(String),
 }
@@ -150,7 +162,7 @@ fn finish_refresh(environment: &str, outcome: Outcome, now_ms: u64) {
         state.refreshing = false;
         state.served.checked_at_ms = Some(now_ms);
         match outcome {
-            Outcome::Loaded(engine) => {
+            Outcome::Loaded(engine, source) => {
                 let snapshot = engine.snapshot();
                 let published_ms = cleave_core::time::parse_rfc3339_ms(&snapshot.published_at);
                 state.served.published_ms = published_ms;
@@ -159,7 +171,10 @@ fn finish_refresh(environment: &str, outcome: Outcome, now_ms: u64) {
                     environment,
                     version: snapshot.version,
                     age_ms: state.served.age_ms(now_ms),
+                    encoding: source.encoding,
+                    sidecar_problem: source.sidecar_problem.as_deref(),
                 });
+                state.served.source = source;
                 state.served.engine = Some(engine);
                 state.served.failure = None;
             }
@@ -208,20 +223,25 @@ async fn load(
             return Outcome::Failed(refusal.to_string());
         }
     }
-    let body = match kv.get(&body_key(environment, version)).bytes().await {
-        Ok(Some(body)) => body,
-        Ok(None) => return Outcome::Failed(format!("body of v{version} is missing")),
-        Err(e) => return Outcome::Failed(format!("KV error reading v{version}: {e}")),
-    };
-    if let Some(public_key) = public_key {
-        let verified = snapshot_signature::verify(public_key, environment, &pointer, &body).await;
-        if let Err(reason) = verified {
-            return Outcome::Failed(reason);
+    let (engine, source) = match sidecar(&kv, environment, &pointer, public_key).await {
+        Ok(Some(engine)) => {
+            let source = Source {
+                encoding: "binary",
+                sidecar_problem: None,
+            };
+            (engine, source)
         }
-    }
-    let engine = match Engine::decode(&body) {
-        Ok(engine) => engine,
-        Err(e) => return Outcome::Failed(format!("v{version} refused: {e}")),
+        offered => {
+            let engine = match json_body(&kv, environment, &pointer, public_key).await {
+                Ok(engine) => engine,
+                Err(reason) => return Outcome::Failed(reason),
+            };
+            let source = Source {
+                encoding: "json",
+                sidecar_problem: offered.err().map(Rc::from),
+            };
+            (engine, source)
+        }
     };
     let snapshot = engine.snapshot();
     if snapshot.environment != environment || snapshot.version != version {
@@ -230,5 +250,49 @@ async fn load(
             snapshot.environment, snapshot.version
         ));
     }
-    Outcome::Loaded(Rc::new(engine))
+    Outcome::Loaded(Rc::new(engine), source)
+}
+
+/// The engine from the version's binary sidecar: `Ok(None)` when the pointer offers none this
+/// build reads, `Err` when the one offered is unusable (the JSON body is then read instead).
+async fn sidecar(
+    kv: &KvStore,
+    environment: &str,
+    pointer: &Pointer,
+    public_key: Option<&str>,
+) -> Result<Option<Engine>, String> {
+    if pointer.binary.as_ref().map(|b| b.format) != Some(BINARY_FORMAT) {
+        return Ok(None);
+    }
+    let version = pointer.version;
+    let bytes = match kv.get(&binary_key(environment, version)).bytes().await {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Err(format!("sidecar of v{version} is missing")),
+        Err(e) => return Err(format!("KV error reading the sidecar of v{version}: {e}")),
+    };
+    if let Some(public_key) = public_key {
+        snapshot_signature::verify_binary(public_key, environment, pointer, &bytes).await?;
+    }
+    Engine::decode_binary(&bytes)
+        .map(Some)
+        .map_err(|e| format!("sidecar of v{version} refused: {e}"))
+}
+
+/// The engine from the version's JSON body, the source of truth.
+async fn json_body(
+    kv: &KvStore,
+    environment: &str,
+    pointer: &Pointer,
+    public_key: Option<&str>,
+) -> Result<Engine, String> {
+    let version = pointer.version;
+    let body = match kv.get(&body_key(environment, version)).bytes().await {
+        Ok(Some(body)) => body,
+        Ok(None) => return Err(format!("body of v{version} is missing")),
+        Err(e) => return Err(format!("KV error reading v{version}: {e}")),
+    };
+    if let Some(public_key) = public_key {
+        snapshot_signature::verify(public_key, environment, pointer, &body).await?;
+    }
+    Engine::decode(&body).map_err(|e| format!("v{version} refused: {e}"))
 }

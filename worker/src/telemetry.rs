@@ -51,6 +51,10 @@ pub enum Event<'a> {
         environment: &'a str,
         version: u64,
         age_ms: Option<i64>,
+        /// `binary` (the sidecar) or `json`.
+        encoding: &'a str,
+        /// Why an offered sidecar was passed over for the JSON body.
+        sidecar_problem: Option<&'a str>,
     },
     /// A refresh failed or a version was refused; `held` is still served (if any).
     SnapshotRefused {
@@ -97,9 +101,14 @@ impl Event<'_> {
                 environment,
                 version,
                 age_ms,
+                encoding,
+                sidecar_problem,
             } => Fields {
                 environment,
-                detail: Cow::Borrowed(""),
+                detail: match sidecar_problem {
+                    None => Cow::Borrowed(encoding),
+                    Some(problem) => Cow::Owned(format!("{encoding} ({problem})")),
+                },
                 request_id: "",
                 version: Some(version),
                 assignments: 0,

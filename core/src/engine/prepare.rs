@@ -109,9 +109,6 @@ pub(super) fn prepare_experiment(
         .unwrap_or(0);
     Some(PreparedExperiment {
         index,
-        unit: exp.unit.clone(),
-        fallback_unit: exp.fallback_unit.clone(),
-        salt: exp.effective_salt().to_owned(),
         traffic: traffic?,
         start_ms: start_ms.flatten(),
         end_ms: end_ms.flatten(),
@@ -150,8 +147,7 @@ fn variant_slots(exp: &Experiment, path: &str, problems: &mut Problems) -> Vec<(
     if exp.variants.is_empty() {
         problems.push(format!("{path}.variants"), "experiment has no variants");
     }
-    let mut seen = BTreeMap::new();
-    let mut slots = Vec::new();
+    let mut slots = Vec::with_capacity(exp.variants.iter().map(|v| v.ranges.len()).sum());
     for (v, variant) in exp.variants.iter().enumerate() {
         // Paths are built only when a problem is found: decoding a valid snapshot allocates none.
         let vpath = || format!("{path}.variants[{v}]");
@@ -164,7 +160,7 @@ fn variant_slots(exp: &Experiment, path: &str, problems: &mut Problems) -> Vec<(
                 key_message("variant key", &variant.key),
             );
         }
-        if let Some(first) = seen.insert(variant.key.as_str(), v) {
+        if let Some(first) = earlier_use(exp, v) {
             problems.push(
                 format!("{}.key", vpath()),
                 format!(
@@ -173,8 +169,12 @@ fn variant_slots(exp: &Experiment, path: &str, problems: &mut Problems) -> Vec<(
                 ),
             );
         }
-        let ranges = checked_ranges(&variant.ranges, &|| format!("{}.ranges", vpath()), problems);
-        slots.extend(ranges.into_iter().map(|(start, end)| (start, end, v)));
+        let ranges_path = || format!("{}.ranges", vpath());
+        for (i, range) in variant.ranges.iter().enumerate() {
+            if let Some((start, end)) = checked_range(i, *range, &ranges_path, problems) {
+                slots.push((start, end, v));
+            }
+        }
     }
     slots.sort_unstable();
     for pair in slots.windows(2) {
@@ -223,38 +223,59 @@ fn allow_list(exp: &Experiment, path: &str, problems: &mut Problems) -> Vec<(Str
     allow
 }
 
+/// The first variant before `v` with the same key. Experiments have a handful of variants,
+/// so a scan is cheaper than a map.
+fn earlier_use(exp: &Experiment, v: usize) -> Option<usize> {
+    let key = &exp.variants.get(v)?.key;
+    exp.variants
+        .iter()
+        .take(v)
+        .position(|other| other.key == *key)
+}
+
 /// Checks inclusive `[start, end]` ranges lie in `0..=9999`; returns the valid ones.
 pub(super) fn checked_ranges(
     ranges: &[[i64; 2]],
     path: &dyn Fn() -> String,
     problems: &mut Problems,
 ) -> Vec<(u16, u16)> {
-    let mut out = Vec::with_capacity(ranges.len());
-    for (i, [start, end]) in ranges.iter().enumerate() {
-        let bound = |n: i64| {
-            u16::try_from(n)
-                .ok()
-                .filter(|n| *n < crate::bucket::BUCKETS)
-        };
-        match (bound(*start), bound(*end)) {
-            (Some(s), Some(e)) if s <= e => out.push((s, e)),
-            (Some(_), Some(_)) => problems.push(
+    ranges
+        .iter()
+        .enumerate()
+        .filter_map(|(i, range)| checked_range(i, *range, path, problems))
+        .collect()
+}
+
+/// Checks the `i`-th range of the list at `path()`. Out-of-bounds ranges are reported and
+/// their in-bounds part kept, so overlaps with it are reported in the same pass; the snapshot
+/// is refused either way.
+fn checked_range(
+    i: usize,
+    [start, end]: [i64; 2],
+    path: &dyn Fn() -> String,
+    problems: &mut Problems,
+) -> Option<(u16, u16)> {
+    let bound = |n: i64| {
+        u16::try_from(n)
+            .ok()
+            .filter(|n| *n < crate::bucket::BUCKETS)
+    };
+    match (bound(start), bound(end)) {
+        (Some(s), Some(e)) if s <= e => Some((s, e)),
+        (Some(_), Some(_)) => {
+            problems.push(
                 format!("{}[{i}]", path()),
                 format!("range [{start}, {end}] ends before it starts"),
-            ),
-            _ => {
-                problems.push(
-                    format!("{}[{i}]", path()),
-                    format!("range [{start}, {end}] is outside 0..=9999"),
-                );
-                // Keep the in-bounds part so overlaps with it are reported in the same pass;
-                // the snapshot is refused either way.
-                let clamp = |n: i64| u16::try_from(n.clamp(0, 9_999)).unwrap_or(0);
-                if start <= end && *end >= 0 && *start <= 9_999 {
-                    out.push((clamp(*start), clamp(*end)));
-                }
-            }
+            );
+            None
+        }
+        _ => {
+            problems.push(
+                format!("{}[{i}]", path()),
+                format!("range [{start}, {end}] is outside 0..=9999"),
+            );
+            let clamp = |n: i64| u16::try_from(n.clamp(0, 9_999)).unwrap_or(0);
+            (start <= end && end >= 0 && start <= 9_999).then(|| (clamp(start), clamp(end)))
         }
     }
-    out
 }

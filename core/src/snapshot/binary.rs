@@ -1,0 +1,394 @@
+//! The binary sidecar of a snapshot: the same content as the JSON body, in an encoding a
+//! worker decodes in about half the time (no field names, no escapes, lengths up front).
+//!
+//! The JSON body stays the source of truth; the admin writes the sidecar next to it from the
+//! same [`Snapshot`], and a worker that cannot use a sidecar reads the JSON. Layout:
+//! `b"CLVB"`, the format number as 4 little-endian bytes, then the snapshot in `postcard`.
+//! postcard is positional, so the mirror types below write every field (no skipping) and any
+//! change to them is a new format number.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{
+    AttributeSource, AttributeType, Audience, BotPolicy, Condition, ContextAttribute, Experiment,
+    Holdout, LayerSlot, Operator, Payload, Prerequisite, Ranges, Routes, Rule, Snapshot, Status,
+    Variant,
+};
+use crate::routing::RouteAction;
+
+const MAGIC: &[u8; 4] = b"CLVB";
+
+/// The sidecar format this build writes and reads.
+pub const BINARY_FORMAT: u32 = 1;
+
+/// Why a sidecar cannot be used (the worker then reads the JSON body).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BinaryError {
+    #[error("not a cleave snapshot sidecar")]
+    NotASidecar,
+    #[error("sidecar format {0} is not supported (this build reads {BINARY_FORMAT})")]
+    Format(u32),
+    #[error("sidecar is malformed: {0}")]
+    Malformed(String),
+}
+
+/// Encodes `snapshot` as a sidecar.
+pub fn encode_binary(snapshot: &Snapshot) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 * 1024);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&BINARY_FORMAT.to_le_bytes());
+    // Encoding into a Vec only fails for types serde cannot express, and these mirror types
+    // hold none; an empty body would then be refused on decode, never misread.
+    postcard::to_extend(&Doc::from(snapshot), out).unwrap_or_default()
+}
+
+/// Decodes a sidecar written by [`encode_binary`].
+///
+/// # Errors
+/// [`BinaryError`] for bytes that are not a sidecar of this format.
+pub fn decode_binary(bytes: &[u8]) -> Result<Snapshot, BinaryError> {
+    let rest = bytes.strip_prefix(MAGIC).ok_or(BinaryError::NotASidecar)?;
+    let (format, body) = rest
+        .split_first_chunk::<4>()
+        .ok_or(BinaryError::NotASidecar)?;
+    let format = u32::from_le_bytes(*format);
+    if format != BINARY_FORMAT {
+        return Err(BinaryError::Format(format));
+    }
+    let (doc, trailing) = postcard::take_from_bytes::<Doc>(body)
+        .map_err(|e| BinaryError::Malformed(e.to_string()))?;
+    if !trailing.is_empty() {
+        return Err(BinaryError::Malformed(format!(
+            "{} bytes after the snapshot",
+            trailing.len()
+        )));
+    }
+    doc.into_snapshot()
+}
+
+#[derive(Serialize, Deserialize)]
+struct Doc {
+    schema: u32,
+    environment: String,
+    version: u64,
+    published_at: String,
+    published_by: String,
+    experiments: Vec<Exp>,
+    audiences: Vec<(String, Vec<Vec<Cond>>)>,
+    context_schema: Vec<Attr>,
+    holdout: Option<Holdout>,
+    bot_policy: BotPolicy,
+    origins: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Exp {
+    id: String,
+    key: String,
+    status: Status,
+    unit: String,
+    fallback_unit: Option<String>,
+    salt: Option<String>,
+    traffic: i64,
+    start_at: Option<String>,
+    end_at: Option<String>,
+    layer: Option<LayerSlot>,
+    targeting: Vec<Vec<Cond>>,
+    prerequisites: Vec<Prerequisite>,
+    /// `(include, exclude)`.
+    routes: Option<(Vec<String>, Vec<String>)>,
+    route_all_methods: bool,
+    variants: Vec<Var>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Var {
+    id: String,
+    key: String,
+    /// JSON text.
+    payload: String,
+    ranges: Ranges,
+    allow: Vec<String>,
+    route: Option<Action>,
+}
+
+/// A variant's [`RouteAction`]: `(origin, rewrite, redirect, status)`.
+type Action = (Option<String>, Option<String>, Option<String>, Option<u16>);
+
+#[derive(Serialize, Deserialize)]
+struct Cond {
+    attribute: String,
+    operator: Option<Operator>,
+    /// JSON text; `None` for null (no value).
+    value: Option<String>,
+    all: Option<Vec<Cond>>,
+    any: Option<Vec<Cond>>,
+    not: Option<Box<Cond>>,
+    audience: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Attr {
+    name: String,
+    source: AttributeSource,
+    key: String,
+    kind: AttributeType,
+    /// JSON text.
+    default: Option<String>,
+    required: bool,
+}
+
+impl From<&Snapshot> for Doc {
+    fn from(s: &Snapshot) -> Self {
+        Self {
+            schema: s.schema,
+            environment: s.environment.clone(),
+            version: s.version,
+            published_at: s.published_at.clone(),
+            published_by: s.published_by.clone(),
+            experiments: s.experiments.iter().map(Exp::from).collect(),
+            audiences: s
+                .audiences
+                .iter()
+                .map(|a| (a.key.clone(), rules_out(&a.targeting)))
+                .collect(),
+            context_schema: s.context_schema.iter().map(Attr::from).collect(),
+            holdout: s.holdout.clone(),
+            bot_policy: s.bot_policy,
+            origins: s.origins.clone(),
+        }
+    }
+}
+
+impl Doc {
+    fn into_snapshot(self) -> Result<Snapshot, BinaryError> {
+        Ok(Snapshot {
+            schema: self.schema,
+            environment: self.environment,
+            version: self.version,
+            published_at: self.published_at,
+            published_by: self.published_by,
+            experiments: self
+                .experiments
+                .into_iter()
+                .map(Exp::into_experiment)
+                .collect::<Result<_, _>>()?,
+            audiences: self
+                .audiences
+                .into_iter()
+                .map(|(key, rules)| {
+                    Ok(Audience {
+                        key,
+                        targeting: rules_in(rules)?,
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            context_schema: self
+                .context_schema
+                .into_iter()
+                .map(Attr::into_attribute)
+                .collect::<Result<_, _>>()?,
+            holdout: self.holdout,
+            bot_policy: self.bot_policy,
+            origins: self.origins,
+        })
+    }
+}
+
+impl From<&Experiment> for Exp {
+    fn from(e: &Experiment) -> Self {
+        Self {
+            id: e.id.clone(),
+            key: e.key.clone(),
+            status: e.status,
+            unit: e.unit.clone(),
+            fallback_unit: e.fallback_unit.clone(),
+            salt: e.salt.clone(),
+            traffic: e.traffic,
+            start_at: e.start_at.clone(),
+            end_at: e.end_at.clone(),
+            layer: e.layer.clone(),
+            targeting: rules_out(&e.targeting),
+            prerequisites: e.prerequisites.clone(),
+            routes: e
+                .routes
+                .as_ref()
+                .map(|r| (r.include.clone(), r.exclude.clone())),
+            route_all_methods: e.route_all_methods,
+            variants: e.variants.iter().map(Var::from).collect(),
+        }
+    }
+}
+
+impl Exp {
+    fn into_experiment(self) -> Result<Experiment, BinaryError> {
+        Ok(Experiment {
+            id: self.id,
+            key: self.key,
+            status: self.status,
+            unit: self.unit,
+            fallback_unit: self.fallback_unit,
+            salt: self.salt,
+            traffic: self.traffic,
+            start_at: self.start_at,
+            end_at: self.end_at,
+            layer: self.layer,
+            targeting: rules_in(self.targeting)?,
+            prerequisites: self.prerequisites,
+            routes: self
+                .routes
+                .map(|(include, exclude)| Routes { include, exclude }),
+            route_all_methods: self.route_all_methods,
+            variants: self
+                .variants
+                .into_iter()
+                .map(Var::into_variant)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+impl From<&Variant> for Var {
+    fn from(v: &Variant) -> Self {
+        Self {
+            id: v.id.clone(),
+            key: v.key.clone(),
+            payload: v.payload.as_json().to_owned(),
+            ranges: v.ranges.clone(),
+            allow: v.allow.clone(),
+            route: v.route.as_ref().map(|r| {
+                (
+                    r.origin.clone(),
+                    r.rewrite.clone(),
+                    r.redirect.clone(),
+                    r.status,
+                )
+            }),
+        }
+    }
+}
+
+impl Var {
+    fn into_variant(self) -> Result<Variant, BinaryError> {
+        Ok(Variant {
+            id: self.id,
+            key: self.key,
+            payload: Payload::from_json(self.payload).map_err(malformed)?,
+            ranges: self.ranges,
+            allow: self.allow,
+            route: self
+                .route
+                .map(|(origin, rewrite, redirect, status)| RouteAction {
+                    origin,
+                    rewrite,
+                    redirect,
+                    status,
+                }),
+        })
+    }
+}
+
+impl From<&Condition> for Cond {
+    fn from(c: &Condition) -> Self {
+        let group = |items: &Option<Vec<Condition>>| {
+            items
+                .as_ref()
+                .map(|items| items.iter().map(Self::from).collect())
+        };
+        Self {
+            attribute: c.attribute.clone(),
+            operator: c.operator.clone(),
+            value: (!c.value.is_null()).then(|| c.value.to_string()),
+            all: group(&c.all),
+            any: group(&c.any),
+            not: c
+                .not
+                .as_ref()
+                .map(|inner| Box::new(Self::from(inner.as_ref()))),
+            audience: c.audience.clone(),
+        }
+    }
+}
+
+impl Cond {
+    fn into_condition(self) -> Result<Condition, BinaryError> {
+        let group = |items: Option<Vec<Self>>| {
+            items
+                .map(|items| items.into_iter().map(Self::into_condition).collect())
+                .transpose()
+        };
+        Ok(Condition {
+            attribute: self.attribute,
+            operator: self.operator,
+            value: self.value.as_deref().map_or(Ok(Value::Null), json)?,
+            all: group(self.all)?,
+            any: group(self.any)?,
+            not: self
+                .not
+                .map(|inner| inner.into_condition().map(Box::new))
+                .transpose()?,
+            audience: self.audience,
+        })
+    }
+}
+
+impl From<&ContextAttribute> for Attr {
+    fn from(a: &ContextAttribute) -> Self {
+        Self {
+            name: a.name.clone(),
+            source: a.source,
+            key: a.key.clone(),
+            kind: a.kind,
+            default: a.default.as_ref().map(Value::to_string),
+            required: a.required,
+        }
+    }
+}
+
+impl Attr {
+    fn into_attribute(self) -> Result<ContextAttribute, BinaryError> {
+        Ok(ContextAttribute {
+            name: self.name,
+            source: self.source,
+            key: self.key,
+            kind: self.kind,
+            default: self.default.as_deref().map(json).transpose()?,
+            required: self.required,
+        })
+    }
+}
+
+fn rules_out(rules: &[Rule]) -> Vec<Vec<Cond>> {
+    rules
+        .iter()
+        .map(|r| r.conditions.iter().map(Cond::from).collect())
+        .collect()
+}
+
+fn rules_in(rules: Vec<Vec<Cond>>) -> Result<Vec<Rule>, BinaryError> {
+    rules
+        .into_iter()
+        .map(|conditions| {
+            Ok(Rule {
+                conditions: conditions
+                    .into_iter()
+                    .map(Cond::into_condition)
+                    .collect::<Result<_, _>>()?,
+            })
+        })
+        .collect()
+}
+
+fn json(text: &str) -> Result<Value, BinaryError> {
+    serde_json::from_str(text).map_err(malformed)
+}
+
+fn malformed(e: impl std::fmt::Display) -> BinaryError {
+    BinaryError::Malformed(e.to_string())
+}
+
+#[cfg(test)]
+mod tests;
