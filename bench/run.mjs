@@ -48,11 +48,11 @@ function wasm() {
   sh("cargo", ["build", "-q", "--release", "-p", "cleave-bench", "--target", "wasm32-unknown-unknown", "--lib"]);
   const out = join(ROOT, "target/bench-wasm");
   sh("wasm-bindgen", ["--target", "nodejs", "--out-dir", out, join(ROOT, "target/wasm32-unknown-unknown/release/cleave_bench.wasm")]);
-  // The same optimisation worker-build gives the worker (`wasm-opt -O`, its feature set), so
+  // The same optimisation worker-build gives the worker (`wasm-opt -O3`, its feature set), so
   // the harness times the code that ships.
   const bg = join(out, "cleave_bench_bg.wasm");
   const features = ["mutable-globals", "sign-ext", "nontrapping-float-to-int", "bulk-memory", "multivalue", "reference-types", "exception-handling"];
-  sh(join(ROOT, "node_modules/.bin/wasm-opt"), ["-O", bg, "-o", bg, ...features.map((f) => `--enable-${f}`)]);
+  sh(join(ROOT, "node_modules/.bin/wasm-opt"), ["-O3", bg, "-o", bg, ...features.map((f) => `--enable-${f}`)]);
   // The repo's package.json says "type": "module"; wasm-bindgen's nodejs output is CommonJS.
   writeFileSync(join(out, "package.json"), '{"type": "commonjs"}\n');
   return JSON.parse(sh(process.execPath, [join(ROOT, "bench/wasm.mjs"), out, SNAPS]));

@@ -122,8 +122,7 @@ type Action = (Option<String>, Option<String>, Option<String>, Option<u16>);
 struct Cond {
     attribute: String,
     operator: Option<Operator>,
-    /// JSON text; `None` for null (no value).
-    value: Option<String>,
+    value: Val,
     all: Option<Vec<Cond>>,
     any: Option<Vec<Cond>>,
     not: Option<Box<Cond>>,
@@ -136,9 +135,70 @@ struct Attr {
     source: AttributeSource,
     key: String,
     kind: AttributeType,
-    /// JSON text.
-    default: Option<String>,
+    default: Option<Val>,
     required: bool,
+}
+
+/// A JSON value in the sidecar: built straight into a `serde_json::Value` (strings moved, not
+/// copied) where JSON text would be parsed again. Numbers keep their JSON kind.
+#[derive(Serialize, Deserialize)]
+enum Val {
+    Null,
+    Bool(bool),
+    Unsigned(u64),
+    Signed(i64),
+    Float(f64),
+    Text(String),
+    List(Vec<Val>),
+    Object(Vec<(String, Val)>),
+}
+
+impl From<&Value> for Val {
+    fn from(value: &Value) -> Self {
+        match value {
+            Value::Null => Self::Null,
+            Value::Bool(b) => Self::Bool(*b),
+            Value::Number(n) => n
+                .as_u64()
+                .map(Self::Unsigned)
+                .or_else(|| n.as_i64().map(Self::Signed))
+                .unwrap_or_else(|| Self::Float(n.as_f64().unwrap_or(0.0))),
+            Value::String(s) => Self::Text(s.clone()),
+            Value::Array(items) => Self::List(items.iter().map(Self::from).collect()),
+            Value::Object(map) => Self::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), Self::from(v)))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+impl Val {
+    fn into_value(self) -> Result<Value, BinaryError> {
+        Ok(match self {
+            Self::Null => Value::Null,
+            Self::Bool(b) => Value::Bool(b),
+            Self::Unsigned(n) => Value::from(n),
+            Self::Signed(n) => Value::from(n),
+            Self::Float(f) => serde_json::Number::from_f64(f)
+                .map(Value::Number)
+                .ok_or_else(|| malformed(format!("{f} is not a JSON number")))?,
+            Self::Text(s) => Value::String(s),
+            Self::List(items) => Value::Array(
+                items
+                    .into_iter()
+                    .map(Self::into_value)
+                    .collect::<Result<_, _>>()?,
+            ),
+            Self::Object(entries) => Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| v.into_value().map(|v| (k, v)))
+                    .collect::<Result<_, _>>()?,
+            ),
+        })
+    }
 }
 
 impl From<&Snapshot> for Doc {
@@ -301,7 +361,7 @@ impl From<&Condition> for Cond {
         Self {
             attribute: c.attribute.clone(),
             operator: c.operator.clone(),
-            value: (!c.value.is_null()).then(|| c.value.to_string()),
+            value: Val::from(&c.value),
             all: group(&c.all),
             any: group(&c.any),
             not: c
@@ -323,7 +383,7 @@ impl Cond {
         Ok(Condition {
             attribute: self.attribute,
             operator: self.operator,
-            value: self.value.as_deref().map_or(Ok(Value::Null), json)?,
+            value: self.value.into_value()?,
             all: group(self.all)?,
             any: group(self.any)?,
             not: self
@@ -342,7 +402,7 @@ impl From<&ContextAttribute> for Attr {
             source: a.source,
             key: a.key.clone(),
             kind: a.kind,
-            default: a.default.as_ref().map(Value::to_string),
+            default: a.default.as_ref().map(Val::from),
             required: a.required,
         }
     }
@@ -355,7 +415,7 @@ impl Attr {
             source: self.source,
             key: self.key,
             kind: self.kind,
-            default: self.default.as_deref().map(json).transpose()?,
+            default: self.default.map(Val::into_value).transpose()?,
             required: self.required,
         })
     }
@@ -380,10 +440,6 @@ fn rules_in(rules: Vec<Vec<Cond>>) -> Result<Vec<Rule>, BinaryError> {
             })
         })
         .collect()
-}
-
-fn json(text: &str) -> Result<Value, BinaryError> {
-    serde_json::from_str(text).map_err(malformed)
 }
 
 fn malformed(e: impl std::fmt::Display) -> BinaryError {

@@ -20,9 +20,8 @@ const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 pub(crate) enum Test {
     Eq(String),
     Neq(String),
-    /// Sorted, so membership is a binary search.
-    In(Vec<String>),
-    NotIn(Vec<String>),
+    In(TextSet),
+    NotIn(TextSet),
     Contains(String),
     NotContains(String),
     StartsWith(String),
@@ -119,8 +118,8 @@ impl Test {
         match self {
             Self::Eq(want) => actual == want,
             Self::Neq(want) => actual != want,
-            Self::In(set) => set.binary_search_by(|s| s.as_str().cmp(actual)).is_ok(),
-            Self::NotIn(set) => set.binary_search_by(|s| s.as_str().cmp(actual)).is_err(),
+            Self::In(set) => set.contains(actual),
+            Self::NotIn(set) => !set.contains(actual),
             Self::Contains(part) => actual.contains(part.as_str()),
             Self::NotContains(part) => !actual.contains(part.as_str()),
             Self::StartsWith(prefix) => actual.starts_with(prefix.as_str()),
@@ -149,17 +148,44 @@ pub fn scalar_text(value: &Value) -> Option<String> {
     }
 }
 
-fn list(value: &Value, path: &dyn Fn() -> String, problems: &mut Problems) -> Option<Vec<String>> {
+/// A list's values, sorted and deduplicated, in one buffer: preparing a list costs two
+/// allocations however long it is, and membership is a binary search.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TextSet {
+    text: String,
+    /// `(start, end)` byte offsets into `text`, sorted by the text they mark.
+    spans: Vec<(usize, usize)>,
+}
+
+impl TextSet {
+    fn at(&self, (start, end): (usize, usize)) -> &str {
+        self.text.get(start..end).unwrap_or("")
+    }
+
+    fn contains(&self, wanted: &str) -> bool {
+        self.spans
+            .binary_search_by(|span| self.at(*span).cmp(wanted))
+            .is_ok()
+    }
+}
+
+fn list(value: &Value, path: &dyn Fn() -> String, problems: &mut Problems) -> Option<TextSet> {
     let Value::Array(items) = value else {
         problems.push(path(), format!("expected a list, got {value}"));
         return None;
     };
-    let mut out = Vec::with_capacity(items.len());
+    let mut set = TextSet {
+        text: String::new(),
+        spans: Vec::with_capacity(items.len()),
+    };
     let mut all_scalar = true;
     for (i, item) in items.iter().enumerate() {
-        match scalar_text(item) {
-            Some(text) => out.push(text),
-            None => {
+        let start = set.text.len();
+        match item {
+            Value::String(s) => set.text.push_str(s),
+            Value::Number(n) => set.text.push_str(&n.to_string()),
+            Value::Bool(b) => set.text.push_str(if *b { "true" } else { "false" }),
+            Value::Null | Value::Array(_) | Value::Object(_) => {
                 all_scalar = false;
                 problems.push(
                     format!("{}[{i}]", path()),
@@ -167,10 +193,13 @@ fn list(value: &Value, path: &dyn Fn() -> String, problems: &mut Problems) -> Op
                 );
             }
         }
+        set.spans.push((start, set.text.len()));
     }
-    out.sort();
-    out.dedup();
-    all_scalar.then_some(out)
+    let mut spans = std::mem::take(&mut set.spans);
+    spans.sort_by(|a, b| set.at(*a).cmp(set.at(*b)));
+    spans.dedup_by(|a, b| set.at(*a) == set.at(*b));
+    set.spans = spans;
+    all_scalar.then_some(set)
 }
 
 fn regex(value: &Value, path: &dyn Fn() -> String, problems: &mut Problems) -> Option<Regex> {
