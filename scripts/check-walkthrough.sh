@@ -20,7 +20,7 @@ for _ in $(seq 1 600); do
 done
 grep -q "cleave is up" "$log" || { cat "$log" >&2; echo "scripts/up.sh did not come up" >&2; exit 1; }
 block=$(awk '/<!-- walkthrough -->/{on=1; next} /<!-- \/walkthrough -->/{on=0} on' README.md | sed '/^```/d')
-out=$(bash -euo pipefail -c "$block")
+out=$(timeout 300 bash -euo pipefail -c "$block")
 echo "$out" | tail -n 20 >&2
 # The run must show the 422, the 409, a decision for the US visitor and none for FR.
 grep -q '"code":"invalid_definition"' <<<"$out"

@@ -40,7 +40,8 @@ step "worker release build"
 scripts/build-worker.sh --release
 
 step "end-to-end (workerd)"
-node --test --test-concurrency=1 tests/e2e/
+# Bounded: a test file that leaves a process or handle open would otherwise never exit.
+timeout --kill-after=30 2700 node --test --test-concurrency=1 --test-timeout=600000 tests/e2e/
 
 step "README walkthrough, verbatim, against scripts/up.sh"
 scripts/check-walkthrough.sh

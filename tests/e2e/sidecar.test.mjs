@@ -90,6 +90,7 @@ before(async () => {
 });
 
 after(async () => {
+  await kv?.dispose();
   await admin?.stop();
   await worker?.stop();
   if (baseUrl) await run("psql", ["-q", baseUrl, "-c", `drop database if exists ${database}`]).catch(() => {});
