@@ -245,7 +245,8 @@ function budgets() {
   check("decide@100 / floor", h["decide-100"].rps / h.floor.rps, ">=", 0.75, "x");
   check("decide@100 / GrowthBook@100", h["decide-100"].rps / h["growthbook-100"].rps, ">=", 1.4, "x");
   const perExp = results.wasm.assign[100].ns_per_experiment;
-  check("wasm assign ns/experiment (100)", perExp, "<=", 350, " ns");
+  // The 350 ns is "1.5x one digest" on its reference machine; the ratio holds on any.
+  check("wasm assign per experiment (100) / one SHA-256 digest", perExp / results.wasm.digest.ns, "<=", 1.5, "x");
   check("GrowthBook JS / wasm assign, per experiment", results.wasm.growthbook[100].ns_per_experiment / perExp, ">=", 3, "x");
   check("wasm decode (binary sidecar), 1000 experiments", results.wasm.decode[1000].ns / 1e6, "<=", 2, " ms");
   check("wasm assign, 1000 experiments", results.wasm.assign[1000].ns / 1e6, "<=", 10, " ms");

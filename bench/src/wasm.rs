@@ -68,3 +68,16 @@ pub fn assign_ns(n: usize, rounds: u32) -> f64 {
 pub fn snapshot_bytes(n: usize, json: bool) -> usize {
     crate::snapshot_bytes(n, !json).len()
 }
+
+/// Nanoseconds per bucketing draw (one SHA-256 of a short key), the unit in which the assign
+/// budget is set: on a slower or busier machine both move together.
+#[wasm_bindgen]
+pub fn draw_ns(rounds: u32) -> f64 {
+    let units: Vec<String> = (0..1024).map(|i| format!("user-{i}")).collect();
+    let start = now_ms();
+    for r in 0..rounds {
+        let unit = &units[r as usize % units.len()];
+        std::hint::black_box(cleave_core::bucket::draw("checkout-button-color", unit));
+    }
+    (now_ms() - start) * 1e6 / f64::from(rounds)
+}

@@ -64,7 +64,11 @@ pub struct ContextAttribute {
     #[serde(rename = "type")]
     pub kind: AttributeType,
     /// Used when the request does not carry the attribute.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "binary::optional_value_field"
+    )]
     pub default: Option<Value>,
     /// The decide API answers 400 when a required attribute is missing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -219,9 +223,21 @@ pub type Ranges = smallvec::SmallVec<[[i64; 2]; 1]>;
 /// A variant's payload: any JSON value, kept as its JSON text. The worker only copies it into
 /// responses, so decoding a snapshot copies one string per payload instead of building a tree
 /// of maps and strings (the largest share of a snapshot's allocations).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 #[serde(transparent)]
 pub struct Payload(Box<RawValue>);
+
+/// From JSON: the value's text, as it stands. From a binary sidecar: a string of JSON text,
+/// checked like any other.
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            Box::<RawValue>::deserialize(deserializer).map(Self)
+        } else {
+            Self::from_json(String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+        }
+    }
+}
 
 impl Payload {
     /// The payload holding `value`.
@@ -286,7 +302,11 @@ pub struct Condition {
     pub attribute: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator: Option<Operator>,
-    #[serde(default, skip_serializing_if = "Value::is_null")]
+    #[serde(
+        default,
+        skip_serializing_if = "Value::is_null",
+        deserialize_with = "binary::value_field"
+    )]
     pub value: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub all: Option<Vec<Condition>>,

@@ -1,26 +1,27 @@
 //! Prerequisites between experiments: references checked, cycles refused, then resolved to
 //! positions in the engine's running list.
 
-use std::collections::BTreeMap;
-
 use crate::problems::Problems;
 use crate::snapshot::Experiment;
 
-use super::PreparedExperiment;
+use super::{find_by_key, PreparedExperiment};
 
 /// Every prerequisite must name another experiment of the snapshot and variants it has, and
 /// the prerequisite graph must have no cycle.
-pub(super) fn check_prerequisites(experiments: &[Experiment], problems: &mut Problems) {
-    let by_key: BTreeMap<&str, usize> = experiments
-        .iter()
-        .enumerate()
-        .map(|(i, e)| (e.key.as_str(), i))
-        .collect();
+/// `by_key` holds experiment indices in key order.
+pub(super) fn check_prerequisites(
+    experiments: &[Experiment],
+    by_key: &[usize],
+    problems: &mut Problems,
+) {
+    if experiments.iter().all(|e| e.prerequisites.is_empty()) {
+        return;
+    }
     let mut edges: Vec<Vec<usize>> = vec![Vec::new(); experiments.len()];
     for (i, exp) in experiments.iter().enumerate() {
         for (p, pre) in exp.prerequisites.iter().enumerate() {
             let path = || format!("experiments[{i}].prerequisites[{p}]");
-            let Some(&target) = by_key.get(pre.experiment.as_str()) else {
+            let Some(target) = find_by_key(experiments, by_key, &pre.experiment) else {
                 problems.push(
                     format!("{}.experiment", path()),
                     format!("unknown experiment {:?}", pre.experiment),
@@ -108,26 +109,29 @@ fn find_cycle(edges: &[Vec<usize>]) -> Option<Vec<usize>> {
 
 /// Points every running experiment's prerequisites at positions in `running` (`None` when the
 /// required experiment is not running: nobody is assigned there, so the requirement fails).
+/// `running` is in key order, like `by_key`.
 pub(super) fn resolve_prerequisites(
     experiments: &[Experiment],
+    by_key: &[usize],
     running: &mut [PreparedExperiment],
 ) {
-    let position: BTreeMap<&str, usize> = running
-        .iter()
-        .enumerate()
-        .filter_map(|(pos, p)| experiments.get(p.index).map(|e| (e.key.as_str(), pos)))
-        .collect();
-    for prepared in running.iter_mut() {
-        let Some(exp) = experiments.get(prepared.index) else {
+    let key_of = |p: &PreparedExperiment| experiments.get(p.index).map_or("", |e| e.key.as_str());
+    for pos in 0..running.len() {
+        let Some(exp) = running.get(pos).and_then(|p| experiments.get(p.index)) else {
             continue;
         };
-        prepared.prerequisites = exp
+        if exp.prerequisites.is_empty() {
+            continue;
+        }
+        let links = exp
             .prerequisites
             .iter()
             .map(|pre| {
-                let variants = experiments
-                    .iter()
-                    .find(|e| e.key == pre.experiment)
+                let position = running
+                    .binary_search_by(|p| key_of(p).cmp(pre.experiment.as_str()))
+                    .ok();
+                let variants = find_by_key(experiments, by_key, &pre.experiment)
+                    .and_then(|i| experiments.get(i))
                     .map(|required| {
                         required
                             .variants
@@ -138,8 +142,11 @@ pub(super) fn resolve_prerequisites(
                             .collect()
                     })
                     .unwrap_or_default();
-                (position.get(pre.experiment.as_str()).copied(), variants)
+                (position, variants)
             })
             .collect();
+        if let Some(prepared) = running.get_mut(pos) {
+            prepared.prerequisites = links;
+        }
     }
 }

@@ -4,20 +4,21 @@
 //! The JSON body stays the source of truth; the admin writes the sidecar next to it from the
 //! same [`Snapshot`], and a worker that cannot use a sidecar reads the JSON. Layout:
 //! `b"CLVB"`, the format number as 4 little-endian bytes, then the snapshot in `postcard`.
-//! postcard is positional, so the mirror types below write every field (no skipping) and any
-//! change to them is a new format number.
+//! postcard is positional, so the mirror types below write every field (no skipping), in the
+//! order the snapshot types declare them: a sidecar then decodes straight into [`Snapshot`],
+//! whose JSON values and payloads read their sidecar form when the decoder is not
+//! human-readable ([`value_field`], [`Payload`]'s `Deserialize`). Any change to the field
+//! lists is a new format number.
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::{de, Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::{
-    AttributeSource, AttributeType, Audience, BotPolicy, Condition, ContextAttribute, Experiment,
-    Holdout, LayerSlot, Operator, Payload, Prerequisite, Ranges, Routes, Rule, Snapshot, Status,
-    Variant,
+    AttributeSource, AttributeType, BotPolicy, Condition, ContextAttribute, Experiment, Holdout,
+    LayerSlot, Operator, Prerequisite, Ranges, Rule, Snapshot, Status, Variant,
 };
-use crate::routing::RouteAction;
 
 const MAGIC: &[u8; 4] = b"CLVB";
 
@@ -58,7 +59,7 @@ pub fn decode_binary(bytes: &[u8]) -> Result<Snapshot, BinaryError> {
     if format != BINARY_FORMAT {
         return Err(BinaryError::Format(format));
     }
-    let (doc, trailing) = postcard::take_from_bytes::<Doc>(body)
+    let (snapshot, trailing) = postcard::take_from_bytes::<Snapshot>(body)
         .map_err(|e| BinaryError::Malformed(e.to_string()))?;
     if !trailing.is_empty() {
         return Err(BinaryError::Malformed(format!(
@@ -66,10 +67,35 @@ pub fn decode_binary(bytes: &[u8]) -> Result<Snapshot, BinaryError> {
             trailing.len()
         )));
     }
-    doc.into_snapshot()
+    Ok(snapshot)
 }
 
-#[derive(Serialize, Deserialize)]
+/// Deserializes a JSON value field: from JSON as itself, from a sidecar from its [`Val`] form.
+pub(super) fn value_field<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Value, D::Error> {
+    if deserializer.is_human_readable() {
+        Value::deserialize(deserializer)
+    } else {
+        Val::deserialize(deserializer)?
+            .into_value()
+            .map_err(de::Error::custom)
+    }
+}
+
+/// [`value_field`] for an optional value.
+pub(super) fn optional_value_field<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Value>, D::Error> {
+    if deserializer.is_human_readable() {
+        Option::<Value>::deserialize(deserializer)
+    } else {
+        Option::<Val>::deserialize(deserializer)?
+            .map(Val::into_value)
+            .transpose()
+            .map_err(de::Error::custom)
+    }
+}
+
+#[derive(Serialize)]
 struct Doc {
     schema: u32,
     environment: String,
@@ -84,7 +110,7 @@ struct Doc {
     origins: BTreeMap<String, String>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct Exp {
     id: String,
     key: String,
@@ -104,7 +130,7 @@ struct Exp {
     variants: Vec<Var>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct Var {
     id: String,
     key: String,
@@ -118,7 +144,7 @@ struct Var {
 /// A variant's [`RouteAction`]: `(origin, rewrite, redirect, status)`.
 type Action = (Option<String>, Option<String>, Option<String>, Option<u16>);
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct Cond {
     attribute: String,
     operator: Option<Operator>,
@@ -129,7 +155,7 @@ struct Cond {
     audience: Option<String>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct Attr {
     name: String,
     source: AttributeSource,
@@ -223,41 +249,6 @@ impl From<&Snapshot> for Doc {
     }
 }
 
-impl Doc {
-    fn into_snapshot(self) -> Result<Snapshot, BinaryError> {
-        Ok(Snapshot {
-            schema: self.schema,
-            environment: self.environment,
-            version: self.version,
-            published_at: self.published_at,
-            published_by: self.published_by,
-            experiments: self
-                .experiments
-                .into_iter()
-                .map(Exp::into_experiment)
-                .collect::<Result<_, _>>()?,
-            audiences: self
-                .audiences
-                .into_iter()
-                .map(|(key, rules)| {
-                    Ok(Audience {
-                        key,
-                        targeting: rules_in(rules)?,
-                    })
-                })
-                .collect::<Result<_, _>>()?,
-            context_schema: self
-                .context_schema
-                .into_iter()
-                .map(Attr::into_attribute)
-                .collect::<Result<_, _>>()?,
-            holdout: self.holdout,
-            bot_policy: self.bot_policy,
-            origins: self.origins,
-        })
-    }
-}
-
 impl From<&Experiment> for Exp {
     fn from(e: &Experiment) -> Self {
         Self {
@@ -283,34 +274,6 @@ impl From<&Experiment> for Exp {
     }
 }
 
-impl Exp {
-    fn into_experiment(self) -> Result<Experiment, BinaryError> {
-        Ok(Experiment {
-            id: self.id,
-            key: self.key,
-            status: self.status,
-            unit: self.unit,
-            fallback_unit: self.fallback_unit,
-            salt: self.salt,
-            traffic: self.traffic,
-            start_at: self.start_at,
-            end_at: self.end_at,
-            layer: self.layer,
-            targeting: rules_in(self.targeting)?,
-            prerequisites: self.prerequisites,
-            routes: self
-                .routes
-                .map(|(include, exclude)| Routes { include, exclude }),
-            route_all_methods: self.route_all_methods,
-            variants: self
-                .variants
-                .into_iter()
-                .map(Var::into_variant)
-                .collect::<Result<_, _>>()?,
-        })
-    }
-}
-
 impl From<&Variant> for Var {
     fn from(v: &Variant) -> Self {
         Self {
@@ -328,26 +291,6 @@ impl From<&Variant> for Var {
                 )
             }),
         }
-    }
-}
-
-impl Var {
-    fn into_variant(self) -> Result<Variant, BinaryError> {
-        Ok(Variant {
-            id: self.id,
-            key: self.key,
-            payload: Payload::from_json(self.payload).map_err(malformed)?,
-            ranges: self.ranges,
-            allow: self.allow,
-            route: self
-                .route
-                .map(|(origin, rewrite, redirect, status)| RouteAction {
-                    origin,
-                    rewrite,
-                    redirect,
-                    status,
-                }),
-        })
     }
 }
 
@@ -373,28 +316,6 @@ impl From<&Condition> for Cond {
     }
 }
 
-impl Cond {
-    fn into_condition(self) -> Result<Condition, BinaryError> {
-        let group = |items: Option<Vec<Self>>| {
-            items
-                .map(|items| items.into_iter().map(Self::into_condition).collect())
-                .transpose()
-        };
-        Ok(Condition {
-            attribute: self.attribute,
-            operator: self.operator,
-            value: self.value.into_value()?,
-            all: group(self.all)?,
-            any: group(self.any)?,
-            not: self
-                .not
-                .map(|inner| inner.into_condition().map(Box::new))
-                .transpose()?,
-            audience: self.audience,
-        })
-    }
-}
-
 impl From<&ContextAttribute> for Attr {
     fn from(a: &ContextAttribute) -> Self {
         Self {
@@ -408,37 +329,10 @@ impl From<&ContextAttribute> for Attr {
     }
 }
 
-impl Attr {
-    fn into_attribute(self) -> Result<ContextAttribute, BinaryError> {
-        Ok(ContextAttribute {
-            name: self.name,
-            source: self.source,
-            key: self.key,
-            kind: self.kind,
-            default: self.default.map(Val::into_value).transpose()?,
-            required: self.required,
-        })
-    }
-}
-
 fn rules_out(rules: &[Rule]) -> Vec<Vec<Cond>> {
     rules
         .iter()
         .map(|r| r.conditions.iter().map(Cond::from).collect())
-        .collect()
-}
-
-fn rules_in(rules: Vec<Vec<Cond>>) -> Result<Vec<Rule>, BinaryError> {
-    rules
-        .into_iter()
-        .map(|conditions| {
-            Ok(Rule {
-                conditions: conditions
-                    .into_iter()
-                    .map(Cond::into_condition)
-                    .collect::<Result<_, _>>()?,
-            })
-        })
         .collect()
 }
 

@@ -175,7 +175,7 @@ fn list(value: &Value, path: &dyn Fn() -> String, problems: &mut Problems) -> Op
         return None;
     };
     let mut set = TextSet {
-        text: String::new(),
+        text: String::with_capacity(items.iter().map(|i| i.as_str().map_or(8, str::len)).sum()),
         spans: Vec::with_capacity(items.len()),
     };
     let mut all_scalar = true;
