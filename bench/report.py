@@ -22,12 +22,14 @@ def main(results_path, md_path, png_path):
         f"Run {r['date'][:10]} on {r['machine']}. Regenerate with `scripts/bench.sh` (about ten",
         "minutes); it rewrites this file, `bench/results.json` and `bench/chart.png`.",
         "",
-        "Each worker runs alone in a bare workerd (the binary from the pinned npm package, a",
+        "Each worker runs in its own bare workerd (the binary from the pinned npm package, a",
         "generated config, no dev tooling in front; cleave's KV is a read-only stand-in service),",
-        "pinned to core 0; wrk and the origin run on core 1. 32 connections, one wrk thread; every",
-        "request is a different user with varied country and plan. Best of several rounds;",
-        "*spread* is (max - min) / max of the rounds. The core numbers come from criterion",
-        "(native) and from the same code compiled to wasm32 and timed in Node's V8.",
+        "all pinned to core 0 and loaded one at a time; wrk and the origin run on core 1. 32",
+        "connections, one wrk thread; every request is a different user with varied country and",
+        "plan. Rounds are interleaved (each round runs every target once, so a slow stretch of a",
+        "shared machine hits them all) and the best round counts; *spread* is (max - min) / max",
+        "of the rounds. The core numbers come from criterion (native) and from the same code",
+        "compiled to wasm32 and timed in Node's V8, fastest of many samples over two seconds.",
         "",
         "![throughput](bench/chart.png)",
         "",
@@ -86,9 +88,10 @@ def main(results_path, md_path, png_path):
     per_exp = r["wasm"]["assign"]["100"]["ns_per_experiment"]
     lines += [
         "",
-        f"Assign is budgeted in digests: 1.5 digests an experiment is 350 ns where a digest costs"
-        f" 230 ns; here a digest cost {d:.0f} ns and assign {per_exp:.0f} ns an experiment. The"
-        f" floor's {floor:.0f} req/s against 8.8k on the reference machine says how fast this one ran.",
+        "Assign is budgeted in digests: 350 ns an experiment is 1.5 digests where a digest",
+        f"costs 230 ns; here a digest cost {d:.0f} ns and assign {per_exp:.0f} ns an experiment.",
+        f"The floor's {floor:.0f} req/s, against 8.8k on the reference machine, tells how fast",
+        "this machine ran; the decode budget stays absolute.",
         "",
         "`BENCH_STAGES=probe node bench/run.mjs` serves one worker and asks it for less and less",
         "work (a 404, a 400, an empty experiment filter, a full decide), to show where a",
