@@ -19,8 +19,8 @@ def main(results_path, md_path, png_path):
     lines = [
         "# Benchmarks",
         "",
-        f"Run {r['date'][:10]} on {r['machine']}. Regenerate with `scripts/bench.sh` (about ten",
-        "minutes); it rewrites this file, `bench/results.json` and `bench/chart.png`.",
+        f"Run {r['date'][:10]} on {r['machine']}. Regenerate with `scripts/bench.sh` (about a",
+        "quarter of an hour); it rewrites this file, `bench/results.json` and `bench/chart.png`.",
         "",
         "Each worker runs in its own bare workerd (the binary from the pinned npm package, a",
         "generated config, no dev tooling in front; cleave's KV is a read-only stand-in service),",
