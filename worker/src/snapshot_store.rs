@@ -265,17 +265,14 @@ async fn sidecar(
         return Ok(None);
     }
     let version = pointer.version;
-    let bytes = match kv.get(&binary_key(environment, version)).bytes().await {
-        Ok(Some(bytes)) => bytes,
-        Ok(None) => return Err(format!("sidecar of v{version} is missing")),
-        Err(e) => return Err(format!("KV error reading the sidecar of v{version}: {e}")),
-    };
+    let what = format!("sidecar of v{version}");
+    let bytes = read_bytes(kv, &binary_key(environment, version), &what).await?;
     if let Some(public_key) = public_key {
         snapshot_signature::verify_binary(public_key, environment, pointer, &bytes).await?;
     }
     Engine::decode_binary(&bytes)
         .map(Some)
-        .map_err(|e| format!("sidecar of v{version} refused: {e}"))
+        .map_err(|e| format!("{what} refused: {e}"))
 }
 
 /// The engine from the version's JSON body, the source of truth.
@@ -286,13 +283,19 @@ async fn json_body(
     public_key: Option<&str>,
 ) -> Result<Engine, String> {
     let version = pointer.version;
-    let body = match kv.get(&body_key(environment, version)).bytes().await {
-        Ok(Some(body)) => body,
-        Ok(None) => return Err(format!("body of v{version} is missing")),
-        Err(e) => return Err(format!("KV error reading v{version}: {e}")),
-    };
+    let what = format!("body of v{version}");
+    let body = read_bytes(kv, &body_key(environment, version), &what).await?;
     if let Some(public_key) = public_key {
         snapshot_signature::verify(public_key, environment, pointer, &body).await?;
     }
     Engine::decode(&body).map_err(|e| format!("v{version} refused: {e}"))
+}
+
+/// The value under `key`; `what` names it in the error when it is missing or unreadable.
+async fn read_bytes(kv: &KvStore, key: &str, what: &str) -> Result<Vec<u8>, String> {
+    match kv.get(key).bytes().await {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(format!("{what} is missing")),
+        Err(e) => Err(format!("KV error reading the {what}: {e}")),
+    }
 }
