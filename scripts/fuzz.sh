@@ -15,7 +15,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(snapshot_decode assignments_header tokens decide_request)
+[ ${#targets[@]} -gt 0 ] || targets=(snapshot_decode assignments_header tokens decide_request redirect_targets pointer)
 
 if ! cargo fuzz --version 2>/dev/null | grep -q '0.13.2'; then
   cargo install cargo-fuzz --version 0.13.2 --locked

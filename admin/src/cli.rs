@@ -78,18 +78,34 @@ pub enum Command {
         #[arg(long)]
         env: String,
     },
-    /// Mint a QA force token (`exp=variant ...`) signed with CLEAVE_SIGNING_KEY, for `force=`
-    /// on the decide API or the `cleave_force` cookie in proxy mode.
+    /// Mint a QA force token (`exp=variant ...`) for one environment, signed with the force
+    /// key derived from CLEAVE_SIGNING_KEY, for `force=` on the decide API or the
+    /// `cleave_force` cookie in proxy mode.
     ForceToken {
         /// Pairs such as checkout-button-color=treatment.
         #[arg(required = true, value_parser = parse_pair)]
         force: Vec<(String, String)>,
+        /// The environment the token is good in (the worker's CLEAVE_ENV or `env=`).
+        #[arg(long)]
+        env: String,
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 3600)]
         ttl: u32,
+        /// Longest lifetime allowed; workers refuse tokens that live longer.
+        #[arg(long, env = "CLEAVE_FORCE_MAX_SECONDS", default_value_t = 604_800)]
+        max_ttl: u32,
         #[arg(long, env = "CLEAVE_SIGNING_KEY", hide_env_values = true)]
         signing_key: Option<String>,
     },
+    /// Print the key origins verify `cleave-signature` with (hex), derived from
+    /// CLEAVE_SIGNING_KEY; it cannot mint force tokens or sticky records.
+    HeaderKey {
+        #[arg(long, env = "CLEAVE_SIGNING_KEY", hide_env_values = true)]
+        signing_key: Option<String>,
+    },
+    /// Re-sign the expiry of every environment's current pointer (for cron when `serve` is
+    /// not running); workers refuse a pointer past its expiry.
+    ResignPointers,
     /// Create an Ed25519 key for signing snapshots: writes the private key to `--out`
     /// (mode 0600, refusing to overwrite) and prints the public key for the worker's
     /// CLEAVE_SNAPSHOT_PUBLIC_KEY.
@@ -287,13 +303,16 @@ pub async fn run(cli: Cli) -> Result<()> {
     if let Command::Validate { files } = &cli.command {
         return crate::validate::files(files);
     }
-    if let Command::ForceToken {
-        force,
-        ttl,
-        signing_key,
-    } = &cli.command
-    {
-        return keys::force_token(force, *ttl, signing_key.as_deref());
+    match &cli.command {
+        Command::ForceToken {
+            force,
+            env,
+            ttl,
+            max_ttl,
+            signing_key,
+        } => return keys::force_token(force, env, *ttl, *max_ttl, signing_key.as_deref()),
+        Command::HeaderKey { signing_key } => return keys::header_key(signing_key.as_deref()),
+        _ => {}
     }
     match &cli.command {
         Command::Keygen { out } => return keys::keygen(out),
@@ -354,6 +373,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             if guardrail_interval > 0 {
                 let every = std::time::Duration::from_secs(guardrail_interval);
                 tokio::spawn(crate::analysis::guardrails::watch(ctx.clone(), every));
+            }
+            if let Some(signer) = &ctx.signer {
+                // A quarter of the validity, at most hourly: several chances before expiry.
+                let every = (signer.validity() / 4).min(std::time::Duration::from_secs(3600));
+                tokio::spawn(publish::keep_pointers_fresh(ctx.clone(), every));
             }
             axum::serve(listener, app(AppState { ctx, access }))
                 .with_graceful_shutdown(async {
@@ -461,7 +485,16 @@ pub async fn run(cli: Cli) -> Result<()> {
             print(&db::audit::list(&pool, entity.as_deref()).await?);
             Ok(())
         }
-        Command::ForceToken { .. } | Command::Keygen { .. } | Command::PublicKey => Ok(()),
+        Command::ResignPointers => {
+            let done = publish::resign_pointers(&pool, ctx.outlet()).await?;
+            eprintln!("re-signed {} pointer(s)", done.len());
+            print(&done);
+            Ok(())
+        }
+        Command::ForceToken { .. }
+        | Command::HeaderKey { .. }
+        | Command::Keygen { .. }
+        | Command::PublicKey => Ok(()),
     }
 }
 
@@ -472,9 +505,9 @@ async fn audiences(ctx: &Ctx, actor: &str, command: AudienceCommand) -> Result<(
         }
         AudienceCommand::List => print(&targeting_service::list_audiences(ctx).await?),
         AudienceCommand::Update { id, json } => {
-            let (audience, published) =
+            let (audience, pending) =
                 targeting_service::patch_audience(ctx, actor, id, json_arg(&json)?).await?;
-            print(&serde_json::json!({"audience": audience, "published": published}));
+            print(&serde_json::json!({"audience": audience, "pendingPublish": pending}));
         }
         AudienceCommand::Delete { id } => {
             targeting_service::delete_audience(ctx, actor, id).await?;

@@ -2,12 +2,13 @@
 
 mod analysis;
 mod dashboard;
+pub mod policy;
 mod ui;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::{HeaderMap, Method, StatusCode};
-use axum::middleware::{self, Next};
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
@@ -16,11 +17,12 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::access::{Access, Role};
+use crate::access::Access;
 use crate::db::audit;
 use crate::error::AdminError;
 use crate::service::{self, Ctx};
 use crate::targeting_service;
+use policy::Actor;
 
 /// Shared state of the server.
 #[derive(Debug, Clone)]
@@ -66,28 +68,15 @@ pub fn app(state: AppState) -> Router {
         .merge(dashboard::routes())
         .fallback(|| async { AdminError::NotFound("no such endpoint".to_owned()) })
         // Route layers see the matched route; the later one wraps the earlier, so refused
-        // reads are observed too.
+        // calls are observed too.
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
-            reads_need_viewer,
+            policy::authorize,
         ))
         .route_layer(middleware::from_fn(crate::observability::observe))
         // The dashboard's files hold no data: they load without a token, then ask for one.
         .merge(ui::routes())
         .with_state(state)
-}
-
-/// Reads need a viewer token when role tokens are configured; mutations check their own role
-/// in the handler, where the actor is needed anyway.
-async fn reads_need_viewer(
-    State(s): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Result<Response, AdminError> {
-    if request.method() == Method::GET {
-        s.access.check(request.headers(), Role::Viewer)?;
-    }
-    Ok(next.run(request).await)
 }
 
 /// JSON body extractor whose rejections use the API's error shape.
@@ -113,12 +102,6 @@ fn parse_id(raw: &str, what: &str) -> Result<Uuid, AdminError> {
     Uuid::parse_str(raw).map_err(|_| AdminError::NotFound(format!("no {what} {raw}")))
 }
 
-/// Checks the bearer token of a mutation against the role it needs; returns the actor to
-/// audit.
-fn authorize(state: &AppState, headers: &HeaderMap, needed: Role) -> Result<String, AdminError> {
-    state.access.check(headers, needed)
-}
-
 type Answer = Result<Response, AdminError>;
 
 fn created(value: impl serde::Serialize) -> Answer {
@@ -131,10 +114,9 @@ fn ok(value: impl serde::Serialize) -> Answer {
 
 async fn create_environment(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    Actor(actor): Actor,
     Body(req): Body<service::NewEnvironment>,
 ) -> Answer {
-    let actor = authorize(&s, &headers, Role::Editor)?;
     created(service::create_environment(&s.ctx, &actor, req).await?)
 }
 
@@ -155,11 +137,10 @@ struct PublishOptions {
 /// `?confirm=true` accepts a plan that moves already-enrolled units between variants.
 async fn publish(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    Actor(actor): Actor,
     Path(id): Path<String>,
     Query(options): Query<PublishOptions>,
 ) -> Answer {
-    let actor = authorize(&s, &headers, Role::Publisher)?;
     let env = parse_id(&id, "environment")?;
     ok(service::publish(&s.ctx, &actor, env, options.confirm).await?)
 }
@@ -170,21 +151,19 @@ async fn plan(State(s): State<AppState>, Path(id): Path<String>) -> Answer {
 
 async fn set_settings(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    Actor(actor): Actor,
     Path(id): Path<String>,
     Body(req): Body<crate::model::EnvironmentSettings>,
 ) -> Answer {
-    let actor = authorize(&s, &headers, Role::Editor)?;
     let env = parse_id(&id, "environment")?;
     ok(targeting_service::set_settings(&s.ctx, &actor, env, req).await?)
 }
 
 async fn create_audience(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    Actor(actor): Actor,
     Body(req): Body<targeting_service::NewAudience>,
 ) -> Answer {
-    let actor = authorize(&s, &headers, Role::Editor)?;
     created(targeting_service::create_audience(&s.ctx, &actor, req).await?)
 }
 
@@ -198,24 +177,23 @@ async fn get_audience(State(s): State<AppState>, Path(id): Path<String>) -> Answ
 
 async fn patch_audience(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    Actor(actor): Actor,
     Path(id): Path<String>,
     Body(req): Body<targeting_service::AudiencePatch>,
 ) -> Answer {
-    let actor = authorize(&s, &headers, Role::Editor)?;
     let id = parse_id(&id, "audience")?;
-    let (audience, published) = targeting_service::patch_audience(&s.ctx, &actor, id, req).await?;
+    let (audience, pending) = targeting_service::patch_audience(&s.ctx, &actor, id, req).await?;
     let mut body = serde_json::to_value(&audience).unwrap_or_default();
-    body["published"] = json!(published);
+    // Environments whose next publish carries this change.
+    body["pendingPublish"] = json!(pending);
     ok(body)
 }
 
 async fn delete_audience(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    Actor(actor): Actor,
     Path(id): Path<String>,
 ) -> Answer {
-    let actor = authorize(&s, &headers, Role::Editor)?;
     targeting_service::delete_audience(&s.ctx, &actor, parse_id(&id, "audience")?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -228,11 +206,10 @@ struct RollbackRequest {
 
 async fn rollback(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    Actor(actor): Actor,
     Path(id): Path<String>,
     Body(req): Body<RollbackRequest>,
 ) -> Answer {
-    let actor = authorize(&s, &headers, Role::Publisher)?;
     let id = parse_id(&id, "environment")?;
     let mut tx = s.ctx.pool.begin().await?;
     let done =
@@ -249,10 +226,9 @@ struct ExperimentFilter {
 
 async fn create_experiment(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    Actor(actor): Actor,
     Body(req): Body<service::NewExperiment>,
 ) -> Answer {
-    let actor = authorize(&s, &headers, Role::Editor)?;
     created(service::create_experiment(&s.ctx, &actor, req).await?)
 }
 
@@ -276,41 +252,37 @@ async fn get_experiment(State(s): State<AppState>, Path(id): Path<String>) -> An
 
 async fn patch_experiment(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    Actor(actor): Actor,
     Path(id): Path<String>,
     Body(req): Body<service::ExperimentPatch>,
 ) -> Answer {
-    let actor = authorize(&s, &headers, Role::Editor)?;
     ok(service::patch_experiment(&s.ctx, &actor, parse_id(&id, "experiment")?, req).await?)
 }
 
 async fn add_variant(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    Actor(actor): Actor,
     Path(id): Path<String>,
     Body(req): Body<service::NewVariant>,
 ) -> Answer {
-    let actor = authorize(&s, &headers, Role::Editor)?;
     created(service::add_variant(&s.ctx, &actor, parse_id(&id, "experiment")?, req).await?)
 }
 
 async fn set_allocations(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    Actor(actor): Actor,
     Path(id): Path<String>,
     Body(req): Body<service::Allocations>,
 ) -> Answer {
-    let actor = authorize(&s, &headers, Role::Editor)?;
     ok(service::set_allocations(&s.ctx, &actor, parse_id(&id, "experiment")?, req).await?)
 }
 
 async fn set_status(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    Actor(actor): Actor,
     Path(id): Path<String>,
     Body(req): Body<service::StatusChange>,
 ) -> Answer {
-    let actor = authorize(&s, &headers, Role::Publisher)?;
     let (experiment, published) =
         service::set_status(&s.ctx, &actor, parse_id(&id, "experiment")?, req).await?;
     let mut body = serde_json::to_value(&experiment).unwrap_or_default();

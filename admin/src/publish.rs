@@ -3,6 +3,7 @@
 
 use cleave_core::plan::Plan;
 use cleave_core::snapshot::{encode_binary, Snapshot};
+use sha2::{Digest, Sha256};
 use sqlx::PgConnection;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -115,7 +116,6 @@ async fn publish_locked(
     actor: &str,
     confirm: bool,
 ) -> Result<Published> {
-    let sink = out.sink;
     let environment = env.id;
     let (_, snapshot, sha256) = compile_next(conn, environment, actor).await?;
     if let Some(current) = env.current_version {
@@ -134,8 +134,40 @@ async fn publish_locked(
     if !confirm && !plan.needs_confirmation.is_empty() {
         return Err(AdminError::Unconfirmed(Box::new(plan)));
     }
+    upload_version(
+        conn,
+        out,
+        &env,
+        &snapshot,
+        &sha256,
+        actor,
+        "environment.publish",
+    )
+    .await?;
+    Ok(Published {
+        environment: env.name,
+        version: i64::try_from(snapshot.version).unwrap_or(i64::MAX),
+        sha256,
+        changed: true,
+        plan: Some(plan),
+    })
+}
+
+/// Stores `snapshot` as the environment's next version, uploads its body and sidecar, flips
+/// the pointer (signed, with an expiry, when a key is configured) and audits `action`.
+async fn upload_version(
+    conn: &mut PgConnection,
+    out: Outlet<'_>,
+    env: &Environment,
+    snapshot: &Snapshot,
+    sha256: &str,
+    actor: &str,
+    action: &str,
+) -> Result<()> {
+    let sink = out.sink;
+    let environment = env.id;
     let version = i64::try_from(snapshot.version).unwrap_or(i64::MAX);
-    let body = serde_json::to_string(&snapshot).map_err(|e| AdminError::Internal(e.to_string()))?;
+    let body = serde_json::to_string(snapshot).map_err(|e| AdminError::Internal(e.to_string()))?;
     let published_at = OffsetDateTime::parse(&snapshot.published_at, &Rfc3339)
         .map_err(|e| AdminError::Internal(e.to_string()))?;
     snapshots::insert(
@@ -143,15 +175,15 @@ async fn publish_locked(
         NewSnapshot {
             environment,
             version,
-            sha256: &sha256,
+            sha256,
             body: &body,
             published_at,
             published_by: actor,
         },
     )
     .await?;
-    let pointer_note = pointer_note(&env);
-    let sidecar = encode_binary(&snapshot);
+    let pointer_note = pointer_note(env);
+    let sidecar = encode_binary(snapshot);
     sink.put_body(&env.name, version, &body, Some(&sidecar))
         .await
         .map_err(|e| {
@@ -164,7 +196,7 @@ async fn publish_locked(
         out.signer,
         &env.name,
         snapshot.version,
-        &sha256,
+        sha256,
         None,
         &body,
         Some(&sidecar),
@@ -176,11 +208,12 @@ async fn publish_locked(
         ))
     })?;
     environments::set_current_version(&mut *conn, environment, version).await?;
+    environments::set_pointer(&mut *conn, environment, &pointer).await?;
     audit::record(
         &mut *conn,
         Change {
             actor,
-            action: "environment.publish",
+            action,
             entity: "environment",
             entity_id: environment.to_string(),
             before: Some(serde_json::json!({"version": env.current_version})),
@@ -191,14 +224,124 @@ async fn publish_locked(
         },
     )
     .await?;
-    tracing::info!(environment = %env.name, version, sink = %sink.describe(), "published");
-    Ok(Published {
-        environment: env.name,
+    tracing::info!(environment = %env.name, version, sink = %sink.describe(), action, "published");
+    Ok(())
+}
+
+/// Publishes the environment's current snapshot with one experiment's status changed and
+/// nothing else: what an automatic pause publishes, so edits still waiting for a publisher
+/// stay waiting. `None` when nothing is published or the experiment is not in it.
+pub async fn publish_status_only(
+    conn: &mut PgConnection,
+    out: Outlet<'_>,
+    environment: Uuid,
+    experiment_key: &str,
+    status: cleave_core::snapshot::Status,
+    actor: &str,
+) -> Result<Option<Published>> {
+    let env = lock(conn, environment).await?;
+    let Some(mut snapshot) = current_snapshot(conn, &env).await? else {
+        return Ok(None);
+    };
+    let Some(experiment) = snapshot
+        .experiments
+        .iter_mut()
+        .find(|e| e.key == experiment_key)
+    else {
+        return Ok(None);
+    };
+    experiment.status = status;
+    let version = snapshots::latest_version(&mut *conn, environment).await? + 1;
+    snapshot.version = u64::try_from(version).unwrap_or(0);
+    snapshot.published_at = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| OffsetDateTime::now_utc())
+        .format(&Rfc3339)
+        .map_err(|e| AdminError::Internal(e.to_string()))?;
+    actor.clone_into(&mut snapshot.published_by);
+    cleave_core::Engine::new(snapshot.clone()).map_err(|e| {
+        AdminError::Internal(format!("the changed snapshot does not validate: {e}"))
+    })?;
+    let body = serde_json::to_vec(&snapshot).map_err(|e| AdminError::Internal(e.to_string()))?;
+    let sha256 = hex::encode(Sha256::digest(&body));
+    let name = env.name.clone();
+    let result = upload_version(
+        conn,
+        out,
+        &env,
+        &snapshot,
+        &sha256,
+        actor,
+        "environment.publish_status",
+    )
+    .await;
+    observability::count_publish(
+        &name,
+        "publish",
+        if result.is_ok() {
+            "published"
+        } else {
+            "failed"
+        },
+    );
+    result?;
+    Ok(Some(Published {
+        environment: name,
         version,
         sha256,
         changed: true,
-        plan: Some(plan),
-    })
+        plan: None,
+    }))
+}
+
+/// Re-signs the expiry of every environment's current pointer and writes it again, so
+/// workers keep following it. Environments without a stored signed pointer are skipped.
+///
+/// # Errors
+/// The first database or upload failure; pointers re-signed before it stay written.
+pub async fn resign_pointers(pool: &sqlx::PgPool, out: Outlet<'_>) -> Result<Vec<String>> {
+    let Some(signer) = out.signer else {
+        return Err(AdminError::BadRequest(
+            "no snapshot signing key: set CLEAVE_SNAPSHOT_SIGNING_KEY or CLEAVE_SNAPSHOT_SIGNING_KEY_FILE"
+                .to_owned(),
+        ));
+    };
+    let mut done = Vec::new();
+    for listed in environments::list(pool).await? {
+        let mut tx = pool.begin().await?;
+        // Under the row lock, so a publish never interleaves with its own pointer's re-sign.
+        let env = lock(&mut tx, listed.id).await?;
+        let Some(mut pointer) = environments::pointer(&mut *tx, env.id).await? else {
+            continue;
+        };
+        if pointer.signature.is_none() {
+            continue;
+        }
+        signer.stamp_expiry(&env.name, &mut pointer, OffsetDateTime::now_utc());
+        out.sink
+            .put_pointer(&env.name, &pointer)
+            .await
+            .map_err(|e| {
+                AdminError::Upload(format!("re-signing the pointer of {}: {e}", env.name))
+            })?;
+        environments::set_pointer(&mut *tx, env.id, &pointer).await?;
+        tx.commit().await?;
+        tracing::info!(environment = %env.name, version = pointer.version, expires_at = ?pointer.expires_at, "pointer re-signed");
+        done.push(env.name);
+    }
+    Ok(done)
+}
+
+/// Re-signs every current pointer every `every` until the process ends; a failure is logged
+/// and retried at the next tick.
+pub async fn keep_pointers_fresh(ctx: crate::service::Ctx, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        if let Err(e) = resign_pointers(&ctx.pool, ctx.outlet()).await {
+            tracing::error!(error = %e, "re-signing pointers failed");
+        }
+    }
 }
 
 /// Points `environment` back at stored version `to` without recompiling.
@@ -266,6 +409,7 @@ async fn rollback_locked(
         ))
     })?;
     environments::set_current_version(&mut *conn, environment, to).await?;
+    environments::set_pointer(&mut *conn, environment, &pointer).await?;
     audit::record(
         &mut *conn,
         Change {

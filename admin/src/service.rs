@@ -556,6 +556,48 @@ pub async fn set_status(
     Ok((after, published))
 }
 
+/// Pauses a running experiment on the system's own initiative (a guardrail): the status
+/// changes and the published snapshot changes by that pause alone, in one transaction.
+pub async fn pause_alone(
+    ctx: &Ctx,
+    actor: &str,
+    id: Uuid,
+) -> Result<(Experiment, Option<Published>)> {
+    let mut tx = ctx.pool.begin().await?;
+    let before = load(&mut tx, id, true).await?;
+    if !experiments::transition(&mut *tx, id, &[Status::Running], Status::Paused).await? {
+        return Err(AdminError::Conflict(format!(
+            "experiment {:?} is {}; it cannot become PAUSED",
+            before.key,
+            before.status.as_str()
+        )));
+    }
+    let after = load(&mut tx, id, false).await?;
+    audit::record(
+        &mut tx,
+        Change {
+            actor,
+            action: "experiment.status",
+            entity: "experiment",
+            entity_id: id.to_string(),
+            before: Some(json!({"status": before.status})),
+            after: Some(json!({"status": after.status})),
+        },
+    )
+    .await?;
+    let published = publish::publish_status_only(
+        &mut tx,
+        ctx.outlet(),
+        after.environment_id,
+        &after.key,
+        cleave_core::snapshot::Status::Paused,
+        actor,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((after, published))
+}
+
 pub async fn publish(
     ctx: &Ctx,
     actor: &str,

@@ -3,18 +3,30 @@
 //! The private key is a base64url 32-byte seed, from `CLEAVE_SNAPSHOT_SIGNING_KEY` or the file
 //! `CLEAVE_SNAPSHOT_SIGNING_KEY_FILE` names; `cleave-admin keygen` writes one. Workers verify
 //! with the matching public key in `CLEAVE_SNAPSHOT_PUBLIC_KEY`.
+//!
+//! Every signed pointer expires `validity` after it was signed (`CLEAVE_POINTER_VALIDITY`,
+//! default one day); `serve` re-signs the current pointers well before that, and
+//! `cleave-admin resign-pointers` does it from cron.
 
 use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
 use cleave_core::pointer::{self, BinarySidecar, Pointer};
 use cleave_core::snapshot::BINARY_FORMAT;
 use ed25519_dalek::{Signer as _, SigningKey};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// How long a signed pointer stays valid when not configured otherwise.
+pub const DEFAULT_POINTER_VALIDITY: Duration = Duration::from_secs(24 * 3600);
 
 /// The key snapshots are signed with. Its `Debug` never shows the key.
 #[derive(Clone)]
 pub struct SnapshotSigner {
     key: SigningKey,
+    /// How long a pointer it signs stays valid.
+    validity: Duration,
 }
 
 impl fmt::Debug for SnapshotSigner {
@@ -33,6 +45,7 @@ impl SnapshotSigner {
         getrandom::fill(&mut seed).map_err(|e| format!("no randomness for a key: {e}"))?;
         Ok(Self {
             key: SigningKey::from_bytes(&seed),
+            validity: DEFAULT_POINTER_VALIDITY,
         })
     }
 
@@ -44,6 +57,7 @@ impl SnapshotSigner {
         pointer::parse_public_key(text)
             .map(|seed| Self {
                 key: SigningKey::from_bytes(&seed),
+                validity: DEFAULT_POINTER_VALIDITY,
             })
             .ok_or_else(|| format!("{source} is not a base64url-encoded 32-byte Ed25519 seed"))
     }
@@ -81,6 +95,25 @@ impl SnapshotSigner {
     fn sign(&self, message: &[u8]) -> String {
         pointer::encode(&self.key.sign(message).to_bytes())
     }
+
+    /// The same key with another pointer validity.
+    #[must_use]
+    pub fn with_validity(mut self, validity: Duration) -> Self {
+        self.validity = validity;
+        self
+    }
+
+    /// How long a pointer this key signs stays valid.
+    pub fn validity(&self) -> Duration {
+        self.validity
+    }
+
+    /// Sets `pointer`'s expiry to `validity` after `now` and signs it.
+    pub fn stamp_expiry(&self, env: &str, pointer: &mut Pointer, now: OffsetDateTime) {
+        let expires = (now + self.validity).replace_nanosecond(0).unwrap_or(now);
+        pointer.expires_at = expires.format(&Rfc3339).ok();
+        pointer.expiry_signature = Some(self.sign(&pointer::signed_expiry_message(env, pointer)));
+    }
 }
 
 /// The pointer to `version` of `env` whose body is `body` (and binary sidecar `sidecar`, when
@@ -95,7 +128,7 @@ pub fn pointer_to(
     sidecar: Option<&[u8]>,
 ) -> Pointer {
     let body_message = || pointer::signed_message(env, version, rollback_from, body.as_bytes());
-    Pointer {
+    let mut pointer = Pointer {
         version,
         sha256: Some(sha256.to_owned()),
         rollback_from,
@@ -111,7 +144,13 @@ pub fn pointer_to(
                 ))
             }),
         }),
+        expires_at: None,
+        expiry_signature: None,
+    };
+    if let Some(signer) = signer {
+        signer.stamp_expiry(env, &mut pointer, OffsetDateTime::now_utc());
     }
+    pointer
 }
 
 #[cfg(test)]
@@ -152,6 +191,24 @@ mod tests {
         let as_body = pointer::signed_message("prod", 4, Some(6), b"CLVB");
         assert!(public.verify(&as_body, &sidecar).is_err());
         assert_eq!(p.binary.as_ref().unwrap().format, BINARY_FORMAT);
+        // The expiry is signed over the pointer, and re-stamping moves it.
+        let expiry = Signature::from_bytes(&p.expiry_signature_bytes().unwrap());
+        let message = pointer::signed_expiry_message("prod", &p);
+        assert!(public.verify(&message, &expiry).is_ok());
+        assert!(public
+            .verify(&pointer::signed_expiry_message("staging", &p), &expiry)
+            .is_err());
+        let expires = p.expires_ms().unwrap();
+        let now = OffsetDateTime::now_utc().unix_timestamp() * 1000;
+        let day = 24 * 3600 * 1000;
+        assert!((expires - now - day).abs() < 5_000, "{expires} vs {now}");
+        let mut later = p.clone();
+        signer
+            .clone()
+            .with_validity(Duration::from_secs(60))
+            .stamp_expiry("prod", &mut later, OffsetDateTime::now_utc());
+        assert!(later.expires_ms().unwrap() < expires);
+        assert_eq!(later.signature, p.signature);
     }
 
     #[test]
@@ -163,6 +220,7 @@ mod tests {
         assert!(SnapshotSigner::parse("short", "the key").is_err());
         let unsigned = pointer_to(None, "prod", 1, "x", None, "{}", Some(b"CLVB"));
         assert!(unsigned.signature.is_none());
+        assert!(unsigned.expires_at.is_none() && unsigned.expiry_signature.is_none());
         assert_eq!(unsigned.binary.unwrap().signature, None);
     }
 }

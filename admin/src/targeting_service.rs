@@ -1,6 +1,7 @@
 //! Audiences and environment settings (holdout, bot policy, context schema). Changing an
-//! audience republishes, in the same transaction, every published environment whose running
-//! or paused experiments use it; settings take effect at the environment's next publish.
+//! audience publishes nothing (an editor may change one, and only publishers publish): the
+//! environments whose running or paused experiments use it show the change in their pending
+//! diff; settings, likewise, take effect at the environment's next publish.
 
 use std::collections::BTreeSet;
 
@@ -14,8 +15,7 @@ use crate::compile::{self, is_published};
 use crate::db::audit::{self, Change};
 use crate::db::{audiences, environments, experiments};
 use crate::error::{AdminError, Result};
-use crate::model::{Audience, Environment, EnvironmentSettings, Published};
-use crate::publish;
+use crate::model::{Audience, Environment, EnvironmentSettings};
 use crate::service::Ctx;
 
 #[derive(Debug, Deserialize)]
@@ -103,13 +103,14 @@ pub async fn audience(ctx: &Ctx, id: Uuid) -> Result<Audience> {
         .ok_or_else(|| AdminError::NotFound(format!("no audience {id}")))
 }
 
-/// Edits an audience and republishes the environments whose published experiments use it.
+/// Edits an audience. Nothing is published: the environments whose published experiments use
+/// it (returned by name) show the change in their pending diff until a publisher publishes.
 pub async fn patch_audience(
     ctx: &Ctx,
     actor: &str,
     id: Uuid,
     patch: AudiencePatch,
-) -> Result<(Audience, Vec<Published>)> {
+) -> Result<(Audience, Vec<String>)> {
     let mut tx = ctx.pool.begin().await?;
     let before = audiences::get(&mut *tx, id, true)
         .await?
@@ -138,14 +139,14 @@ pub async fn patch_audience(
         Some(to_value(&saved)),
     )
     .await?;
-    let mut published = Vec::new();
-    for env in environments_using(&mut tx, &saved.key).await? {
-        if env.current_version.is_some() {
-            published.push(publish::publish_in(&mut tx, ctx.outlet(), env.id, actor, false).await?);
-        }
-    }
+    let pending = environments_using(&mut tx, &saved.key)
+        .await?
+        .into_iter()
+        .filter(|env| env.current_version.is_some())
+        .map(|env| env.name)
+        .collect();
     tx.commit().await?;
-    Ok((saved, published))
+    Ok((saved, pending))
 }
 
 /// Deletes an audience no experiment references (any status but archived).

@@ -149,6 +149,8 @@ fn force_token_mints_a_token_the_engine_accepts() {
     let out = command
         .args([
             "force-token",
+            "--env",
+            "prod",
             "--ttl",
             "600",
             "checkout=treatment",
@@ -161,17 +163,68 @@ fn force_token_mints_a_token_the_engine_accepts() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let token = text(&out.stdout).trim().to_owned();
     let now = i64::try_from(std::time::UNIX_EPOCH.elapsed().unwrap().as_millis()).unwrap();
-    let forced = cleave_core::force::verify(b"qa-key", &token, now).unwrap();
+    let keys = cleave_core::signing_keys::SigningKeys::derive(b"qa-key").unwrap();
+    let max = cleave_core::force::DEFAULT_MAX_LIFETIME_MS;
+    let verify =
+        |key: &[u8], env: &str, at: i64| cleave_core::force::verify(key, &token, env, at, max);
+    let forced = verify(&keys.force, "prod", now).unwrap();
     assert_eq!(
         forced.get("checkout").map(String::as_str),
         Some("treatment")
     );
     assert_eq!(forced.get("hero").map(String::as_str), Some("b"));
-    assert!(cleave_core::force::verify(b"qa-key", &token, now + 601_000).is_err());
+    assert!(verify(&keys.force, "prod", now + 601_000).is_err());
+    assert!(
+        verify(&keys.force, "staging", now).is_err(),
+        "good in its environment only"
+    );
+    assert!(
+        verify(b"qa-key", "prod", now).is_err(),
+        "not signed with the secret itself"
+    );
+    assert!(
+        verify(&keys.headers, "prod", now).is_err(),
+        "nor with the origins' key"
+    );
 
-    let out = admin(None, &["force-token", "checkout=treatment"]);
+    let out = admin(
+        None,
+        &["force-token", "--env", "prod", "checkout=treatment"],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("CLEAVE_SIGNING_KEY is not set"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cleave-admin"));
+    let out = command
+        .args(["force-token", "--env", "prod", "--ttl", "700000", "a=b"])
+        .env_remove("DATABASE_URL")
+        .env("CLEAVE_SIGNING_KEY", "qa-key")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "longer than 7 days is refused");
+    assert!(
+        text(&out.stderr).contains("maximum lifetime"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn header_key_prints_the_derived_key_origins_verify_with() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cleave-admin"));
+    let out = command
+        .args(["header-key"])
+        .env_remove("DATABASE_URL")
+        .env("CLEAVE_SIGNING_KEY", "e2e-signing-key")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let printed = text(&out.stdout).trim().to_owned();
+    // HKDF-SHA256 of the secret under the headers label, as an origin recomputes it.
+    assert_eq!(
+        printed,
+        "cb9ede1190dc0bd0abfcbfef9adbe08387cd975eeefa89719126900f42511ba3"
+    );
+    assert!(!printed.contains("e2e-signing-key"));
 }
 
 /// Runs `audit verify` and returns its exit code and report.
@@ -308,4 +361,28 @@ async fn signed_publishes_and_rollback_markers(pool: PgPool) {
     let mut forged = back.clone();
     forged.rollback_from = Some(9);
     assert!(!verifies(&forged), "the marker is covered by the signature");
+
+    // Every signed pointer expires; re-signing moves the expiry and keeps the body signature.
+    let expiry_verifies = |pointer: &cleave_core::snapshot::Pointer| {
+        let message = cleave_core::pointer::signed_expiry_message("prod", pointer);
+        let signature = Signature::from_bytes(&pointer.expiry_signature_bytes().unwrap());
+        key.verify(&message, &signature).is_ok()
+    };
+    assert!(expiry_verifies(&back));
+    let mut extended = back.clone();
+    extended.expires_at = Some("2999-01-01T00:00:00Z".to_owned());
+    assert!(
+        !expiry_verifies(&extended),
+        "the expiry is covered by its signature"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let out = signed(&["--pointer-validity", "600", "resign-pointers"]);
+    assert!(text(&out.stdout).contains("prod"), "{}", text(&out.stdout));
+    let resigned = pointer();
+    assert_eq!(resigned.signature, back.signature);
+    assert_eq!((resigned.version, resigned.rollback_from), (1, Some(2)));
+    assert!(expiry_verifies(&resigned));
+    let now = i64::try_from(std::time::UNIX_EPOCH.elapsed().unwrap().as_millis()).unwrap();
+    let left = resigned.expires_ms().unwrap() - now;
+    assert!((500_000..=600_000).contains(&left), "expires in {left} ms");
 }

@@ -44,7 +44,7 @@ async fn typed_values_are_checked_and_every_problem_listed(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "./migrations")]
-async fn audiences_compile_into_snapshots_and_republish_when_changed(pool: PgPool) {
+async fn audiences_compile_into_snapshots_and_wait_for_a_publisher_when_changed(pool: PgPool) {
     let app = TestApp::new(pool);
     let env = app.environment("prod").await;
     let audience = app
@@ -76,7 +76,31 @@ async fn audiences_compile_into_snapshots_and_republish_when_changed(pool: PgPoo
             json!({"targetingRules": [{"conditions": [{"attribute": "beta", "operator": "in", "value": ["true", "1"]}]}]}),
         )
         .await;
-    assert_eq!(changed["published"][0]["version"], 2, "{changed}");
+    // Editing an audience publishes nothing: the change waits in the pending diff.
+    assert_eq!(changed["pendingPublish"], json!(["prod"]), "{changed}");
+    assert!(changed.get("published").is_none(), "{changed}");
+    assert_eq!(app.current_file("prod")["version"], 1);
+    assert_eq!(
+        app.current_file("prod")["audiences"][0]["targeting"][0]["conditions"][0]["operator"],
+        "eq"
+    );
+    let (_, plan) = app
+        .call(Method::GET, &format!("/environments/{env}/plan"), None)
+        .await;
+    assert!(
+        plan["changes"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["experiment"] == "new-nav")),
+        "{plan}"
+    );
+    let published = app
+        .ok(
+            Method::POST,
+            &format!("/environments/{env}/publish"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(published["version"], 2, "{published}");
     let snapshot = app.current_file("prod");
     assert_eq!(
         snapshot["audiences"][0]["targeting"][0]["conditions"][0]["operator"],

@@ -14,16 +14,51 @@ use crate::routing::RequestRoute;
 /// Query parameter that carries the assignment digest in a cache key.
 pub const CACHE_KEY_PARAM: &str = "cleave-variants";
 
+/// Request headers a stored response may vary on: the edge cache keeps one copy per URL and
+/// assignment vector, and the platform's cache itself handles content encodings, so a
+/// response that varies on anything else (a cookie, a language, `*`) is never stored.
+pub const VARY_ALLOWED: &[&str] = &["accept-encoding"];
+
+/// Cookies of cleave's own, which the cache key already accounts for (the visitor id decides
+/// the assignments in the key; the others only steer the worker).
+pub const OWN_COOKIES: &[&str] = &[
+    "cleave_uid",
+    "cleave_force",
+    "cleave_hops",
+    "cleave_assignments",
+];
+
+/// Whether a request may be answered from, and stored in, the shared edge cache, following
+/// shared-cache rules (RFC 9111 §3.5; Varnish's builtin policy): not when it carries
+/// `Authorization`, nor when it carries a cookie other than cleave's own or those the
+/// deployment declared irrelevant to its pages (`ignored`, `*` for all).
+pub fn request_is_cacheable(authorization: bool, cookie: Option<&str>, ignored: &[String]) -> bool {
+    if authorization {
+        return false;
+    }
+    if ignored.iter().any(|c| c == "*") {
+        return true;
+    }
+    cookie.unwrap_or("").split(';').all(|pair| {
+        let name = pair.split('=').next().unwrap_or("").trim();
+        name.is_empty() || OWN_COOKIES.contains(&name) || ignored.iter().any(|c| c == name)
+    })
+}
+
 /// Whether an origin response may be stored at the edge: a 200 the origin marked shareable
 /// (`public`, `s-maxage` or `max-age` above 0) and not `private`, `no-store` or `no-cache`,
-/// without `Set-Cookie` and not `Vary: *`.
+/// without `Set-Cookie`, and varying on nothing outside [`VARY_ALLOWED`].
 pub fn is_storable(
     status: u16,
     cache_control: Option<&str>,
     vary: Option<&str>,
     sets_cookie: bool,
 ) -> bool {
-    if status != 200 || sets_cookie || vary.is_some_and(|v| v.split(',').any(|x| x.trim() == "*")) {
+    let vary_allowed = vary.unwrap_or("").split(',').all(|v| {
+        let v = v.trim();
+        v.is_empty() || VARY_ALLOWED.iter().any(|a| a.eq_ignore_ascii_case(v))
+    });
+    if status != 200 || sets_cookie || !vary_allowed {
         return false;
     }
     let Some(cc) = cache_control else {
@@ -136,8 +171,61 @@ mod tests {
             false
         ));
         assert!(!is_storable(200, Some("Private, max-age=60"), None, false));
+        assert!(!is_storable(
+            200,
+            Some("public, max-age=60"),
+            Some("Cookie"),
+            false
+        ));
+        assert!(!is_storable(
+            200,
+            Some("public, max-age=60"),
+            Some("Accept-Encoding, Accept-Language"),
+            false
+        ));
+        assert!(is_storable(
+            200,
+            Some("public, max-age=60"),
+            Some("Accept-Encoding"),
+            false
+        ));
+        assert!(!is_storable(200, Some("public, no-cache"), None, false));
         assert!(!is_storable(200, Some("public, no-store"), None, false));
         assert!(!is_storable(404, Some("public, max-age=60"), None, false));
+    }
+
+    #[test]
+    fn requests_with_credentials_or_foreign_cookies_bypass_the_shared_cache() {
+        let none: &[String] = &[];
+        assert!(request_is_cacheable(false, None, none));
+        assert!(request_is_cacheable(
+            false,
+            Some("cleave_uid=u-1; cleave_hops=1"),
+            none
+        ));
+        assert!(!request_is_cacheable(true, None, none));
+        assert!(!request_is_cacheable(
+            false,
+            Some("cleave_uid=u-1; session=abc"),
+            none
+        ));
+        let ignored = ["_ga".to_owned()];
+        assert!(request_is_cacheable(
+            false,
+            Some("_ga=GA1; cleave_uid=u"),
+            &ignored
+        ));
+        assert!(!request_is_cacheable(
+            false,
+            Some("_ga=GA1; session=s"),
+            &ignored
+        ));
+        assert!(request_is_cacheable(
+            false,
+            Some("session=s"),
+            &["*".to_owned()]
+        ));
+        assert!(!request_is_cacheable(true, None, &["*".to_owned()]));
     }
 
     #[test]

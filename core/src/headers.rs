@@ -41,6 +41,58 @@ pub fn sign(key: &[u8], unit: &str, snapshot: &str, assignments: &str) -> String
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// Whether a client header must not reach the origin because it could pass for one of
+/// cleave's own: its name, lower-cased with `_` read as `-`, starts with `cleave-`. Rack, PHP,
+/// CGI and WSGI read `_` and `-` alike, so `cleave_unit` would arrive as `cleave-unit`.
+pub fn is_reserved_header(name: &str) -> bool {
+    const PREFIX: &[u8] = b"cleave-";
+    let name = name.as_bytes();
+    name.len() >= PREFIX.len()
+        && name
+            .iter()
+            .zip(PREFIX)
+            .all(|(&c, &p)| c.to_ascii_lowercase() == p || (c == b'_' && p == b'-'))
+}
+
+/// Hop-by-hop headers (RFC 9110 §7.6.1, and the older ones proxies still meet), which apply
+/// to one connection and are never forwarded.
+pub const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Whether a request header is hop-by-hop: one of [`HOP_BY_HOP`] or named by the request's
+/// `Connection` header. A WebSocket handshake keeps `Upgrade` (and `Connection: upgrade`)
+/// so it reaches the origin as a handshake.
+pub fn is_hop_by_hop(name: &str, connection: Option<&str>, websocket: bool) -> bool {
+    let name = name.to_ascii_lowercase();
+    if websocket && (name == "upgrade" || name == "connection") {
+        return false;
+    }
+    HOP_BY_HOP.contains(&name.as_str())
+        || connection.is_some_and(|c| {
+            c.split(',')
+                .map(str::trim)
+                .any(|listed| listed.eq_ignore_ascii_case(&name) && !listed.is_empty())
+        })
+}
+
+/// Whether a request asks for a WebSocket: `Upgrade: websocket` on a GET.
+pub fn is_websocket_upgrade(method: &str, upgrade: Option<&str>) -> bool {
+    method.eq_ignore_ascii_case("GET")
+        && upgrade.is_some_and(|u| {
+            u.split(',')
+                .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +129,52 @@ mod tests {
             sign(b"k", "u1", "7", r#"a="b""#),
             "d69ad48dc3bd3574e94c749fbbf84905a18bcec225fa805a99cfff586a95b171"
         );
+    }
+
+    #[test]
+    fn reserved_names_are_read_as_a_framework_would() {
+        for name in [
+            "cleave-unit",
+            "Cleave-Assignments",
+            "cleave_assignments",
+            "Cleave_Snapshot",
+            "CLEAVE_SIGNATURE",
+            "cleave-",
+            "cleave_",
+        ] {
+            assert!(is_reserved_header(name), "{name}");
+        }
+        for name in [
+            "cleave",
+            "cleaver",
+            "x-cleave-unit",
+            "cookie",
+            "cleave.unit",
+        ] {
+            assert!(!is_reserved_header(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_connection_names_are_dropped() {
+        for name in [
+            "Keep-Alive",
+            "proxy-connection",
+            "TE",
+            "transfer-encoding",
+            "upgrade",
+        ] {
+            assert!(is_hop_by_hop(name, None, false), "{name}");
+        }
+        assert!(is_hop_by_hop("x-private", Some("close, X-Private"), false));
+        assert!(!is_hop_by_hop("x-other", Some("close, X-Private"), false));
+        assert!(!is_hop_by_hop("accept", Some(""), false));
+        // A WebSocket handshake keeps what makes it one, and still loses the rest.
+        assert!(!is_hop_by_hop("upgrade", Some("upgrade"), true));
+        assert!(!is_hop_by_hop("connection", Some("upgrade"), true));
+        assert!(is_hop_by_hop("keep-alive", Some("upgrade"), true));
+        assert!(is_websocket_upgrade("GET", Some("WebSocket")));
+        assert!(!is_websocket_upgrade("POST", Some("websocket")));
+        assert!(!is_websocket_upgrade("GET", Some("h2c")));
     }
 }

@@ -22,6 +22,7 @@ pub mod pointer;
 pub mod problems;
 pub mod routing;
 mod seal;
+pub mod signing_keys;
 pub mod snapshot;
 pub mod stats;
 pub mod sticky;

@@ -6,6 +6,12 @@
 //! environment at this version. Core defines what is signed and when a pointer may be
 //! followed; the signature arithmetic itself happens where the keys live (the admin signs,
 //! the worker verifies with the platform's WebCrypto).
+//!
+//! A signed pointer also expires, as The Update Framework's timestamp metadata does: it carries
+//! `expires_at` and a second signature over it ([`signed_expiry_message`]), and the admin
+//! re-signs the current pointer well before then. A KV writer without the private key can
+//! write back an old signed pointer, but not one that is still fresh after its window, so
+//! rolling back or freezing an environment lasts at most that window.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -15,6 +21,8 @@ use serde::{Deserialize, Serialize};
 const CONTEXT: &[u8] = b"cleave-snapshot:v1\n";
 /// The same for a binary sidecar, so a body's signature never passes for a sidecar's.
 const BINARY_CONTEXT: &[u8] = b"cleave-snapshot-binary:v1\n";
+/// The same for a pointer's expiry.
+const EXPIRY_CONTEXT: &[u8] = b"cleave-pointer-expiry:v1\n";
 
 /// Length of an Ed25519 public key.
 pub const PUBLIC_KEY_BYTES: usize = 32;
@@ -39,6 +47,12 @@ pub struct Pointer {
     /// The binary sidecar of this version (`snapshot:{env}:v{N}.bin`), when one was written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binary: Option<BinarySidecar>,
+    /// When this pointer stops being followed (RFC 3339, UTC), on signed pointers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// base64url Ed25519 signature over [`signed_expiry_message`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_signature: Option<String>,
 }
 
 /// A pointer's description of the version's binary sidecar.
@@ -69,6 +83,12 @@ pub enum Refusal {
         "v{0} signature does not verify against CLEAVE_SNAPSHOT_PUBLIC_KEY for this environment"
     )]
     BadSignature(u64),
+    #[error("v{0} pointer carries no signed expiry (expires_at, expiry_signature)")]
+    NoExpiry(u64),
+    #[error("v{0} pointer has an unreadable expires_at")]
+    MalformedExpiry(u64),
+    #[error("v{version} pointer expired at {at}: the admin has not re-signed it (a replayed or frozen pointer, or the admin is down)")]
+    Expired { version: u64, at: String },
 }
 
 impl Pointer {
@@ -113,6 +133,43 @@ impl Pointer {
         self.signature_of(text)
     }
 
+    /// The raw bytes of the expiry signature.
+    ///
+    /// # Errors
+    /// [`Refusal::NoExpiry`] or [`Refusal::MalformedSignature`].
+    pub fn expiry_signature_bytes(&self) -> Result<[u8; SIGNATURE_BYTES], Refusal> {
+        match self.expiry_signature.as_deref() {
+            None => Err(Refusal::NoExpiry(self.version)),
+            text => self.signature_of(text),
+        }
+    }
+
+    /// The expiry as epoch ms.
+    ///
+    /// # Errors
+    /// [`Refusal::NoExpiry`] or [`Refusal::MalformedExpiry`].
+    pub fn expires_ms(&self) -> Result<i64, Refusal> {
+        let text = self
+            .expires_at
+            .as_deref()
+            .ok_or(Refusal::NoExpiry(self.version))?;
+        crate::time::parse_rfc3339_ms(text).ok_or(Refusal::MalformedExpiry(self.version))
+    }
+
+    /// Whether the pointer is still fresh at `now_ms` (its expiry signature checked apart).
+    ///
+    /// # Errors
+    /// [`Refusal::NoExpiry`], [`Refusal::MalformedExpiry`] or [`Refusal::Expired`].
+    pub fn check_fresh(&self, now_ms: i64) -> Result<(), Refusal> {
+        if now_ms >= self.expires_ms()? {
+            return Err(Refusal::Expired {
+                version: self.version,
+                at: self.expires_at.clone().unwrap_or_default(),
+            });
+        }
+        Ok(())
+    }
+
     fn signature_of(&self, text: Option<&str>) -> Result<[u8; SIGNATURE_BYTES], Refusal> {
         let text = text.ok_or(Refusal::Unsigned(self.version))?;
         decode_fixed(text).ok_or(Refusal::MalformedSignature(self.version))
@@ -152,6 +209,26 @@ fn message(
     message
 }
 
+/// The bytes a pointer's expiry signature covers:
+/// `"cleave-pointer-expiry:v1\n" ++ env ++ "\n" ++ version ++ "\n" ++ rollback_from (or "") ++
+/// "\n" ++ expires_at ++ "\n" ++ body signature (or "")`. Naming the body's signature ties the
+/// expiry to that exact signed body, so the admin can re-sign the expiry without the body.
+pub fn signed_expiry_message(env: &str, pointer: &Pointer) -> Vec<u8> {
+    let rollback = pointer
+        .rollback_from
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let text = format!(
+        "{env}\n{}\n{rollback}\n{}\n{}",
+        pointer.version,
+        pointer.expires_at.as_deref().unwrap_or(""),
+        pointer.signature.as_deref().unwrap_or("")
+    );
+    let mut message = EXPIRY_CONTEXT.to_vec();
+    message.extend_from_slice(text.as_bytes());
+    message
+}
+
 /// Parses a public key as printed by `cleave-admin keygen` (base64url, 32 bytes).
 pub fn parse_public_key(text: &str) -> Option<[u8; PUBLIC_KEY_BYTES]> {
     decode_fixed(text)
@@ -179,6 +256,8 @@ mod tests {
             rollback_from,
             signature: None,
             binary: None,
+            expires_at: None,
+            expiry_signature: None,
         }
     }
 
@@ -232,6 +311,37 @@ mod tests {
         assert_eq!(p.signature_bytes().unwrap(), [7u8; 64]);
         assert_eq!(parse_public_key(&encode(&[1u8; 32])), Some([1u8; 32]));
         assert_eq!(parse_public_key(&encode(&[1u8; 33])), None);
+    }
+
+    #[test]
+    fn a_pointer_is_fresh_until_its_expiry_and_the_expiry_message_binds_everything() {
+        let mut p = pointer(4, None);
+        assert_eq!(p.check_fresh(0), Err(Refusal::NoExpiry(4)));
+        assert_eq!(p.expiry_signature_bytes(), Err(Refusal::NoExpiry(4)));
+        p.expires_at = Some("soon".to_owned());
+        assert_eq!(p.check_fresh(0), Err(Refusal::MalformedExpiry(4)));
+        p.expires_at = Some("1970-01-01T00:00:02Z".to_owned());
+        assert_eq!(p.check_fresh(1_999), Ok(()));
+        assert!(matches!(
+            p.check_fresh(2_000),
+            Err(Refusal::Expired { version: 4, .. })
+        ));
+        p.signature = Some("SIG".to_owned());
+        let base = signed_expiry_message("prod", &p);
+        assert_eq!(
+            base,
+            b"cleave-pointer-expiry:v1\nprod\n4\n\n1970-01-01T00:00:02Z\nSIG".to_vec()
+        );
+        assert_ne!(base, signed_expiry_message("staging", &p));
+        let mut later = p.clone();
+        later.expires_at = Some("1970-01-01T00:00:03Z".to_owned());
+        assert_ne!(base, signed_expiry_message("prod", &later));
+        let mut other_body = p.clone();
+        other_body.signature = Some("SIG2".to_owned());
+        assert_ne!(base, signed_expiry_message("prod", &other_body));
+        let mut marked = p.clone();
+        marked.rollback_from = Some(9);
+        assert_ne!(base, signed_expiry_message("prod", &marked));
     }
 
     #[test]

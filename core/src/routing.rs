@@ -182,7 +182,11 @@ pub(crate) fn check_actions(
             }
         }
         if let Some(rewrite) = &action.rewrite {
-            if !rewrite.starts_with('/') || rewrite.contains(['?', '#']) {
+            if !rewrite.starts_with('/')
+                || rewrite.starts_with("//")
+                || rewrite.contains(['?', '#'])
+                || has_ambiguous_characters(rewrite)
+            {
                 problems.push(
                     at("rewrite"),
                     format!("rewrite {rewrite:?} must be a path starting with / (no query)"),
@@ -246,8 +250,22 @@ fn check_redirect(
     }
 }
 
-/// `(host, path)` of a redirect target: `None` host for a same-host path.
+/// Whether a URL or path carries a character that browsers' WHATWG URL parsers read
+/// differently from what it looks like: a backslash (`/\evil.example` is `//evil.example`), an
+/// ASCII control character or whitespace (tabs and newlines are dropped, so `/<TAB>/evil` is
+/// `//evil`). Such a target could send a visitor to another host, so none is accepted.
+pub fn has_ambiguous_characters(target: &str) -> bool {
+    target
+        .chars()
+        .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+}
+
+/// `(host, path)` of a redirect target: `None` host for a same-host path. `None` for anything
+/// that is not plainly an http(s) URL or a same-host path.
 fn split_target(target: &str) -> Option<(Option<&str>, &str)> {
+    if has_ambiguous_characters(target) {
+        return None;
+    }
     if target.starts_with('/') && !target.starts_with("//") {
         let path = target.split(['?', '#']).next().unwrap_or(target);
         return Some((None, path));

@@ -113,7 +113,7 @@ pub fn tokens(data: &[u8]) {
     // As sent (almost always refused at the signature), and as a correctly signed body, so
     // the fuzzer reaches the parsing behind the signature check.
     check_tokens(&text);
-    check_tokens(&sealed(b"cleave-force:v1\n", &text));
+    check_tokens(&sealed(b"cleave-force:v2\n", &text));
     check_tokens(&sealed(b"cleave-sticky:v1\n", &text));
 }
 
@@ -137,10 +137,19 @@ fn sealed(context: &[u8], body: &str) -> String {
 }
 
 fn check_tokens(text: &str) {
-    if let Ok(forced) = force::verify(KEY, text, NOW_MS) {
-        let again = force::mint(KEY, &forced, NOW_MS + 60_000)
-            .unwrap_or_else(|e| panic!("re-minting accepted pairs {forced:?} failed: {e:?}"));
-        assert_eq!(force::verify(KEY, &again, NOW_MS).ok(), Some(forced));
+    let max = force::DEFAULT_MAX_LIFETIME_MS;
+    if let Ok(forced) = force::verify(KEY, text, "fuzz", NOW_MS, max) {
+        let claims = force::read(KEY, text)
+            .unwrap_or_else(|e| panic!("a verified token does not read back: {e:?}"));
+        assert_eq!(claims.environment, "fuzz");
+        assert!(claims.expires_ms - claims.issued_ms <= max, "{claims:?}");
+        assert!(claims.expires_ms > NOW_MS, "{claims:?}");
+        let again = force::mint(KEY, &claims)
+            .unwrap_or_else(|e| panic!("re-minting accepted claims {claims:?} failed: {e:?}"));
+        assert_eq!(
+            force::verify(KEY, &again, "fuzz", NOW_MS, max).ok(),
+            Some(forced)
+        );
     }
     if let Ok(sticky) = Sticky::open(KEY, text) {
         let resealed = sticky.seal(KEY).ok().flatten();
@@ -149,7 +158,8 @@ fn check_tokens(text: &str) {
             assert_eq!(reopened.ok(), Some(sticky.len()));
         }
     }
-    let _ = force::verify(KEY, text, i64::MAX);
+    let _ = force::verify(KEY, text, "fuzz", i64::MAX, i64::MAX);
+    let _ = force::verify(KEY, text, "fuzz", i64::MIN, 0);
 }
 
 /// A decide request as a GET query, a POST body and a cookie header: parsed or refused with a
@@ -219,4 +229,64 @@ fn check_header(engine: &Engine, units: &Units, attributes: &Attributes) {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     assert_eq!(decoded, expected, "{header:?}");
+}
+
+/// Any text as a variant's redirect target: a snapshot carrying it is either refused or holds
+/// a target no browser reads as another host than it says (no backslash, control character
+/// or whitespace; a same-host path never starts with `//`).
+pub fn redirect_targets(data: &[u8]) {
+    let target = String::from_utf8_lossy(data);
+    let snapshot = serde_json::json!({
+        "schema": 1, "environment": "fuzz", "version": 1,
+        "published_at": "2026-11-21T10:00:00Z", "published_by": "fuzz",
+        "experiments": [{
+            "id": "e", "key": "landing", "status": "running",
+            "routes": {"include": ["/landing"]},
+            "variants": [{"id": "v", "key": "b", "ranges": [[0, 9999]],
+                          "route": {"redirect": target}}],
+        }],
+    });
+    let Ok(engine) = Engine::decode(snapshot.to_string().as_bytes()) else {
+        return;
+    };
+    let accepted = &engine.snapshot().experiments[0].variants[0];
+    let target = accepted
+        .route
+        .as_ref()
+        .and_then(|r| r.redirect.as_deref())
+        .unwrap_or_default();
+    assert!(
+        !cleave_core::routing::has_ambiguous_characters(target),
+        "{target:?} accepted"
+    );
+    let relative = target.starts_with('/');
+    assert!(
+        !relative || !target[1..].starts_with(['/', '\\']),
+        "{target:?} accepted"
+    );
+    assert!(
+        relative || target.starts_with("https://") || target.starts_with("http://"),
+        "{target:?} accepted"
+    );
+}
+
+/// Any bytes as a KV pointer: parsing, the expiry checks and the signed messages never panic,
+/// and a pointer that is fresh has an expiry that reads and lies ahead.
+pub fn pointer(data: &[u8]) {
+    let Ok(pointer) = serde_json::from_slice::<cleave_core::pointer::Pointer>(data) else {
+        return;
+    };
+    let _ = cleave_core::pointer::signed_expiry_message("fuzz", &pointer);
+    let _ = pointer.expiry_signature_bytes();
+    let _ = pointer.signature_bytes();
+    let _ = pointer.may_replace(Some(pointer.version.saturating_add(1)));
+    for now in [i64::MIN, 0, NOW_MS, i64::MAX] {
+        if pointer.check_fresh(now).is_ok() {
+            let expires = pointer.expires_ms();
+            assert!(
+                expires.as_ref().is_ok_and(|&at| at > now),
+                "fresh at {now} with {expires:?}"
+            );
+        }
+    }
 }

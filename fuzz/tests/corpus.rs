@@ -6,11 +6,13 @@ use std::path::Path;
 
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 4] = [
+const TARGETS: [(&str, Check); 6] = [
     ("snapshot_decode", cleave_fuzz::snapshot_decode),
     ("assignments_header", cleave_fuzz::assignments_header),
     ("tokens", cleave_fuzz::tokens),
     ("decide_request", cleave_fuzz::decide_request),
+    ("redirect_targets", cleave_fuzz::redirect_targets),
+    ("pointer", cleave_fuzz::pointer),
 ];
 
 fn replay(folder: &str) -> usize {
@@ -36,6 +38,6 @@ fn the_corpus_and_every_past_finding_pass_every_check() {
     // Past findings (empty until the fuzzer finds something) ride along with the seeds, which
     // must be there: an empty replay would prove nothing.
     let seeds = replay("corpus");
-    assert!(seeds >= 12, "the seed corpus went missing ({seeds} files)");
+    assert!(seeds >= 20, "the seed corpus went missing ({seeds} files)");
     replay("regressions");
 }

@@ -10,8 +10,6 @@ use cleave_core::{Attributes, Explanation, Subject, Units};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
-use worker::js_sys::Uint8Array;
-use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::{Request, Response};
 use worker::worker_sys::Context;
 use worker::{Env, Result};
@@ -85,14 +83,12 @@ pub async fn handle(
                 decide(parsed, &req, env, ctx, config, url).await
             }
             "POST" => {
-                if declared_length(&req).is_some_and(|n| n > decide_request::limits::BODY_BYTES) {
-                    let limit = decide_request::limits::BODY_BYTES;
-                    return envelope::error(
-                        400,
-                        &format!("request body is longer than {limit} bytes"),
-                    );
-                }
-                let body = body_bytes(&req).await?;
+                let body = match crate::body::read_capped(&req, decide_request::limits::BODY_BYTES)
+                    .await?
+                {
+                    Ok(body) => body,
+                    Err(too_large) => return too_large.answer(),
+                };
                 let parsed = decide_request::from_json(&body);
                 decide(parsed, &req, env, ctx, config, url).await
             }
@@ -113,7 +109,9 @@ pub async fn handle(
             let environment = environment_param(url, config);
             let served = serve(env, config, &environment).await;
             match &served.engine {
-                Some(engine) => envelope::ok(engine.snapshot(), Some(SnapshotMeta::of(engine))),
+                Some(engine) => {
+                    envelope::ok(engine.snapshot(), Some(SnapshotMeta::introspection(engine)))
+                }
                 None => no_snapshot(&environment, &served),
             }
         }
@@ -128,7 +126,7 @@ pub async fn handle(
                     return no_snapshot(&environment, &served);
                 };
                 match engine.experiment(key) {
-                    Some(exp) => envelope::ok(exp, Some(SnapshotMeta::of(engine))),
+                    Some(exp) => envelope::ok(exp, Some(SnapshotMeta::introspection(engine))),
                     None => {
                         envelope::error(404, &format!("no experiment {key:?} in {environment}"))
                     }
@@ -210,17 +208,17 @@ fn decide_with(
     if request.explain && !authorized(req, config) {
         return unauthorized();
     }
+    let environment = request
+        .environment
+        .as_deref()
+        .unwrap_or(&config.environment);
     let forced = match request.force.as_deref() {
-        Some(token) => match verify_force(config.signing_key.as_deref(), token, signed_ms(now)) {
+        Some(token) => match verify_force(config, environment, token, signed_ms(now)) {
             Ok(forced) => Some(forced),
             Err(e) => return envelope::error(400, &format!("invalid force token: {e}")),
         },
         None => None,
     };
-    let environment = request
-        .environment
-        .as_deref()
-        .unwrap_or(&config.environment);
     let Some(engine) = &served.engine else {
         telemetry::report(Event::FailOpen {
             environment,
@@ -244,7 +242,10 @@ fn decide_with(
         attributes.insert("url.path".to_owned(), page.path.to_owned());
         attributes.insert("url.host".to_owned(), page.host.to_owned());
     }
-    let key = config.signing_key.as_deref().unwrap_or("").as_bytes();
+    let key = config
+        .signing_keys
+        .as_ref()
+        .map_or(&[][..], |k| &k.sticky[..]);
     // An unreadable sticky token is not the caller's fault (a rotated key, a cookie from an
     // old deployment): it is ignored and replaced, never refused.
     let (sticky, sticky_ignored) = match request.sticky.as_deref() {
@@ -317,11 +318,10 @@ async fn events(
             "event collection is not configured (set CLEAVE_INGEST_URL)",
         );
     }
-    if declared_length(req).is_some_and(|n| n > ingest::limits::BODY_BYTES) {
-        let limit = ingest::limits::BODY_BYTES;
-        return envelope::error(413, &format!("request body is longer than {limit} bytes"));
-    }
-    let body = body_bytes(req).await?;
+    let body = match crate::body::read_capped(req, ingest::limits::BODY_BYTES).await? {
+        Ok(body) => body,
+        Err(too_large) => return too_large.answer(),
+    };
     let events = match ingest::parse_events(&body, signed_ms(crate::now_ms())) {
         Ok(events) => events,
         Err(message) => return envelope::error(400, &message),
@@ -388,7 +388,10 @@ async fn context(req: &Request, env: &Env, config: &Config, url: &RequestUrl) ->
     // All edge attributes, whether or not the snapshot needs them.
     add_edge_attributes(req, url, &mut parsed.attributes);
     add_user_agent(user_agent_of(req), &mut parsed.attributes);
-    let meta = served.engine.as_ref().map(|e| SnapshotMeta::of(e));
+    let meta = served
+        .engine
+        .as_ref()
+        .map(|e| SnapshotMeta::introspection(e));
     envelope::ok(
         &json!({
             "environment": environment,
@@ -441,21 +444,6 @@ fn environment_param(url: &RequestUrl, config: &Config) -> String {
         .map(|(_, v)| v.into_owned())
         .filter(|v| cleave_core::keys::is_valid_key(v))
         .unwrap_or_else(|| config.environment.clone())
-}
-
-/// The `content-length` the client declared, so an oversized body is refused unread.
-fn declared_length(req: &Request) -> Option<usize> {
-    req.headers()
-        .get("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.trim().parse().ok())
-}
-
-/// The whole request body.
-async fn body_bytes(req: &Request) -> Result<Vec<u8>> {
-    let buffer = JsFuture::from(req.array_buffer()?).await?;
-    Ok(Uint8Array::new(&buffer).to_vec())
 }
 
 /// Whether the request carries `Authorization: Bearer <CLEAVE_ADMIN_TOKEN>`.

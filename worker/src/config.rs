@@ -5,6 +5,9 @@ use std::rc::Rc;
 
 use worker::Env;
 
+use cleave_core::force::DEFAULT_MAX_LIFETIME_MS;
+use cleave_core::signing_keys::SigningKeys;
+
 use crate::rate_limit::{self, ClientKey};
 
 /// Refresh interval when `CLEAVE_REFRESH_MS` is unset or unreadable.
@@ -21,7 +24,14 @@ pub struct Config {
     pub environment: String,
     pub origin_url: Option<String>,
     pub refresh_ms: u64,
-    pub signing_key: Option<String>,
+    /// Per-purpose keys derived from `CLEAVE_SIGNING_KEY` (headers, force tokens, sticky
+    /// records); `None` when it is unset.
+    pub signing_keys: Option<SigningKeys>,
+    /// Longest lifetime a force token may have (`CLEAVE_FORCE_MAX_SECONDS`, default 7 days).
+    pub force_max_ms: i64,
+    /// Cookies the site's pages do not depend on, which do not keep a request out of the edge
+    /// cache (`CLEAVE_EDGE_CACHE_IGNORE_COOKIES=_ga,_gid`, `*` for every cookie).
+    pub edge_cache_ignored_cookies: Vec<String>,
     pub admin_token: Option<String>,
     /// When set, only snapshots signed by the matching private key are used.
     pub snapshot_public_key: Option<String>,
@@ -99,7 +109,18 @@ impl Config {
             refresh_ms: var("CLEAVE_REFRESH_MS")
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(DEFAULT_REFRESH_MS),
-            signing_key: secret("CLEAVE_SIGNING_KEY"),
+            signing_keys: secret("CLEAVE_SIGNING_KEY")
+                .and_then(|secret| SigningKeys::derive(secret.as_bytes())),
+            force_max_ms: var("CLEAVE_FORCE_MAX_SECONDS")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .map_or(DEFAULT_MAX_LIFETIME_MS, |s| s.saturating_mul(1000)),
+            edge_cache_ignored_cookies: var("CLEAVE_EDGE_CACHE_IGNORE_COOKIES")
+                .unwrap_or_default()
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_owned)
+                .collect(),
             admin_token: secret("CLEAVE_ADMIN_TOKEN"),
             snapshot_public_key: var("CLEAVE_SNAPSHOT_PUBLIC_KEY"),
             rate_limit: rate_limit::is_bound(env)

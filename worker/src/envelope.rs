@@ -9,21 +9,32 @@ use worker::Result;
 
 use cleave_core::Engine;
 
-/// The snapshot fields echoed in `meta.snapshot`.
+/// The snapshot fields echoed in `meta.snapshot`: version and time for everyone; who
+/// published only on introspection answers, which need the admin token.
 #[derive(Debug, Serialize)]
 pub struct SnapshotMeta<'a> {
     pub version: u64,
     pub published_at: &'a str,
-    pub published_by: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub published_by: Option<&'a str>,
 }
 
 impl<'a> SnapshotMeta<'a> {
+    /// What public answers (decide, health) say of the snapshot.
     pub fn of(engine: &'a Engine) -> Self {
         let s = engine.snapshot();
         Self {
             version: s.version,
             published_at: &s.published_at,
-            published_by: &s.published_by,
+            published_by: None,
+        }
+    }
+
+    /// What introspection answers say, the publisher included.
+    pub fn introspection(engine: &'a Engine) -> Self {
+        Self {
+            published_by: Some(&engine.snapshot().published_by),
+            ..Self::of(engine)
         }
     }
 }

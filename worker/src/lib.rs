@@ -7,6 +7,7 @@
 
 mod api;
 mod assignment_views;
+mod body;
 mod config;
 pub mod decide_request;
 mod delivery;

@@ -9,7 +9,7 @@ mod edge_cache;
 mod finish;
 mod platform;
 
-use cleave_core::headers::sign;
+use cleave_core::headers::{is_hop_by_hop, is_reserved_header, is_websocket_upgrade, sign};
 use worker::js_sys;
 use worker::wasm_bindgen::JsCast;
 use worker::wasm_bindgen_futures::JsFuture;
@@ -29,8 +29,6 @@ use decision::Decision;
 use edge_cache::Lookup;
 use finish::{assignments_cookie, assignments_script, finish, Finishing};
 
-/// Prefix of every header cleave sets; clients may not send any of them.
-const OWN_HEADER_PREFIX: &str = "cleave-";
 /// Cookie counting consecutive variant redirects, the loop guard.
 pub const HOPS_COOKIE: &str = "cleave_hops";
 /// Variant redirects in a row after which the visitor is served the page instead.
@@ -91,10 +89,12 @@ pub async fn forward(
         .unwrap_or(default_origin);
     let path = decision.path.as_deref().unwrap_or(url.path());
     let target = upstream_url(&origin, path, url.query());
-    let headers = forwarded_headers(&incoming, url)?;
+    let method = req.method();
+    let upgrade = incoming.get("upgrade").ok().flatten();
+    let websocket = is_websocket_upgrade(&method, upgrade.as_deref());
+    let headers = forwarded_headers(&incoming, url, websocket)?;
     set_assignment_headers(&headers, &uid, &decision, config)?;
 
-    let method = req.method();
     let init = RequestInit::new();
     init.set_method(&method);
     init.set_headers(&headers);
@@ -104,10 +104,10 @@ pub async fn forward(
             init.set_body(&body);
         }
     }
-    let lookup = if decision.varies && config.edge_cache {
+    let lookup = if decision.varies && config.edge_cache && !websocket {
         // The platform's own cache keys by URL alone, which would cross variants.
         init.set_cache(RequestCache::NoStore);
-        Lookup::for_request(&req, url, decision.assignments.as_deref())
+        Lookup::for_request(&req, url, decision.assignments.as_deref(), config)
     } else {
         None
     };
@@ -139,6 +139,10 @@ pub async fn forward(
             }
         }
     };
+    if response.status() == 101 {
+        // A WebSocket handshake: the response carries the socket and is passed on as it is.
+        return Ok(response);
+    }
     let exposed = decision.varies && served.engine.is_some();
     let finishing = Finishing {
         new_uid,
@@ -183,9 +187,9 @@ fn set_assignment_headers(
     if let Some(value) = &decision.assignments {
         headers.set("cleave-assignments", value)?;
     }
-    if let Some(key) = &config.signing_key {
+    if let Some(keys) = &config.signing_keys {
         let signature = sign(
-            key.as_bytes(),
+            &keys.headers,
             uid,
             &decision.snapshot,
             decision.assignments.as_deref().unwrap_or(""),
@@ -209,14 +213,19 @@ fn upstream_url(origin: &web_sys::Url, path: &str, query: Option<&str>) -> Strin
     origin.href()
 }
 
-/// The client's headers minus any `cleave-*` (clients must not spoof assignments) and `host`
-/// (the origin's own host applies), plus `x-forwarded-host`.
-fn forwarded_headers(incoming: &Headers, url: &RequestUrl) -> Result<Headers> {
+/// The client's headers minus any that could pass for cleave's own (clients must not spoof
+/// assignments), hop-by-hop headers (a WebSocket handshake keeps its upgrade) and `host` (the
+/// origin's own host applies), plus `x-forwarded-host`.
+fn forwarded_headers(incoming: &Headers, url: &RequestUrl, websocket: bool) -> Result<Headers> {
     // One copy in JavaScript, then only the names are read back (already lower-case).
     let headers = Headers::new_with_headers(incoming)?;
+    let connection = incoming.get("connection")?;
     for name in incoming.keys() {
         if let Some(name) = name?.as_string() {
-            if name.starts_with(OWN_HEADER_PREFIX) || name == "host" {
+            if is_reserved_header(&name)
+                || is_hop_by_hop(&name, connection.as_deref(), websocket)
+                || name == "host"
+            {
                 headers.delete(&name)?;
             }
         }

@@ -1,5 +1,5 @@
-//! Per-client limits on the decide API through the Workers rate-limiting binding, when one is
-//! bound as `DECIDE_RATE_LIMITER`. Only the decide API is limited: proxied traffic is the
+//! Per-client limits on the decide API and event posts through the Workers rate-limiting
+//! binding, when one is bound as `DECIDE_RATE_LIMITER`. Only these are limited: proxied traffic is the
 //! customer's site and never limited by cleave. A limiter that errors lets the call through
 //! (fail open): a broken limiter must not take decisions down.
 
@@ -35,9 +35,29 @@ impl ClientKey {
             Self::Header(name) => name,
         };
         let value = req.headers().get(header).ok().flatten().unwrap_or_default();
+        let value = match self {
+            Self::Ip => client_network(&value),
+            Self::Header(_) => value,
+        };
         // Limit keys are small; a client cannot grow the limiter's key space with long values.
         let value: String = value.chars().take(128).collect();
         format!("{header}:{value}")
+    }
+}
+
+/// The part of a client address that identifies one client: the whole IPv4 address, the /64
+/// of an IPv6 address (one subscriber's network: rotating within it evades nothing).
+pub fn client_network(ip: &str) -> String {
+    match ip.trim().parse::<std::net::Ipv6Addr>() {
+        Ok(v6) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(v6) => v6
+            .to_ipv4_mapped()
+            .map(|v4| v4.to_string())
+            .unwrap_or_default(),
+        Err(_) => ip.trim().to_owned(),
     }
 }
 
@@ -66,4 +86,25 @@ async fn ask(env: &Env, key: &str) -> Result<bool, JsValue> {
     let outcome = JsFuture::from(promise).await?;
     let success = Reflect::get(&outcome, &JsValue::from_str("success"))?;
     Ok(success.as_bool().unwrap_or(true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_network;
+
+    #[test]
+    fn ipv6_clients_are_one_client_per_64_and_ipv4_per_address() {
+        assert_eq!(client_network("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(
+            client_network("2001:db8:1:2:ffff:ffff:ffff:ffff"),
+            client_network("2001:0db8:0001:0002::9")
+        );
+        assert_ne!(
+            client_network("2001:db8:1:3::1"),
+            client_network("2001:db8:1:2::1")
+        );
+        assert_eq!(client_network("203.0.113.7"), "203.0.113.7");
+        assert_eq!(client_network("::ffff:203.0.113.7"), "203.0.113.7");
+        assert_eq!(client_network(""), "");
+    }
 }

@@ -9,6 +9,7 @@ use cleave_core::snapshot::AttributeSource;
 use cleave_core::{user_agent, Attributes, Engine};
 use worker::web_sys::Request;
 
+use crate::config::Config;
 use crate::edge::add_edge_attributes;
 use crate::identity::cookie_value;
 use crate::request_url::RequestUrl;
@@ -79,16 +80,22 @@ pub fn add_user_agent(ua: user_agent::UserAgent, attributes: &mut Attributes) {
     }
 }
 
-/// Verifies a force token against `CLEAVE_SIGNING_KEY`.
+/// Verifies a force token for `environment` with the force key derived from
+/// `CLEAVE_SIGNING_KEY`, within the configured maximum lifetime.
 ///
 /// # Errors
 /// Why the token is refused (no key configured counts as refusal).
 pub fn verify_force(
-    signing_key: Option<&str>,
+    config: &Config,
+    environment: &str,
     token: &str,
     now_ms: i64,
 ) -> Result<Forced, ForceError> {
-    force::verify(signing_key.unwrap_or("").as_bytes(), token, now_ms)
+    let key = config
+        .signing_keys
+        .as_ref()
+        .map_or(&[][..], |k| &k.force[..]);
+    force::verify(key, token, environment, now_ms, config.force_max_ms)
 }
 
 fn header(req: &Request, name: &str) -> Option<String> {

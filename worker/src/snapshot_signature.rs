@@ -52,6 +52,27 @@ pub async fn verify_binary(
         .map_err(|e| format!("sidecar: {e}"))
 }
 
+/// Checks that `pointer` carries an expiry signed for `env` and that it has not passed.
+///
+/// # Errors
+/// Why the pointer is refused.
+pub async fn verify_fresh(
+    public_key: &str,
+    env: &str,
+    pointer: &Pointer,
+    now_ms: i64,
+) -> Result<(), String> {
+    let signature = pointer
+        .expiry_signature_bytes()
+        .map_err(|e| e.to_string())?;
+    pointer.expires_ms().map_err(|e| e.to_string())?;
+    let message = pointer::signed_expiry_message(env, pointer);
+    check(public_key, &signature, &message, pointer.version)
+        .await
+        .map_err(|e| format!("expiry: {e}"))?;
+    pointer.check_fresh(now_ms).map_err(|e| e.to_string())
+}
+
 async fn check(
     public_key: &str,
     signature: &[u8],

@@ -28,6 +28,12 @@ const MAX_ENVIRONMENTS: usize = 32;
 /// A refresh still "in flight" after this long is taken to be abandoned.
 const ABANDONED_REFRESH_MS: u64 = 10_000;
 
+/// Environments this isolate holds nothing for that it may look up in KV per window: a caller
+/// naming random environments (`/_cleave/health?env=<random>`) costs at most this many KV
+/// reads per second, not one per request. `CLEAVE_ENV` is never limited.
+const NEW_LOOKUPS_PER_WINDOW: u32 = 5;
+const NEW_LOOKUP_WINDOW_MS: u64 = 1_000;
+
 /// What a request sees: the good snapshot (if any) and why the latest refresh failed (if it did).
 #[derive(Debug, Clone, Default)]
 pub struct Served {
@@ -69,14 +75,25 @@ struct EnvState {
 
 thread_local! {
     static STATES: RefCell<BTreeMap<String, EnvState>> = const { RefCell::new(BTreeMap::new()) };
+    /// `(window start, lookups in it)` of environments the isolate held nothing for.
+    static NEW_LOOKUPS: RefCell<(u64, u32)> = const { RefCell::new((0, 0)) };
 }
 
 /// The snapshot to use for `environment` now, refreshing it from KV when due.
 pub async fn current(env: &Env, config: &Config, environment: &str, now_ms: u64) -> Served {
+    let known = STATES.with(|states| states.borrow().contains_key(environment));
+    if !known && environment != config.environment && !new_lookup_allowed(now_ms) {
+        return Served {
+            failure: Some(Rc::from(
+                "too many lookups of environments this isolate does not hold; retry shortly",
+            )),
+            ..Served::default()
+        };
+    }
     if claim_refresh(environment, config.refresh_ms, now_ms) {
         let held = snapshot_of(environment);
         let public_key = config.snapshot_public_key.as_deref();
-        let outcome = load(env, environment, held.as_deref(), public_key).await;
+        let outcome = load(env, environment, held.as_deref(), public_key, now_ms).await;
         finish_refresh(environment, outcome, now_ms);
     }
     STATES.with(|states| {
@@ -85,6 +102,19 @@ pub async fn current(env: &Env, config: &Config, environment: &str, now_ms: u64)
             .get(environment)
             .map(|s| s.served.clone())
             .unwrap_or_default()
+    })
+}
+
+/// Counts a KV lookup of an environment the isolate holds nothing for; `false` when the
+/// window's budget is spent.
+fn new_lookup_allowed(now_ms: u64) -> bool {
+    NEW_LOOKUPS.with(|cell| {
+        let mut window = cell.borrow_mut();
+        if now_ms.saturating_sub(window.0) >= NEW_LOOKUP_WINDOW_MS {
+            *window = (now_ms, 0);
+        }
+        window.1 += 1;
+        window.1 <= NEW_LOOKUPS_PER_WINDOW
     })
 }
 
@@ -192,13 +222,15 @@ fn finish_refresh(environment: &str, outcome: Outcome, now_ms: u64) {
 }
 
 /// Reads the pointer and, when it names another version, that body. With a public key, the
-/// pointer must be signed for this environment and body and may only go back in time with a
-/// rollback marker (`cleave_core::pointer`).
+/// pointer must carry an unexpired signed expiry (checked at every refresh, so a replayed or
+/// frozen pointer stops being followed once it expires), be signed for this environment and
+/// body, and may only go back in time with a rollback marker (`cleave_core::pointer`).
 async fn load(
     env: &Env,
     environment: &str,
     held: Option<&Engine>,
     public_key: Option<&str>,
+    now_ms: u64,
 ) -> Outcome {
     let kv = match env.kv(BINDING) {
         Ok(kv) => kv,
@@ -213,6 +245,14 @@ async fn load(
         Ok(p) => p,
         Err(e) => return Outcome::Failed(format!("pointer is not valid: {e}")),
     };
+    if let Some(public_key) = public_key {
+        let now = i64::try_from(now_ms).unwrap_or(i64::MAX);
+        if let Err(reason) =
+            snapshot_signature::verify_fresh(public_key, environment, &pointer, now).await
+        {
+            return Outcome::Failed(reason);
+        }
+    }
     let held_version = held.map(|e| e.snapshot().version);
     if held_version == Some(pointer.version) {
         return Outcome::Unchanged;

@@ -1,6 +1,7 @@
 //! Guardrails: a running experiment whose variant is significantly worse on a guardrail
 //! metric (by the sequential test, so checking every few minutes stays honest) is paused,
-//! which publishes a snapshot without it. The audit log names the metric and variant.
+//! which publishes the last published snapshot with that experiment paused and nothing else:
+//! edits waiting for a publisher stay waiting. The audit log names the metric and variant.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use super::{Breach, Options};
 use crate::db::analysis as store;
 use crate::error::Result;
 use crate::model::Status;
-use crate::service::{self, Ctx, StatusChange};
+use crate::service::{self, Ctx};
 
 /// One experiment paused by a guardrail.
 #[derive(Debug, Clone, Serialize)]
@@ -47,12 +48,7 @@ pub async fn check(ctx: &Ctx) -> Result<Vec<Paused>> {
             "guardrail: {} worse in {} (sequential p = {:.2e})",
             first.metric, first.variant, first.sequential_p_value
         );
-        let change = StatusChange {
-            status: Status::Paused,
-            // Pausing only stops enrolment; it never moves a unit between variants.
-            confirm: true,
-        };
-        match service::set_status(ctx, &actor, experiment.id, change).await {
+        match service::pause_alone(ctx, &actor, experiment.id).await {
             Ok((_, published)) => {
                 tracing::warn!(experiment = %experiment.key, %actor, "guardrail paused an experiment");
                 paused.push(Paused {

@@ -5,21 +5,55 @@ use std::path::Path;
 use crate::error::{AdminError, Result};
 use crate::signing::SnapshotSigner;
 
-/// Mints a force token; needs no database.
-pub fn force_token(force: &[(String, String)], ttl: u32, key: Option<&str>) -> Result<()> {
-    let key = key.filter(|k| !k.is_empty()).ok_or_else(|| {
-        AdminError::BadRequest("CLEAVE_SIGNING_KEY is not set (or pass --signing-key)".to_owned())
-    })?;
-    let expires_ms =
-        time::OffsetDateTime::now_utc().unix_timestamp() * 1000 + i64::from(ttl) * 1000;
-    let pairs = force.iter().cloned().collect();
-    let token = cleave_core::force::mint(key.as_bytes(), &pairs, expires_ms).map_err(|_| {
+/// Mints a force token for `environment`, valid for `ttl` seconds (at most `max_ttl`); needs
+/// no database. It is signed with the force key derived from `CLEAVE_SIGNING_KEY`.
+pub fn force_token(
+    force: &[(String, String)],
+    environment: &str,
+    ttl: u32,
+    max_ttl: u32,
+    key: Option<&str>,
+) -> Result<()> {
+    let keys = signing_keys(key)?;
+    if ttl > max_ttl {
+        return Err(AdminError::BadRequest(format!(
+            "--ttl {ttl} is longer than the maximum lifetime of {max_ttl} s \
+             (workers refuse longer-lived tokens; raise CLEAVE_FORCE_MAX_SECONDS on both)"
+        )));
+    }
+    let issued_ms = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
+    let claims = cleave_core::force::Claims {
+        environment: environment.to_owned(),
+        issued_ms,
+        expires_ms: issued_ms + i64::from(ttl) * 1000,
+        forced: force.iter().cloned().collect(),
+    };
+    let token = cleave_core::force::mint(&keys.force, &claims).map_err(|_| {
         AdminError::BadRequest(
-            "experiment and variant keys must match [a-z][a-z0-9_.-]{0,63}".to_owned(),
+            "the environment, experiment and variant keys must match [a-z][a-z0-9_.-]{0,63}, \
+             and --ttl must be at least 1"
+                .to_owned(),
         )
     })?;
     println!("{token}");
     Ok(())
+}
+
+/// Prints the key origins verify `cleave-signature` with (hex): derived from
+/// `CLEAVE_SIGNING_KEY`, and useless for minting force tokens or sticky records.
+pub fn header_key(key: Option<&str>) -> Result<()> {
+    let keys = signing_keys(key)?;
+    println!("{}", hex::encode(keys.headers));
+    Ok(())
+}
+
+fn signing_keys(key: Option<&str>) -> Result<cleave_core::signing_keys::SigningKeys> {
+    key.and_then(|k| cleave_core::signing_keys::SigningKeys::derive(k.as_bytes()))
+        .ok_or_else(|| {
+            AdminError::BadRequest(
+                "CLEAVE_SIGNING_KEY is not set (or pass --signing-key)".to_owned(),
+            )
+        })
 }
 
 /// Writes a new signing key to `out` (never over an existing file) and prints its public key.

@@ -22,6 +22,17 @@ pub struct SigningArgs {
     /// File holding that key instead.
     #[arg(long, env = "CLEAVE_SNAPSHOT_SIGNING_KEY_FILE", global = true)]
     pub snapshot_signing_key_file: Option<PathBuf>,
+    /// Seconds a signed pointer stays valid; `serve` re-signs current pointers every quarter
+    /// of this (at most hourly). Workers refuse an expired pointer, so a replayed or frozen
+    /// pointer lasts at most this long.
+    #[arg(
+        long,
+        env = "CLEAVE_POINTER_VALIDITY",
+        global = true,
+        default_value_t = 86_400,
+        value_parser = clap::value_parser!(u64).range(60..)
+    )]
+    pub pointer_validity: u64,
 }
 
 impl SigningArgs {
@@ -36,7 +47,11 @@ impl SigningArgs {
                 .filter(|k| !k.is_empty()),
             self.snapshot_signing_key_file.as_deref(),
         )
-        .map(|s| s.map(Arc::new))
+        .map(|s| {
+            s.map(|s| {
+                Arc::new(s.with_validity(std::time::Duration::from_secs(self.pointer_validity)))
+            })
+        })
         .map_err(AdminError::BadRequest)
     }
 }

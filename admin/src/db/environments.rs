@@ -89,3 +89,30 @@ pub async fn set_settings(
         .await?;
     Ok(())
 }
+
+/// Remembers the pointer last written for the environment.
+pub async fn set_pointer(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    pointer: &cleave_core::pointer::Pointer,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update environments set pointer = $2 where id = $1")
+        .bind(id)
+        .bind(Json(pointer))
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// The pointer last written for the environment, if any.
+pub async fn pointer(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+) -> Result<Option<cleave_core::pointer::Pointer>, sqlx::Error> {
+    let row: Option<(Option<Json<cleave_core::pointer::Pointer>>,)> =
+        sqlx::query_as("select pointer from environments where id = $1")
+            .bind(id)
+            .fetch_optional(db)
+            .await?;
+    Ok(row.and_then(|(p,)| p).map(|p| p.0))
+}

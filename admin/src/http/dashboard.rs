@@ -8,8 +8,8 @@ use axum::routing::{get, patch};
 use axum::Router;
 use serde::Deserialize;
 
-use super::{authorize, ok, parse_id, Answer, AppState, Body};
-use crate::access::Role;
+use super::policy::Actor;
+use super::{ok, parse_id, Answer, AppState, Body};
 use crate::error::AdminError;
 use crate::history;
 use crate::model::Status;
@@ -91,11 +91,10 @@ async fn status_plan(
 
 async fn patch_variant(
     State(s): State<AppState>,
-    headers: HeaderMap,
+    Actor(actor): Actor,
     Path((id, variant)): Path<(String, String)>,
     Body(req): Body<service::VariantPatch>,
 ) -> Answer {
-    let actor = authorize(&s, &headers, Role::Editor)?;
     let experiment = parse_id(&id, "experiment")?;
     let variant = parse_id(&variant, "variant")?;
     ok(service::patch_variant(&s.ctx, &actor, experiment, variant, req).await?)

@@ -270,3 +270,38 @@ fn rewrites_and_redirect_locations_keep_the_request() {
     );
     assert_eq!(redirect_location("/new", Some("")), "/new");
 }
+
+#[test]
+fn targets_a_browser_would_read_as_another_host_are_refused() {
+    // Browsers read `\` as `/` and drop tabs and newlines: each of these is `//evil.example`.
+    for target in [
+        "/\\evil.example",
+        "/\\/evil.example",
+        "/\t/evil.example",
+        "/\n/evil.example",
+        "/ /evil.example",
+        "\\\\evil.example",
+        "https://good.example\\@evil.example/",
+        "//evil.example",
+    ] {
+        let found = problems(
+            json!({}),
+            routed(json!({"include": ["/a"]}), json!({ "redirect": target })),
+        );
+        assert!(
+            found.iter().any(|p| p.contains("must be an http(s) URL")),
+            "{target:?}: {found:?}"
+        );
+    }
+    for rewrite in ["/\\evil", "//evil.example/x", "/a\tb"] {
+        let found = problems(
+            json!({}),
+            routed(json!(null), json!({ "rewrite": rewrite })),
+        );
+        assert!(
+            found.iter().any(|p| p.contains("route.rewrite")),
+            "{rewrite:?}: {found:?}"
+        );
+    }
+    assert!(!has_ambiguous_characters("/landing-b?x=1#top"));
+}

@@ -76,7 +76,7 @@ pub fn decide(
         .cookie
         .and_then(|c| cookie_value(c, FORCE_COOKIE))
         .filter(|token| token.len() <= crate::decide_request::limits::TOKEN_BYTES)
-        .and_then(|token| verify_force(config.signing_key.as_deref(), token, now_ms).ok());
+        .and_then(|token| verify_force(config, &config.environment, token, now_ms).ok());
     let subject = Subject {
         units: &units,
         attributes: &attributes,

@@ -1,7 +1,7 @@
 //! The edge cache (Cloudflare's Cache API, `caches.default`) for pages that depend on the
 //! visitor's assignments: one copy per assignment vector, never one variant's page for another.
 
-use cleave_core::caching::{cache_key, is_storable};
+use cleave_core::caching::{cache_key, is_storable, request_is_cacheable};
 use worker::js_sys::{self, Promise, Reflect};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
@@ -9,6 +9,7 @@ use worker::web_sys::{Cache, Request, Response};
 use worker::worker_sys::Context;
 
 use super::platform::put_quietly;
+use crate::config::Config;
 use crate::request_url::RequestUrl;
 
 /// A request the edge cache may answer, with its key.
@@ -18,10 +19,26 @@ pub struct Lookup {
 }
 
 impl Lookup {
-    /// The cache and key for a GET without credentials; `None` otherwise or when no cache is
-    /// available.
-    pub fn for_request(req: &Request, url: &RequestUrl, assignments: Option<&str>) -> Option<Self> {
-        if req.method() != "GET" || req.headers().has("authorization").unwrap_or(true) {
+    /// The cache and key for a GET that shared-cache rules let the edge answer (no
+    /// credentials, no cookies but cleave's own and those configured as irrelevant); `None`
+    /// otherwise or when no cache is available.
+    pub fn for_request(
+        req: &Request,
+        url: &RequestUrl,
+        assignments: Option<&str>,
+        config: &Config,
+    ) -> Option<Self> {
+        if req.method() != "GET" {
+            return None;
+        }
+        let headers = req.headers();
+        let authorization = headers.has("authorization").unwrap_or(true);
+        let cookie = headers.get("cookie").ok().flatten();
+        if !request_is_cacheable(
+            authorization,
+            cookie.as_deref(),
+            &config.edge_cache_ignored_cookies,
+        ) {
             return None;
         }
         let caches = Reflect::get(&js_sys::global(), &JsValue::from_str("caches")).ok()?;
