@@ -102,3 +102,66 @@ async fn the_single_legacy_token_leaves_reads_open(pool: PgPool) {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+/// Every route of the API, with every method: refused without a token (HEAD included),
+/// refused with a token one role too weak, and let through with a sufficient one.
+#[sqlx::test(migrations = "./migrations")]
+async fn every_route_and_method_needs_its_role(pool: PgPool) {
+    use cleave_admin::access::Role;
+    use cleave_admin::http::policy::{need, Need, ROUTES};
+    let tokens = format!("{TOKENS}, ingest:edge:ingest-tok");
+    let app = TestApp::with_access(pool, Access::from_config(Some(&tokens), None).unwrap());
+    let token_of = |role: Role| match role {
+        Role::Ingest => "ingest-tok",
+        Role::Viewer => "view-tok",
+        Role::Editor => "edit-tok",
+        Role::Publisher => "pub-tok",
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    let methods = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+    ];
+    let mut walked = 0;
+    let routes: std::collections::BTreeSet<&str> = ROUTES.iter().map(|(r, _, _)| *r).collect();
+    assert!(routes.len() >= 27, "{routes:?}");
+    let expected = routes.len() * methods.len();
+    for route in routes {
+        let path = route
+            .replace("{id}", &id)
+            .replace("{variant}", &id)
+            .replace("{version}", "1");
+        for method in &methods {
+            let needed = need(route, method);
+            let (weak, enough) = match needed {
+                Need::Read => (Some(Role::Ingest), Role::Viewer),
+                Need::Ingest => (Some(Role::Editor), Role::Ingest),
+                Need::Role(Role::Editor) => (Some(Role::Viewer), Role::Editor),
+                Need::Role(Role::Publisher) => (Some(Role::Editor), Role::Publisher),
+                Need::Role(r) => (None, r),
+            };
+            let what = format!("{method} {route}");
+            let (status, _) = app.call_as(method.clone(), &path, None, None).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{what} without a token");
+            if let Some(weak) = weak {
+                let (status, _) = app
+                    .call_as(method.clone(), &path, None, Some(token_of(weak)))
+                    .await;
+                assert_eq!(status, StatusCode::FORBIDDEN, "{what} with a {weak:?} token");
+            }
+            let (status, body) = app
+                .call_as(method.clone(), &path, None, Some(token_of(enough)))
+                .await;
+            assert!(
+                status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                "{what} with a {enough:?} token: {status} {body}"
+            );
+            walked += 1;
+        }
+    }
+    assert_eq!(walked, expected, "every route was walked with every method");
+}

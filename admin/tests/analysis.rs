@@ -319,7 +319,7 @@ async fn results_sum_units_and_events_per_variant_and_flag_srm(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = "./migrations")]
-async fn a_breached_guardrail_pauses_the_experiment_and_publishes(pool: PgPool) {
+async fn a_breached_guardrail_pauses_the_experiment_and_publishes_only_the_pause(pool: PgPool) {
     let app = app(pool.clone());
     let id = running_experiment(&app).await;
     let (_, env) = app.call(Method::GET, "/environments", None).await;
@@ -340,6 +340,14 @@ async fn a_breached_guardrail_pauses_the_experiment_and_publishes(pool: PgPool) 
         .await
         .unwrap();
     deliver(&app, [300, 300], [30, 30], [10.0, 10.0], [100.0, 130.0]).await;
+    // An edit waiting for a publisher: the automatic pause must not publish it.
+    app.ok(
+        Method::PATCH,
+        &format!("/experiments/{id}"),
+        json!({"traffic": 2500}),
+    )
+    .await;
+    let before = app.current_file("prod");
     let (status, paused) = app
         .call(Method::POST, "/guardrails/check", Some(json!({})))
         .await;
@@ -358,6 +366,19 @@ async fn a_breached_guardrail_pauses_the_experiment_and_publishes(pool: PgPool) 
     let snapshot = app.current_file("prod");
     assert_eq!(snapshot["version"], environment["currentVersion"]);
     assert_eq!(snapshot["experiments"][0]["status"], "paused");
+    assert_eq!(snapshot["version"], before["version"].as_i64().unwrap() + 1);
+    assert_eq!(snapshot["experiments"][0]["traffic"], 10000, "the pending edit stays pending");
+    let mut only_the_pause = before.clone();
+    only_the_pause["experiments"][0]["status"] = json!("paused");
+    for stamp in ["version", "published_at", "published_by"] {
+        only_the_pause[stamp] = snapshot[stamp].clone();
+    }
+    assert_eq!(snapshot, only_the_pause);
+    let (_, pending) = app
+        .call(Method::GET, &format!("/environments/{env_id}/pending"), None)
+        .await;
+    let fields = pending["experiments"][0]["fields"].to_string();
+    assert!(fields.contains("traffic"), "{pending}");
     let audit = app.audit(&id).await;
     let pause = audit
         .iter()

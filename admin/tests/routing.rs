@@ -73,6 +73,23 @@ async fn routing_actions_only_reach_allowed_origins(pool: PgPool) {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(problems(&body)[0].contains("redirected again"), "{body}");
 
+    // Targets a browser reads as another host: `\` is `/`, tabs and newlines are dropped.
+    for target in ["/\\evil.example", "/\\/evil.example", "/\t/evil.example"] {
+        let (status, body) = app
+            .call(
+                Method::PATCH,
+                &path,
+                Some(json!({"routes": {"include": ["/shop/*"]},
+                            "variantRoutes": {"treatment": {"redirect": target}}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{target:?}: {body}");
+        assert!(
+            problems(&body)[0].contains("must be an http(s) URL or a path"),
+            "{target:?}: {body}"
+        );
+    }
+
     let saved = app
         .ok(
             Method::PATCH,

@@ -84,14 +84,14 @@ async fn audiences_compile_into_snapshots_and_wait_for_a_publisher_when_changed(
         app.current_file("prod")["audiences"][0]["targeting"][0]["conditions"][0]["operator"],
         "eq"
     );
-    let (_, plan) = app
-        .call(Method::GET, &format!("/environments/{env}/plan"), None)
+    let (_, pending) = app
+        .call(Method::GET, &format!("/environments/{env}/pending"), None)
         .await;
     assert!(
-        plan["changes"]
-            .as_array()
-            .is_some_and(|c| c.iter().any(|c| c["experiment"] == "new-nav")),
-        "{plan}"
+        pending["settings"].as_array().is_some_and(|c| c
+            .iter()
+            .any(|c| c["path"].as_str().unwrap_or("").starts_with("audiences"))),
+        "{pending}"
     );
     let published = app
         .ok(
