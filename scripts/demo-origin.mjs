@@ -1,11 +1,13 @@
 // Demo origin for the local stack: answers every request with what cleave told it — the unit,
 // snapshot version and assignments — and whether the signature checks out.
-// Usage: node scripts/demo-origin.mjs [port]   (CLEAVE_SIGNING_KEY to verify signatures)
+// Usage: node scripts/demo-origin.mjs [port]   (CLEAVE_HEADER_KEY to verify signatures: the
+// hex key `cleave-admin header-key` prints. An origin never holds CLEAVE_SIGNING_KEY itself,
+// which would let it mint QA force tokens.)
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { createServer } from "node:http";
 
 const port = Number(process.argv[2] ?? process.env.PORT ?? 8788);
-const key = process.env.CLEAVE_SIGNING_KEY;
+const key = process.env.CLEAVE_HEADER_KEY ? Buffer.from(process.env.CLEAVE_HEADER_KEY, "hex") : undefined;
 
 function verify(h) {
   if (!key || !h["cleave-signature"]) return null;

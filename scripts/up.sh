@@ -50,7 +50,9 @@ if [ -n "$current" ]; then
   CLEAVE_ACTOR=up.sh "$admin" --sink wrangler-local rollback --env demo --to "$current" >/dev/null
 fi
 
-CLEAVE_SIGNING_KEY=$signing_key start node scripts/demo-origin.mjs "$origin_port"
+# The origin verifies headers with the derived header key, never the signing secret itself.
+header_key=$("$admin" header-key --signing-key "$signing_key")
+CLEAVE_HEADER_KEY=$header_key start node scripts/demo-origin.mjs "$origin_port"
 start node node_modules/wrangler/bin/wrangler.js dev --ip 127.0.0.1 --port "$worker_port" \
   --show-interactive-dev-session=false --var "ORIGIN_URL:http://127.0.0.1:${origin_port}"
 

@@ -202,7 +202,7 @@ test("50,000 users: a 20% lift is found, 52/48 is flagged as SRM, forced traffic
     return variant;
   });
   // Forced traffic: a QA visitor's exposure is marked and stays out.
-  const force = await run(join(ROOT, "target/debug/cleave-admin"), ["force-token", "checkout=treatment"], {
+  const force = await run(join(ROOT, "target/debug/cleave-admin"), ["force-token", "--env", "shop", "checkout=treatment"], {
     env: { ...process.env, CLEAVE_SIGNING_KEY: "e2e-signing-key" },
   });
   const forced = await fetch(`${worker.url}/_cleave/v1/decide?id.user=qa-1&experiments=checkout&force=${force.stdout.trim()}`);

@@ -3,6 +3,7 @@
 // store through wrangler's platform proxy. Everything binds to 127.0.0.1 and is torn down by
 // the test that started it; a hard timeout kills a worker that outlives its test.
 import { spawn } from "node:child_process";
+import { createHmac, hkdfSync } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { createServer as createNetServer } from "node:net";
@@ -114,6 +115,33 @@ export async function startWorker({ vars = {}, kv = true, kvId = "cleave-e2e", p
     if (!persistDir) await rm(dir, { recursive: true, force: true });
   };
   return { url, dir, config, stop, pid: child.pid, output: () => output };
+}
+
+/**
+ * Runs the built worker in workerd through Miniflare's own API (the copy wrangler ships), with
+ * no dev proxy in front: for tests of what workerd itself does with a connection. `bindings`
+ * are the vars; SNAPSHOTS is an in-memory KV namespace.
+ */
+export async function startMiniflare({ bindings = {} } = {}) {
+  const { Miniflare } = await import("miniflare");
+  const mf = new Miniflare({
+    modules: true,
+    scriptPath: BUILT_WORKER,
+    modulesRoot: dirname(BUILT_WORKER),
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+    compatibilityDate: "2026-04-20",
+    kvNamespaces: ["SNAPSHOTS"],
+    bindings: { CLEAVE_ENV: "cases", ...bindings },
+    host: "127.0.0.1",
+    port: 0,
+  });
+  const url = String(await mf.ready).replace(/\/$/, "");
+  const kv = await mf.getKVNamespace("SNAPSHOTS");
+  const publish = async (snapshot) => {
+    await kv.put(`snapshot:${snapshot.environment}:v${snapshot.version}`, JSON.stringify(snapshot));
+    await kv.put(`snapshot:${snapshot.environment}:current`, JSON.stringify({ version: snapshot.version }));
+  };
+  return { url, kv, publish, stop: () => mf.dispose() };
 }
 
 /** Signals the process group a `detached` child leads. */
@@ -233,4 +261,25 @@ export async function startAdmin({ port, env, headers = {} }) {
     throw new Error(`cleave-admin did not start:\n${output}`);
   }
   return { url, output: () => output, stop: () => stopGroup(child) };
+}
+
+/**
+ * The per-purpose key cleave derives from CLEAVE_SIGNING_KEY (HKDF-SHA256, salt
+ * "cleave-signing-keys"), computed with Node's own HKDF: `headers`, `force` or `sticky`.
+ */
+export function derivedKey(secret, purpose) {
+  const label = { headers: "cleave origin headers v1", force: "cleave force tokens v1", sticky: "cleave sticky records v1" }[purpose];
+  return Buffer.from(hkdfSync("sha256", secret, "cleave-signing-keys", label, 32));
+}
+
+/** `cleave-signature` as an origin verifies it, with the header key. */
+export function headerSignature(secret, unit, version, assignments = "") {
+  return createHmac("sha256", derivedKey(secret, "headers")).update(`${unit}\n${version}\n${assignments}`).digest("hex");
+}
+
+/** A force token made independently of cleave's code, from the documented format (v2). */
+export function mintForce(secret, env, pairs, expiresMs, { issuedMs = Date.now() - 1000, key } = {}) {
+  const body = `${env}:${issuedMs}:${expiresMs}:${pairs}`;
+  const sig = createHmac("sha256", key ?? derivedKey(secret, "force")).update(`cleave-force:v2\n${body}`).digest();
+  return `${Buffer.from(body).toString("base64url")}.${sig.toString("base64url")}`;
 }

@@ -1,8 +1,7 @@
 // Proxy mode (DESIGN §5) against a real local origin that records what it received.
 import assert from "node:assert/strict";
-import { createHmac } from "node:crypto";
 import { after, before, test } from "node:test";
-import { call, readJson, startOrigin, startWorker } from "./harness.mjs";
+import { call, headerSignature, readJson, startOrigin, startWorker } from "./harness.mjs";
 
 const SIGNING_KEY = "e2e-signing-key";
 let worker, origin, snapshot, cases;
@@ -36,8 +35,7 @@ function parseAssignments(value) {
   );
 }
 
-const signature = (unit, version, assignments) =>
-  createHmac("sha256", SIGNING_KEY).update(`${unit}\n${version}\n${assignments}`).digest("hex");
+const signature = (unit, version, assignments) => headerSignature(SIGNING_KEY, unit, version, assignments);
 
 test("a returning visitor's assignments reach the origin, signed", async () => {
   // "u-2" has no attributes in proxy mode: its expected assignments are the untargeted ones.

@@ -1,7 +1,9 @@
 // Signed snapshots in workerd: with CLEAVE_SNAPSHOT_PUBLIC_KEY set, the worker uses a body only
 // when the pointer's Ed25519 signature covers this environment, this version, the rollback
 // marker and these exact bytes; it never goes back in time without a marker that covers what
-// it holds; and whatever it refuses, it keeps serving the last good version and says why.
+// it holds; it follows a pointer only while its signed expiry lies ahead, so an old signed
+// pointer written back into KV serves no isolate, warm or cold, once it expired; and whatever
+// it refuses, it keeps serving the last good version and says why.
 import assert from "node:assert/strict";
 import { generateKeyPairSync, sign } from "node:crypto";
 import { after, before, test } from "node:test";
@@ -26,14 +28,30 @@ function version(n) {
   return { ...base, version: n, published_at: `2026-11-21T10:00:0${n}Z` };
 }
 
-/** Writes the body of `snapshot` and a pointer to it; `pointer` overrides the pointer's fields. */
-async function publish(snapshot, pointer = {}) {
+/** The signed message of cleave_core::pointer::signed_expiry_message. */
+function expiryMessage(env, pointer) {
+  const { version: v, rollback_from: from, expires_at: at, signature: sig } = pointer;
+  return Buffer.from(`cleave-pointer-expiry:v1\n${env}\n${v}\n${from ?? ""}\n${at}\n${sig ?? ""}`);
+}
+
+/** The pointer to `snapshot`, signed, expiring `expiresInMs` from now; `pointer` overrides fields. */
+function pointerTo(snapshot, pointer = {}) {
   const body = JSON.stringify(snapshot);
-  await kv.put(`snapshot:cases:v${snapshot.version}`, body);
-  const { rollback_from: from, key = keys.privateKey, env = "cases", signedBody = body, ...rest } = pointer;
+  const { rollback_from: from, key = keys.privateKey, env = "cases", signedBody = body, expiresInMs = 3_600_000, ...rest } = pointer;
   const signed = { version: snapshot.version, signature: signature(key, env, snapshot.version, from, signedBody) };
   if (from !== undefined) signed.rollback_from = from;
-  await kv.put("snapshot:cases:current", JSON.stringify({ ...signed, ...rest }));
+  const merged = { ...signed, ...rest };
+  if (expiresInMs !== null) {
+    merged.expires_at = new Date(Date.now() + expiresInMs).toISOString().replace(/\.\d+Z$/, "Z");
+    merged.expiry_signature = sign(null, expiryMessage(env, merged), key).toString("base64url");
+  }
+  return merged;
+}
+
+/** Writes the body of `snapshot` and a pointer to it; `pointer` overrides the pointer's fields. */
+async function publish(snapshot, pointer = {}, kvStore = kv) {
+  await kvStore.put(`snapshot:cases:v${snapshot.version}`, JSON.stringify(snapshot));
+  await kvStore.put("snapshot:cases:current", JSON.stringify(pointerTo(snapshot, pointer)));
 }
 
 async function health() {
@@ -111,4 +129,62 @@ test("signatures, environments, downgrades and rollback markers", async () => {
   await settles(3);
   await kv.put("snapshot:cases:current", rollback);
   await settles(3, /v1 is a rollback from v2, older than v3 in service/);
+});
+
+test("a pointer without a signed expiry, or with a forged one, is refused", async () => {
+  await publish(version(4));
+  await settles(4);
+  await publish(version(5), { expiresInMs: null });
+  await settles(4, /v5 pointer carries no signed expiry/);
+  const forged = pointerTo(version(5));
+  forged.expires_at = "2999-01-01T00:00:00Z";
+  await kv.put("snapshot:cases:current", JSON.stringify(forged));
+  await settles(4, /expiry: v5 signature does not verify/);
+  await publish(version(5));
+  await settles(5);
+});
+
+test("an old signed pointer written back after it expired serves no isolate, warm or cold", async () => {
+  // v6 is published with a short-lived pointer (as the admin does, re-signing it on a schedule).
+  await publish(version(6), { expiresInMs: 1500 });
+  await settles(6);
+  const old = await kv.get("snapshot:cases:current");
+  await publish(version(7));
+  await settles(7);
+  await new Promise((ok) => setTimeout(ok, 1600));
+  // Frozen: v7's current pointer is replaced by an expired one of v7. The warm isolate keeps
+  // v7 (its last good version) and says why.
+  const frozen = pointerTo(version(7), { expiresInMs: -1000 });
+  await kv.put("snapshot:cases:current", JSON.stringify(frozen));
+  const state = await settles(7, /v7 pointer expired at/);
+  assert.equal(state.status, "stale");
+  // Rolled back: the old v6 pointer, validly signed but expired, is written back.
+  await kv.put("snapshot:cases:current", old);
+  await settles(7, /v6 pointer expired at/);
+
+  // A cold isolate (a new worker on the same KV contents) refuses it too, fails open and says why.
+  const cold = await startWorker({ vars: { CLEAVE_REFRESH_MS: REFRESH_MS, CLEAVE_SNAPSHOT_PUBLIC_KEY: PUBLIC_KEY } });
+  const coldKv = await openKv(cold);
+  try {
+    await coldKv.put("snapshot:cases:v6", JSON.stringify(version(6)));
+    await coldKv.put("snapshot:cases:current", old);
+    const [h] = await waitFor(async () => {
+      const r = await call(`${cold.url}/_cleave/health`);
+      return r.status === 503 && /v6 pointer expired at/.test(r.json.data.reason ?? "") ? r : undefined;
+    }, REFRESH_MS * 20);
+    assert.ok(h, "a cold isolate served an expired pointer");
+    assert.equal(h.json.data.status, "none");
+    const decide = await call(`${cold.url}/_cleave/v1/decide?id.user=u1`);
+    assert.equal(decide.status, 503);
+    // Once the admin re-signs the pointer, the cold isolate follows it.
+    await coldKv.put("snapshot:cases:current", JSON.stringify(pointerTo(version(6))));
+    const [fresh] = await waitFor(async () => {
+      const r = await call(`${cold.url}/_cleave/health`);
+      return r.status === 200 && r.json.data.version === 6 ? r : undefined;
+    }, REFRESH_MS * 20);
+    assert.ok(fresh, "the re-signed pointer was not followed");
+  } finally {
+    await coldKv.dispose();
+    await cold.stop();
+  }
 });

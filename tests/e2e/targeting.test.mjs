@@ -1,9 +1,8 @@
 // Targeting, identity and QA through the compiled worker in workerd: context schema, reserved
 // namespaces, User-Agent classes and bots, signed force tokens (API and proxy cookie), explain.
 import assert from "node:assert/strict";
-import { createHmac } from "node:crypto";
 import { after, before, describe, test } from "node:test";
-import { call, startOrigin, startWorker } from "./harness.mjs";
+import { call, derivedKey, mintForce, startOrigin, startWorker } from "./harness.mjs";
 
 const TOKEN = "e2e-admin-token";
 const KEY = "e2e-signing-key";
@@ -51,12 +50,9 @@ after(async () => {
   await origin?.close();
 });
 
-const b64url = (buf) => Buffer.from(buf).toString("base64url");
-/** A force token made independently of cleave's code, from the documented format. */
-function mint(pairs, expiresMs, key = KEY) {
-  const body = `${expiresMs}:${pairs}`;
-  const sig = createHmac("sha256", key).update(`cleave-force:v1\n${body}`).digest();
-  return `${b64url(body)}.${b64url(sig)}`;
+/** A force token for environment qa, made independently of cleave's code. */
+function mint(pairs, expiresMs, secret = KEY, options = {}) {
+  return mintForce(secret, "qa", pairs, expiresMs, options);
 }
 
 async function decide(query, { ua = DESKTOP, headers = {} } = {}) {
@@ -142,9 +138,14 @@ describe("force tokens", () => {
     const cases = {
       unsigned: body,
       "wrong key": mint("nobody=on", future, "other-key"),
-      expired: mint("nobody=on", Date.now() - 1000),
-      tampered: `${b64url(`${future}:nobody=off`)}.${sig}`,
+      expired: mint("nobody=on", Date.now() - 1000, KEY, { issuedMs: Date.now() - 5000 }),
+      tampered: `${Buffer.from(`qa:${Date.now()}:${future}:nobody=off`).toString("base64url")}.${sig}`,
       garbage: "not-a-token",
+      "another environment": mintForce(KEY, "prod", "nobody=on", future),
+      "longer than 7 days": mint("nobody=on", Date.now() + 8 * 24 * 3_600_000),
+      "signed with the secret itself": mint("nobody=on", future, KEY, { key: KEY }),
+      "signed with the origins' header key": mint("nobody=on", future, KEY, { key: derivedKey(KEY, "headers") }),
+      "the old format (v1)": `${Buffer.from(`${future}:nobody=on`).toString("base64url")}.x`,
     };
     for (const [name, token] of Object.entries(cases)) {
       const r = await decide(`id.user=u1&force=${encodeURIComponent(token)}`);
@@ -162,7 +163,8 @@ describe("force tokens", () => {
       return origin.received[before].headers["cleave-assignments"];
     };
     assert.equal(await send(`cleave_force=${mint("nobody=on", future)}`), 'nobody="on"');
-    assert.equal(await send(`cleave_force=${mint("nobody=on", Date.now() - 1)}`), undefined);
+    assert.equal(await send(`cleave_force=${mint("nobody=on", Date.now() - 1, KEY, { issuedMs: Date.now() - 5000 })}`), undefined);
+    assert.equal(await send(`cleave_force=${mintForce(KEY, "prod", "nobody=on", future)}`), undefined, "another environment");
     assert.equal(await send("cleave_force=nobody=on"), undefined);
     // Over the 4 KiB token limit a cookie is dropped, even correctly signed.
     const padded = ["nobody=on", ...Array.from({ length: 400 }, (_, i) => `pad-${i}=v`)].join(",");
