@@ -526,18 +526,7 @@ pub async fn set_status(
         return Err(refused());
     }
     let after = load(&mut tx, id, false).await?;
-    audit::record(
-        &mut tx,
-        Change {
-            actor,
-            action: "experiment.status",
-            entity: "experiment",
-            entity_id: id.to_string(),
-            before: Some(json!({"status": before.status})),
-            after: Some(json!({"status": after.status})),
-        },
-    )
-    .await?;
+    audit_status(&mut tx, actor, &before, &after).await?;
     let published = if before.status == Status::Running || to == Status::Running {
         Some(
             publish::publish_in(
@@ -554,6 +543,28 @@ pub async fn set_status(
     };
     tx.commit().await?;
     Ok((after, published))
+}
+
+/// Records a status change in the audit log.
+async fn audit_status(
+    conn: &mut sqlx::PgConnection,
+    actor: &str,
+    before: &Experiment,
+    after: &Experiment,
+) -> Result<()> {
+    audit::record(
+        conn,
+        Change {
+            actor,
+            action: "experiment.status",
+            entity: "experiment",
+            entity_id: after.id.to_string(),
+            before: Some(json!({"status": before.status})),
+            after: Some(json!({"status": after.status})),
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 /// Pauses a running experiment on the system's own initiative (a guardrail): the status
@@ -573,18 +584,7 @@ pub async fn pause_alone(
         )));
     }
     let after = load(&mut tx, id, false).await?;
-    audit::record(
-        &mut tx,
-        Change {
-            actor,
-            action: "experiment.status",
-            entity: "experiment",
-            entity_id: id.to_string(),
-            before: Some(json!({"status": before.status})),
-            after: Some(json!({"status": after.status})),
-        },
-    )
-    .await?;
+    audit_status(&mut tx, actor, &before, &after).await?;
     let published = publish::publish_status_only(
         &mut tx,
         ctx.outlet(),

@@ -151,7 +151,11 @@ async fn every_route_and_method_needs_its_role(pool: PgPool) {
                 let (status, _) = app
                     .call_as(method.clone(), &path, None, Some(token_of(weak)))
                     .await;
-                assert_eq!(status, StatusCode::FORBIDDEN, "{what} with a {weak:?} token");
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{what} with a {weak:?} token"
+                );
             }
             let (status, body) = app
                 .call_as(method.clone(), &path, None, Some(token_of(enough)))

@@ -367,7 +367,10 @@ async fn a_breached_guardrail_pauses_the_experiment_and_publishes_only_the_pause
     assert_eq!(snapshot["version"], environment["currentVersion"]);
     assert_eq!(snapshot["experiments"][0]["status"], "paused");
     assert_eq!(snapshot["version"], before["version"].as_i64().unwrap() + 1);
-    assert_eq!(snapshot["experiments"][0]["traffic"], 10000, "the pending edit stays pending");
+    assert_eq!(
+        snapshot["experiments"][0]["traffic"], 10000,
+        "the pending edit stays pending"
+    );
     let mut only_the_pause = before.clone();
     only_the_pause["experiments"][0]["status"] = json!("paused");
     for stamp in ["version", "published_at", "published_by"] {
@@ -375,7 +378,11 @@ async fn a_breached_guardrail_pauses_the_experiment_and_publishes_only_the_pause
     }
     assert_eq!(snapshot, only_the_pause);
     let (_, pending) = app
-        .call(Method::GET, &format!("/environments/{env_id}/pending"), None)
+        .call(
+            Method::GET,
+            &format!("/environments/{env_id}/pending"),
+            None,
+        )
         .await;
     let fields = pending["experiments"][0]["fields"].to_string();
     assert!(fields.contains("traffic"), "{pending}");
@@ -388,4 +395,52 @@ async fn a_breached_guardrail_pauses_the_experiment_and_publishes_only_the_pause
         .as_str()
         .unwrap()
         .starts_with("guardrail: latency worse in treatment"));
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_first_exposure_is_the_earliest_whatever_order_records_arrive_in(pool: PgPool) {
+    let app = app(pool.clone());
+    app.environment("prod").await;
+    // Noon of yesterday (UTC): 10:00 and 14:00 fall on one day, the exposure id's, and in the past.
+    let now = now_ms();
+    let noon = now - now.rem_euclid(86_400_000) - 12 * 3_600_000;
+    let (ten, two) = (noon - 2 * 3_600_000, noon + 2 * 3_600_000);
+    let late = json!({"environment": "prod",
+        "exposures": [exposure("prod", "checkout", "control", "u1", two)]});
+    let (status, body) = ingest(&app, late).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["exposures"]["stored"], 1);
+    // The retried batch with the earlier record, twice in one batch: counted once, kept earliest.
+    let early = json!({"environment": "prod", "exposures": [
+        exposure("prod", "checkout", "control", "u1", ten),
+        exposure("prod", "checkout", "control", "u1", ten + 1000),
+    ]});
+    let (status, body) = ingest(&app, early).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["exposures"]["stored"], 0,
+        "the unit's day was already counted"
+    );
+    assert_eq!(count(&pool, "exposures").await, 1);
+    let kept: f64 =
+        sqlx::query_scalar("select extract(epoch from exposed_at)::float8 * 1000 from exposures")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    #[allow(clippy::cast_precision_loss)]
+    let ten_ms = ten as f64;
+    assert!(
+        (kept - ten_ms).abs() < 1.0,
+        "kept {kept}, the earliest was {ten}"
+    );
+    // A later record never moves it forward again.
+    let later = json!({"environment": "prod",
+        "exposures": [exposure("prod", "checkout", "control", "u1", two + 1000)]});
+    ingest(&app, later).await;
+    let still: f64 =
+        sqlx::query_scalar("select extract(epoch from exposed_at)::float8 * 1000 from exposures")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!((still - ten_ms).abs() < 1.0);
 }

@@ -83,7 +83,11 @@ async fn routing_actions_only_reach_allowed_origins(pool: PgPool) {
                             "variantRoutes": {"treatment": {"redirect": target}}})),
             )
             .await;
-        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{target:?}: {body}");
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{target:?}: {body}"
+        );
         assert!(
             problems(&body)[0].contains("must be an http(s) URL or a path"),
             "{target:?}: {body}"

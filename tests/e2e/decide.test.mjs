@@ -61,7 +61,8 @@ test("the response envelope carries ids, payloads and the snapshot it came from"
   assert.equal(r.headers.get("cache-control"), "no-store");
   assert.deepEqual(r.json.meta, {
     status: 200,
-    snapshot: { version: 3, published_at: "2026-11-01T09:00:00Z", published_by: "fixtures@cleave.dev" },
+    // Who published is for introspection only.
+    snapshot: { version: 3, published_at: "2026-11-01T09:00:00Z" },
   });
   assert.deepEqual(r.json.data.units, { user: "u-1" });
   assert.equal(r.json.data.environment, "cases");
@@ -114,10 +115,10 @@ describe("request errors", () => {
     await expectError("/_cleave/v1/decide", 400, /malformed JSON body/, { method: "POST", body: "{" });
   });
 
-  test("oversized input is a 400 that says which", async () => {
+  test("oversized input is a 400 that says which; an oversized body is a 413", async () => {
     await expectError(`/_cleave/v1/decide?id.user=${"x".repeat(300)}`, 400, /id\.user is longer than 256 bytes/);
     await expectError(`/_cleave/v1/decide?id.user=u&pad=${"x".repeat(9000)}`, 400, /query string is longer/);
-    await expectError("/_cleave/v1/decide", 400, /request body is longer/, {
+    await expectError("/_cleave/v1/decide", 413, /request body is longer than 65536 bytes/, {
       method: "POST", body: JSON.stringify({ units: { user: "u" }, pad: "x".repeat(70_000) }),
     });
   });

@@ -114,7 +114,9 @@ pub async fn replace_experiment_metrics(
     Ok(())
 }
 
-/// Stores exposures not stored before; returns how many were new.
+/// Stores exposures not stored before; returns how many were new. A unit's exposure of a day
+/// keeps the earliest time any record of it carried, whatever order the records arrive in (a
+/// retried batch can bring 10:00 after 14:00), so events after the real first exposure count.
 pub async fn insert_exposures(
     db: impl PgExecutor<'_>,
     environment: Uuid,
@@ -126,12 +128,17 @@ pub async fn insert_exposures(
         .iter()
         .map(|e| e.excluded.map(|x| x.as_str().to_owned()))
         .collect();
-    let done = sqlx::query(
-        "insert into exposures (id, environment_id, experiment, variant, unit_type, unit, salt, day, exposed_at, excluded) \
-         select id, $1, experiment, variant, unit_type, unit, salt, day::date, to_timestamp(at_ms / 1000.0), excluded \
-         from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[]) \
-           as t(id, experiment, variant, unit_type, unit, salt, day, at_ms, excluded) \
-         on conflict (id) do nothing",
+    let done: i64 = sqlx::query_scalar(
+        "with stored as ( \
+           insert into exposures (id, environment_id, experiment, variant, unit_type, unit, salt, day, exposed_at, excluded) \
+           select distinct on (id) id, $1, experiment, variant, unit_type, unit, salt, day::date, to_timestamp(at_ms / 1000.0), excluded \
+           from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[]) \
+             as t(id, experiment, variant, unit_type, unit, salt, day, at_ms, excluded) \
+           order by id, at_ms \
+           on conflict (id) do update set exposed_at = excluded.exposed_at \
+             where excluded.exposed_at < exposures.exposed_at \
+           returning (xmax = 0) as inserted) \
+         select count(*) filter (where inserted) from stored",
     )
     .bind(environment)
     .bind(column(|e| e.id.clone()))
@@ -143,9 +150,9 @@ pub async fn insert_exposures(
     .bind(column(|e| e.day.clone()))
     .bind(&at)
     .bind(&excluded)
-    .execute(db)
+    .fetch_one(db)
     .await?;
-    Ok(done.rows_affected())
+    Ok(u64::try_from(done).unwrap_or(0))
 }
 
 /// Stores events not stored before (by event id); returns how many were new.
