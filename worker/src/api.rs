@@ -83,12 +83,13 @@ pub async fn handle(
                 decide(parsed, &req, env, ctx, config, url).await
             }
             "POST" => {
-                let body = match crate::body::read_capped(&req, decide_request::limits::BODY_BYTES)
-                    .await?
-                {
-                    Ok(body) => body,
-                    Err(too_large) => return too_large.answer(),
-                };
+                let body =
+                    match crate::body::read_capped(&req, decide_request::limits::BODY_BYTES, ctx)
+                        .await?
+                    {
+                        Ok(body) => body,
+                        Err(too_large) => return too_large.answer(),
+                    };
                 let parsed = decide_request::from_json(&body);
                 decide(parsed, &req, env, ctx, config, url).await
             }
@@ -318,7 +319,7 @@ async fn events(
             "event collection is not configured (set CLEAVE_INGEST_URL)",
         );
     }
-    let body = match crate::body::read_capped(req, ingest::limits::BODY_BYTES).await? {
+    let body = match crate::body::read_capped(req, ingest::limits::BODY_BYTES, ctx).await? {
         Ok(body) => body,
         Err(too_large) => return too_large.answer(),
     };

@@ -7,6 +7,7 @@ use worker::wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen::JsValue;
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::{Request, Response};
+use worker::worker_sys::Context;
 
 use crate::envelope;
 
@@ -27,12 +28,11 @@ impl TooLarge {
 #[wasm_bindgen(
     wasm_bindgen = ::worker::wasm_bindgen,
     inline_js = r#"
-export async function read_capped(request, cap) {
+export async function read_capped(request, cap, ctx) {
   const declared = Number(request.headers.get("content-length"));
-  if (declared > cap) {
-    request.body?.cancel().catch(() => {});
-    return null;
-  }
+  // Left unread rather than cancelled: the runtime then closes or drains the connection
+  // itself, and a kept-alive connection stays usable for the client's next request.
+  if (declared > cap) return null;
   if (request.body === null) return new Uint8Array(0);
   const reader = request.body.getReader();
   const chunks = [];
@@ -42,7 +42,9 @@ export async function read_capped(request, cap) {
     if (done) break;
     total += value.byteLength;
     if (total > cap) {
-      reader.cancel().catch(() => {});
+      // The answer goes out now; what the client still sends is read and dropped (never
+      // kept) until it stops, so the connection ends cleanly and the 413 is not lost to a reset.
+      ctx.waitUntil(drain(reader));
       return null;
     }
     chunks.push(value);
@@ -55,13 +57,20 @@ export async function read_capped(request, cap) {
   }
   return out;
 }
+async function drain(reader) {
+  try {
+    for (;;) if ((await reader.read()).done) return;
+  } catch {
+    // the client went away
+  }
+}
 "#
 )]
 extern "C" {
     /// The body's bytes, or `null` as soon as more than `cap` bytes arrived (or were
-    /// declared); the rest of the stream is cancelled, never read.
+    /// declared); the rest of the stream is never read.
     #[wasm_bindgen(js_name = read_capped)]
-    fn read_capped_js(request: &Request, cap: f64) -> Promise;
+    fn read_capped_js(request: &Request, cap: f64, ctx: &Context) -> Promise;
 }
 
 /// The whole body of `req` when it is at most `cap` bytes.
@@ -69,9 +78,13 @@ extern "C" {
 /// # Errors
 /// A stream that fails while being read (the client went away).
 #[allow(clippy::cast_precision_loss)]
-pub async fn read_capped(req: &Request, cap: usize) -> worker::Result<Result<Vec<u8>, TooLarge>> {
+pub async fn read_capped(
+    req: &Request,
+    cap: usize,
+    ctx: &Context,
+) -> worker::Result<Result<Vec<u8>, TooLarge>> {
     // Caps are a few hundred KiB: exact as f64.
-    let read: JsValue = JsFuture::from(read_capped_js(req, cap as f64)).await?;
+    let read: JsValue = JsFuture::from(read_capped_js(req, cap as f64, ctx)).await?;
     if read.is_null() {
         return Ok(Err(TooLarge(cap)));
     }
