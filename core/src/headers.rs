@@ -72,15 +72,16 @@ pub const HOP_BY_HOP: &[&str] = &[
 /// `Connection` header. A WebSocket handshake keeps `Upgrade` (and `Connection: upgrade`)
 /// so it reaches the origin as a handshake.
 pub fn is_hop_by_hop(name: &str, connection: Option<&str>, websocket: bool) -> bool {
-    let name = name.to_ascii_lowercase();
-    if websocket && (name == "upgrade" || name == "connection") {
+    // Compared without allocating: this runs for every header of every proxied request.
+    let is = |other: &str| name.eq_ignore_ascii_case(other);
+    if websocket && (is("upgrade") || is("connection")) {
         return false;
     }
-    HOP_BY_HOP.contains(&name.as_str())
+    HOP_BY_HOP.iter().any(|h| is(h))
         || connection.is_some_and(|c| {
             c.split(',')
                 .map(str::trim)
-                .any(|listed| listed.eq_ignore_ascii_case(&name) && !listed.is_empty())
+                .any(|listed| !listed.is_empty() && is(listed))
         })
 }
 
