@@ -3,7 +3,7 @@
 // store through wrangler's platform proxy. Everything binds to 127.0.0.1 and is torn down by
 // the test that started it; a hard timeout kills a worker that outlives its test.
 import { spawn } from "node:child_process";
-import { createHmac, hkdfSync } from "node:crypto";
+import { createHmac, hkdfSync, sign } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import { createServer as createNetServer } from "node:net";
@@ -282,4 +282,15 @@ export function mintForce(secret, env, pairs, expiresMs, { issuedMs = Date.now()
   const body = `${env}:${issuedMs}:${expiresMs}:${pairs}`;
   const sig = createHmac("sha256", key ?? derivedKey(secret, "force")).update(`cleave-force:v2\n${body}`).digest();
   return `${Buffer.from(body).toString("base64url")}.${sig.toString("base64url")}`;
+}
+
+/**
+ * `pointer` with a signed expiry `expiresInMs` from now, as cleave-admin writes it: the
+ * Ed25519 signature over cleave_core::pointer::signed_expiry_message, from the documented format.
+ */
+export function withExpiry(pointer, env, privateKey, expiresInMs = 3_600_000) {
+  const expires_at = new Date(Date.now() + expiresInMs).toISOString().replace(/\.\d+Z$/, "Z");
+  const { version, rollback_from: from, signature } = pointer;
+  const message = `cleave-pointer-expiry:v1\n${env}\n${version}\n${from ?? ""}\n${expires_at}\n${signature ?? ""}`;
+  return { ...pointer, expires_at, expiry_signature: sign(null, Buffer.from(message), privateKey).toString("base64url") };
 }

@@ -8,7 +8,7 @@ import { generateKeyPairSync, sign } from "node:crypto";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
-import { ROOT, call, databaseUrl, openKv, startAdmin, startWorker, waitFor } from "./harness.mjs";
+import { ROOT, call, databaseUrl, openKv, startAdmin, startWorker, waitFor, withExpiry } from "./harness.mjs";
 
 const run = promisify(execFile);
 const REFRESH_MS = 200;
@@ -66,7 +66,7 @@ async function republish(from, to, sidecar, binary) {
   await kv.put(`snapshot:shop:v${to}`, body);
   if (sidecar !== undefined) await kv.put(`snapshot:shop:v${to}.bin`, sidecar);
   const pointer = { version: to, signature: signature(keys.privateKey, "cleave-snapshot:v1", to, body), binary };
-  await kv.put("snapshot:shop:current", JSON.stringify(pointer));
+  await kv.put("snapshot:shop:current", JSON.stringify(withExpiry(pointer, "shop", keys.privateKey)));
 }
 
 before(async () => {

@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { generateKeyPairSync, sign } from "node:crypto";
 import { after, before, test } from "node:test";
-import { call, openKv, readJson, startWorker, waitFor } from "./harness.mjs";
+import { call, openKv, readJson, startWorker, waitFor, withExpiry } from "./harness.mjs";
 
 const REFRESH_MS = 200;
 const keys = generateKeyPairSync("ed25519");
@@ -28,12 +28,6 @@ function version(n) {
   return { ...base, version: n, published_at: `2026-11-21T10:00:0${n}Z` };
 }
 
-/** The signed message of cleave_core::pointer::signed_expiry_message. */
-function expiryMessage(env, pointer) {
-  const { version: v, rollback_from: from, expires_at: at, signature: sig } = pointer;
-  return Buffer.from(`cleave-pointer-expiry:v1\n${env}\n${v}\n${from ?? ""}\n${at}\n${sig ?? ""}`);
-}
-
 /** The pointer to `snapshot`, signed, expiring `expiresInMs` from now; `pointer` overrides fields. */
 function pointerTo(snapshot, pointer = {}) {
   const body = JSON.stringify(snapshot);
@@ -41,11 +35,7 @@ function pointerTo(snapshot, pointer = {}) {
   const signed = { version: snapshot.version, signature: signature(key, env, snapshot.version, from, signedBody) };
   if (from !== undefined) signed.rollback_from = from;
   const merged = { ...signed, ...rest };
-  if (expiresInMs !== null) {
-    merged.expires_at = new Date(Date.now() + expiresInMs).toISOString().replace(/\.\d+Z$/, "Z");
-    merged.expiry_signature = sign(null, expiryMessage(env, merged), key).toString("base64url");
-  }
-  return merged;
+  return expiresInMs === null ? merged : withExpiry(merged, env, key, expiresInMs);
 }
 
 /** Writes the body of `snapshot` and a pointer to it; `pointer` overrides the pointer's fields. */

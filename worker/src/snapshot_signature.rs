@@ -55,13 +55,15 @@ pub async fn verify_binary(
 /// Checks that `pointer` carries an expiry signed for `env` and that it has not passed.
 ///
 /// # Errors
-/// Why the pointer is refused.
+/// Why the pointer is refused; a pointer with no signature at all is "not signed", the more
+/// telling reason, before anything about its expiry.
 pub async fn verify_fresh(
     public_key: &str,
     env: &str,
     pointer: &Pointer,
     now_ms: i64,
 ) -> Result<(), String> {
+    pointer.signature_bytes().map_err(|e| e.to_string())?;
     let signature = pointer
         .expiry_signature_bytes()
         .map_err(|e| e.to_string())?;
