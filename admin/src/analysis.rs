@@ -72,6 +72,9 @@ pub struct Results {
     /// Units kept out of results: `forced`, `allow_listed`, `bot`, and `mixed` (seen in more
     /// than one variant, e.g. after allocations moved).
     pub excluded_units: BTreeMap<String, i64>,
+    /// Excluded units (forced, allow-listed, bot) as a share of every unit exposed in this
+    /// phase, so a reader sees how much of the traffic results leave out.
+    pub excluded_share: f64,
     /// Sample ratio mismatch of units against the allocation (`None` until there are units).
     pub srm: Option<SampleRatio>,
     pub metrics: Vec<MetricResult>,
@@ -88,6 +91,11 @@ pub struct VariantResult {
     /// Share of units the allocation expects for this variant.
     pub expected_share: f64,
     pub observed_share: f64,
+    /// Units by how their first exposure was learned: `api`, `confirmed`, `proxy_declared`,
+    /// `proxy_implicit` (and `unknown` for records from workers that did not say).
+    pub units_by_source: BTreeMap<String, i64>,
+    /// Units of this variant kept out of results, by reason (`forced`, `allow_listed`, `bot`).
+    pub excluded_units: BTreeMap<String, i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -192,6 +200,14 @@ async fn compute(
         .map(|v| v.key.as_str())
         .filter(|k| buckets.contains_key(k))
         .collect();
+    let sources = store::units_by_source(&ctx.pool, env, key, salt).await?;
+    let excluded = store::excluded_by_variant(&ctx.pool, env, key, salt).await?;
+    let of_arm = |rows: &[(String, String, i64)], arm: &str| -> BTreeMap<String, i64> {
+        rows.iter()
+            .filter(|(variant, _, _)| variant == arm)
+            .map(|(_, what, n)| (what.clone(), *n))
+            .collect()
+    };
     let variants: Vec<VariantResult> = arms
         .iter()
         .map(|arm| {
@@ -203,6 +219,8 @@ async fn compute(
                 exposures: count.map_or(0, |c| c.exposures),
                 expected_share: share(buckets.get(arm).copied().unwrap_or(0), allocated),
                 observed_share: share(units, total_units),
+                units_by_source: of_arm(&sources, arm),
+                excluded_units: of_arm(&excluded, arm),
             }
         })
         .collect();
@@ -212,11 +230,13 @@ async fn compute(
         .map(|arm| to_f64(buckets.get(arm).copied().unwrap_or(0)))
         .collect();
     let srm = stats::sample_ratio(&observed, &weights);
-    let excluded_units = store::left_out(&ctx.pool, env, key, salt)
+    let excluded_units: BTreeMap<String, i64> = store::left_out(&ctx.pool, env, key, salt)
         .await?
         .into_iter()
         .filter(|(_, n)| *n > 0)
         .collect();
+    let left_out: i64 = excluded.iter().map(|(_, _, n)| n).sum();
+    let excluded_share = share(left_out, total_units + left_out);
 
     let mut results = Vec::with_capacity(metrics.len());
     for metric in metrics {
@@ -274,6 +294,7 @@ async fn compute(
         correction: options.correction,
         variants,
         excluded_units,
+        excluded_share,
         srm,
         metrics: results,
         guardrail_breaches,

@@ -165,6 +165,7 @@ fn assemble(
         context_schema: content.settings.context_schema,
         holdout: content.settings.holdout,
         bot_policy: content.settings.bot_policy,
+        anonymous_exposures: content.settings.anonymous_exposures,
         origins: content.settings.origins,
     }
 }

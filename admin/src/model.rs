@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use cleave_core::snapshot::{
-    BotPolicy, ContextAttribute, Holdout, Prerequisite, RouteAction, Routes, Rule,
-    Status as SnapshotStatus,
+    AnonymousExposures, BotPolicy, ContextAttribute, Holdout, Prerequisite, RouteAction, Routes,
+    Rule, Status as SnapshotStatus,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -37,6 +37,10 @@ pub struct EnvironmentSettings {
     /// reach. Publishing refuses a variant naming any other.
     #[serde(default)]
     pub origins: BTreeMap<String, String>,
+    /// Whose exposures and events a caller without the server token may record: `bound`
+    /// (its own `cleave_uid`, the default) or `any` (any unit it names).
+    #[serde(default)]
+    pub anonymous_exposures: AnonymousExposures,
 }
 
 /// A reusable targeting segment.

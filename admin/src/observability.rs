@@ -46,6 +46,7 @@ struct Metrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     publishes: Family<PublishLabels, Counter>,
+    refused_records: Counter,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -71,11 +72,18 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         "Publishes and rollbacks by environment and outcome (published, unchanged, failed)",
         publishes.clone(),
     );
+    let refused_records = Counter::default();
+    registry.register(
+        "ingest_refused_records",
+        "Exposures and events ingest refused (each named in its answer), which the edge dead-letters",
+        refused_records.clone(),
+    );
     Metrics {
         registry,
         requests,
         latency,
         publishes,
+        refused_records,
     }
 });
 
@@ -89,6 +97,13 @@ pub fn count_publish(environment: &str, kind: &str, outcome: &str) {
             outcome: outcome.to_owned(),
         })
         .inc();
+}
+
+/// Counts records ingest refused.
+pub fn count_refused_records(records: usize) {
+    METRICS
+        .refused_records
+        .inc_by(u64::try_from(records).unwrap_or(u64::MAX));
 }
 
 /// `GET /metrics`: the Prometheus text exposition format.

@@ -51,7 +51,7 @@ async fn count(pool: &PgPool, table: &str) -> i64 {
 }
 
 #[sqlx::test(migrations = "./migrations")]
-async fn ingest_is_idempotent_all_or_nothing_and_needs_an_ingest_token(pool: PgPool) {
+async fn ingest_is_idempotent_per_record_and_needs_an_ingest_token(pool: PgPool) {
     let app = app(pool.clone());
     app.environment("prod").await;
     let at = now_ms();
@@ -65,8 +65,14 @@ async fn ingest_is_idempotent_all_or_nothing_and_needs_an_ingest_token(pool: PgP
     let (status, body) = ingest(&app, batch.clone()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // The same visitor twice in a day is one exposure.
-    assert_eq!(body["exposures"], json!({"received": 3, "stored": 2}));
-    assert_eq!(body["events"], json!({"received": 2, "stored": 2}));
+    assert_eq!(
+        body["exposures"],
+        json!({"received": 3, "stored": 2, "refused": []})
+    );
+    assert_eq!(
+        body["events"],
+        json!({"received": 2, "stored": 2, "refused": []})
+    );
     // A redelivered batch stores nothing.
     let (_, again) = ingest(&app, batch).await;
     assert_eq!(again["exposures"]["stored"], 0);
@@ -79,39 +85,56 @@ async fn ingest_is_idempotent_all_or_nothing_and_needs_an_ingest_token(pool: PgP
         (2, 2)
     );
 
-    // One bad record refuses the whole batch, naming it; nothing is stored.
+    // A forged, a malformed and a badly named record are refused by index, with the reason;
+    // their neighbours are stored.
     let mut forged = exposure("prod", "checkout", "treatment", "u3", at);
     forged["variant"] = json!("control");
     let (status, body) = ingest(
         &app,
         json!({"environment": "prod",
-               "exposures": [exposure("prod", "checkout", "control", "u9", at), forged],
-               "events": [event("e3", "u9", "purchase", 1.0, at)]}),
+               "exposures": [exposure("prod", "checkout", "control", "u9", at), forged, {"id": "x"}],
+               "events": [event("e3", "u9", "purchase", 1.0, at), event("e4", "u9", "Bad Metric", 1.0, at)]}),
     )
     .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["exposures"]["stored"], 1);
+    let refused = &body["exposures"]["refused"];
     assert_eq!(
-        body["error"]["message"],
-        "exposures[1].id: does not match the exposure's fields"
+        refused[0],
+        json!({"index": 1, "error": "exposures[1].id: does not match the exposure's fields"})
     );
-    let (status, body) = ingest(
-        &app,
-        json!({"environment": "prod", "events": [event("e4", "u9", "Bad Metric", 1.0, at)]}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["error"]["message"]
+    assert_eq!(refused[1]["index"], 2);
+    assert!(
+        refused[1]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("exposures[2]: missing field"),
+        "{refused}"
+    );
+    assert_eq!(body["events"]["stored"], 1);
+    assert_eq!(body["events"]["refused"][0]["index"], 1);
+    assert!(body["events"]["refused"][0]["error"]
         .as_str()
         .unwrap()
-        .starts_with("events[0].metric:"));
-    let (status, _) = ingest(&app, json!({"environment": "nowhere", "events": []})).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+        .starts_with("events[1].metric:"));
+
+    // An environment this admin does not know refuses each of its records, never the answer.
+    let (status, body) = ingest(
+        &app,
+        json!({"environment": "nowhere", "events": [event("e5", "u9", "purchase", 1.0, at)]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["events"]["refused"],
+        json!([{"index": 0, "error": "environment: \"nowhere\" is not an environment of this admin"}])
+    );
     assert_eq!(
         (
             count(&pool, "exposures").await,
             count(&pool, "events").await
         ),
-        (2, 2)
+        (3, 3)
     );
 
     // People's tokens cannot deliver, and the edge's token cannot read.

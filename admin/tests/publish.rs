@@ -446,7 +446,10 @@ async fn cloudflare_sink_writes_body_then_pointer(pool: PgPool) {
     );
     let pointer: Value = serde_json::from_slice(sent).unwrap();
     assert_eq!(pointer["version"], 1);
-    assert_eq!(pointer["binary"], json!({"format": 1}));
+    assert_eq!(
+        pointer["binary"],
+        json!({"format": cleave_core::snapshot::BINARY_FORMAT})
+    );
     assert_eq!(pointer["sha256"], body["published"]["sha256"]);
 }
 

@@ -59,6 +59,16 @@ function metricSection(metric, control) {
           h("td", {}, h("span", { class: `badge verdict-${c.verdict}` }, c.verdict))))))));
 }
 
+/** How each unit's first exposure was learned, in the words the results page uses. */
+const SOURCES = { api: "decide API", confirmed: "confirmed", proxy_declared: "page declared", proxy_implicit: "page (implicit)", unknown: "unrecorded" };
+const REASONS = { forced: "forced", allow_listed: "allow-listed", bot: "crawlers" };
+
+/** `3 decide API, 2 confirmed`, or a dash when there is nothing. */
+function breakdown(counts, words) {
+  const parts = Object.entries(counts ?? {}).filter(([, n]) => n > 0).map(([k, n]) => `${n} ${words[k] ?? k}`);
+  return parts.length ? parts.join(", ") : "–";
+}
+
 export async function renderResults(view, id) {
   const [experiment, results] = await Promise.all([get(`/experiments/${id}`), get(`/experiments/${id}/results`)]);
   const excluded = Object.entries(results.excludedUnits).filter(([, n]) => n > 0);
@@ -80,10 +90,13 @@ export async function renderResults(view, id) {
         : "no decision yet. Keep the experiment running; looking early does not inflate false positives."),
     h("section", { class: "card" }, h("h2", {}, "Units"),
       h("div", { class: "table-wrap" }, h("table", { class: "list" },
-        h("thead", {}, h("tr", {}, ["Variant", "Units", "Exposures", "Expected share", "Observed share"].map((t) => h("th", { scope: "col" }, t)))),
-        h("tbody", {}, results.variants.map((v) => h("tr", {}, h("td", { class: "key" }, v.key), h("td", { class: "num" }, v.units),
+        h("thead", {}, h("tr", {}, ["Variant", "Units", "Exposures", "Expected share", "Observed share", "First exposure from", "Left out"].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, results.variants.map((v) => h("tr", { dataset: { unitsVariant: v.key } }, h("td", { class: "key" }, v.key), h("td", { class: "num" }, v.units),
           h("td", { class: "num" }, v.exposures), h("td", { class: "num" }, percent(v.expectedShare, 2)),
-          h("td", { class: "num" }, percent(v.observedShare, 2))))))),
+          h("td", { class: "num" }, percent(v.observedShare, 2)),
+          h("td", { class: "sources" }, breakdown(v.unitsBySource, SOURCES)),
+          h("td", { class: "left-out" }, breakdown(v.excludedUnits, REASONS))))))),
+      h("p", { class: "muted small", id: "excluded-share" }, `${percent(results.excludedShare, 1)} of exposed units are left out of results (forced, allow-listed or crawlers).`),
       results.srm && !results.srm.mismatch && h("p", { class: "muted small" }, `No sample ratio mismatch (p = ${pfmt(results.srm.pValue)}).`),
       excluded.length > 0 && h("p", { class: "muted small" }, "Left out: ", excluded.map(([why, n]) => `${n} ${why.replace("_", "-")}`).join(", "))),
     h("h2", {}, "Metrics"),

@@ -10,6 +10,10 @@ use sha2::{Digest, Sha256};
 
 use crate::assign::{unit_for, Assignment, Subject};
 
+mod rules;
+
+pub use rules::{declared_by_origin, parse_exposed_header, Binding, Expose, Source};
+
 /// Why an exposure is kept out of results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -49,6 +53,9 @@ pub struct Exposure {
     pub at_ms: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub excluded: Option<Excluded>,
+    /// How the edge learned the unit saw it; absent in records from older workers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
 }
 
 /// The deterministic id: the first 16 bytes of SHA-256 over the length-prefixed fields, hex.
@@ -84,12 +91,16 @@ pub fn utc_day(ms: i64) -> Option<String> {
     ))
 }
 
-/// The exposures of one decision: one per assignment, marked when a force token, an
-/// allow-list or a crawler decided it.
+/// The exposures of one decision, from `source`: one per assignment whose unit `binding`
+/// lets the caller record, marked when a force token, an allow-list or a crawler decided it.
+/// Which assignments count as seen is the caller's to choose first ([`Expose`],
+/// [`declared_by_origin`]): this only turns them into records.
 pub fn exposures_of(
     environment: &str,
     subject: &Subject<'_>,
     assignments: &[Assignment<'_>],
+    source: Source,
+    binding: &Binding<'_>,
 ) -> Vec<Exposure> {
     let Some(day) = utc_day(subject.now_ms) else {
         return Vec::new();
@@ -100,6 +111,9 @@ pub fn exposures_of(
             let e = a.experiment;
             // The id the experiment hashed: its own unit type, else its fallback.
             let (unit_type, unit) = unit_for(&e.unit, e.fallback_unit.as_deref(), subject.units)?;
+            if !binding.allows(unit_type, unit) {
+                return None;
+            }
             let excluded = if subject.forced.is_some_and(|f| f.contains_key(&e.key)) {
                 Some(Excluded::Forced)
             } else if a.variant.allow.iter().any(|id| id == unit) {
@@ -121,6 +135,7 @@ pub fn exposures_of(
                 day: day.clone(),
                 at_ms: subject.now_ms,
                 excluded,
+                source: Some(source),
             })
         })
         .collect()

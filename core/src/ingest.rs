@@ -49,11 +49,13 @@ pub struct IngestBatch {
 
 /// Parses `{"events": [...]}` (or a bare array) as a client posts it. Each event is
 /// `{event_id, unit, metric, value?, timestamp?}`: `value` defaults to 1 (a conversion),
-/// `timestamp` (epoch milliseconds or RFC 3339) to `now_ms`.
+/// `timestamp` (epoch milliseconds or RFC 3339) to `now_ms`. Each event is judged on its
+/// own, so one bad event costs the others nothing: its entry is the problem, naming it by
+/// position (`events[3].metric: …`).
 ///
 /// # Errors
-/// The first problem, naming the event by position: `events[3].metric: …`.
-pub fn parse_events(body: &[u8], now_ms: i64) -> Result<Vec<Event>, String> {
+/// What is wrong with the request as a whole (not JSON, no events, too many).
+pub fn parse_events(body: &[u8], now_ms: i64) -> Result<Vec<Result<Event, String>>, String> {
     if body.len() > limits::BODY_BYTES {
         return Err(format!(
             "request body is longer than {} bytes",
@@ -84,7 +86,7 @@ pub fn parse_events(body: &[u8], now_ms: i64) -> Result<Vec<Event>, String> {
             limits::EVENTS
         ));
     }
-    items
+    Ok(items
         .iter()
         .enumerate()
         .map(|(i, item)| {
@@ -92,7 +94,7 @@ pub fn parse_events(body: &[u8], now_ms: i64) -> Result<Vec<Event>, String> {
             check_event(&event, now_ms, limits::PAST_MS).map_err(|e| format!("events[{i}].{e}"))?;
             Ok(event)
         })
-        .collect()
+        .collect())
 }
 
 fn event_of(item: &Value, now_ms: i64) -> Result<Event, String> {
@@ -174,6 +176,107 @@ pub fn check_event(event: &Event, now_ms: i64, max_age_ms: i64) -> Result<(), St
         ));
     }
     Ok(())
+}
+
+/// What the control plane did with one delivery, record by record.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Receipt {
+    pub exposures: Counted,
+    pub events: Counted,
+}
+
+/// `received` in the delivery, `stored` new (the rest were stored before, or refused);
+/// `refused` names each record that no retry can fix, by its index in the delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Counted {
+    pub received: usize,
+    pub stored: u64,
+    #[serde(default)]
+    pub refused: Vec<Refused>,
+}
+
+/// One record the control plane will not store, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refused {
+    pub index: usize,
+    pub error: String,
+}
+
+/// One ingest body made by [`pack`], and which of the records given it carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Packed {
+    pub body: String,
+    /// Indexes into the exposures given, in the order the body lists them.
+    pub exposures: Vec<usize>,
+    /// Indexes into the events given.
+    pub events: Vec<usize>,
+}
+
+/// Packs records (each already JSON) into `{"environment", "exposures", "events"}` bodies of
+/// at most `max_bytes` and `max_records` each, so a delivery never exceeds a Queue message
+/// or the admin's body limit: records are split across bodies, never dropped. A single
+/// record longer than `max_bytes` travels alone.
+pub fn pack(
+    environment: &str,
+    exposures: &[&str],
+    events: &[&str],
+    max_bytes: usize,
+    max_records: usize,
+) -> Vec<Packed> {
+    let head = format!(
+        "{{\"environment\":{},\"exposures\":[",
+        Value::String(environment.to_owned())
+    );
+    const MIDDLE: &str = "],\"events\":[";
+    const TAIL: &str = "]}";
+    let empty = head.len() + MIDDLE.len() + TAIL.len();
+    let mut out = Vec::new();
+    let mut current: (Vec<usize>, Vec<usize>, usize) = (Vec::new(), Vec::new(), empty);
+    let records = exposures
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (true, i, r.len()))
+        .chain(events.iter().enumerate().map(|(i, r)| (false, i, r.len())));
+    for (is_exposure, index, len) in records {
+        let count = current.0.len() + current.1.len();
+        if count > 0 && (count >= max_records || current.2 + len + 1 > max_bytes) {
+            out.push(std::mem::replace(
+                &mut current,
+                (Vec::new(), Vec::new(), empty),
+            ));
+        }
+        current.2 += len + 1;
+        if is_exposure {
+            current.0.push(index);
+        } else {
+            current.1.push(index);
+        }
+    }
+    if !current.0.is_empty() || !current.1.is_empty() {
+        out.push(current);
+    }
+    out.into_iter()
+        .map(|(ex, ev, len)| {
+            let join = |all: &[&str], picked: &[usize]| {
+                picked
+                    .iter()
+                    .filter_map(|&i| all.get(i).copied())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let mut body = String::with_capacity(len);
+            body.push_str(&head);
+            body.push_str(&join(exposures, &ex));
+            body.push_str(MIDDLE);
+            body.push_str(&join(events, &ev));
+            body.push_str(TAIL);
+            Packed {
+                body,
+                exposures: ex,
+                events: ev,
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -44,6 +44,27 @@ pub struct Snapshot {
     /// Origins variants may route requests to, by name: the environment's allow-list.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub origins: BTreeMap<String, String>,
+    /// Whose exposures and events a caller without the server token may record.
+    #[serde(default, skip_serializing_if = "AnonymousExposures::is_default")]
+    pub anonymous_exposures: AnonymousExposures,
+}
+
+/// Whose exposures and events a caller without `CLEAVE_SERVER_TOKEN` may record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnonymousExposures {
+    /// Only the units the caller is bound to: its own `cleave_uid`, verified identities.
+    #[default]
+    Bound,
+    /// Any unit the caller names: for cross-site browser clients, at the price that anyone
+    /// can write exposures and events under any unit id.
+    Any,
+}
+
+impl AnonymousExposures {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// A reusable targeting segment; experiments reference it by key.

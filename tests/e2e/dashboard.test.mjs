@@ -16,6 +16,9 @@ const run = promisify(execFile);
 const PUBLISHER = "dash-publisher-token";
 const VIEWER = "dash-viewer-token";
 const INGEST = "dash-ingest-token";
+// The simulated buyers come from a trusted server, which may record for any unit it names.
+const SERVER_TOKEN = "dash-server-token";
+const SERVER = { authorization: `Bearer ${SERVER_TOKEN}` };
 const REFRESH_MS = 300;
 const database = `cleave_dash_${process.pid}`;
 const SHOTS = join(ROOT, "target/dashboard-screenshots");
@@ -77,6 +80,7 @@ before(async () => {
     vars: {
       CLEAVE_ENV: "shop", CLEAVE_REFRESH_MS: REFRESH_MS,
       CLEAVE_INGEST_URL: `http://127.0.0.1:${port}/ingest`, CLEAVE_INGEST_TOKEN: INGEST,
+      CLEAVE_SERVER_TOKEN: SERVER_TOKEN,
     },
   });
   admin = await startAdmin({
@@ -295,7 +299,7 @@ test("results show interval charts and the sequential status, then the SRM and g
   const assigned = {};
   for (let i = 0; i < 400; i++) {
     const unit = `buyer-${i}`;
-    const r = await call(`${worker.url}/_cleave/v1/decide?id.user=${unit}`);
+    const r = await call(`${worker.url}/_cleave/v1/decide?id.user=${unit}&experiments=checkout-cta`, { headers: SERVER });
     const variant = r.json.data.assignments["checkout-cta"]?.variant;
     if (variant) assigned[unit] = variant;
     if (variant && i % (variant === "treatment" ? 3 : 5) === 0) {
@@ -303,7 +307,7 @@ test("results show interval charts and the sequential status, then the SRM and g
     }
   }
   const posted = await call(`${worker.url}/_cleave/v1/events`, {
-    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ events }),
+    method: "POST", headers: { "content-type": "application/json", ...SERVER }, body: JSON.stringify({ events }),
   });
   assert.equal(posted.status, 202, posted.text);
   const [results] = await waitFor(async () => {
@@ -322,6 +326,10 @@ test("results show interval charts and the sequential status, then the SRM and g
   const row = page.locator('tr[data-variant="treatment"]');
   const comparison = results.metrics[0].comparisons[0];
   assert.match(await row.textContent(), new RegExp(comparison.verdict));
+  // What the units rest on: every first exposure came from a named decide call.
+  const units = page.locator('tr[data-units-variant="treatment"] td.sources');
+  assert.match(await units.textContent(), /^\d+ decide API$/);
+  assert.match(await page.locator("#excluded-share").textContent(), /^0\.0% of exposed units are left out/);
   await shot("results");
   await shot("results-phone", { width: 390, height: 844 });
 
@@ -333,7 +341,7 @@ test("results show interval charts and the sequential status, then the SRM and g
   const erring = Object.entries(assigned).filter(([, v]) => v === "treatment").map(([unit]) => unit);
   const errors = erring.map((unit, i) => ({ event_id: `err-${i}`, unit, metric: "errors" }));
   const sent = await call(`${worker.url}/_cleave/v1/events`, {
-    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ events: errors }),
+    method: "POST", headers: { "content-type": "application/json", ...SERVER }, body: JSON.stringify({ events: errors }),
   });
   assert.equal(sent.status, 202, sent.text);
   const [breached] = await waitFor(async () =>

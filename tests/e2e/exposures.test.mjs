@@ -16,6 +16,8 @@ import { ROOT, pool, startWorker, stopGroup, waitFor } from "./harness.mjs";
 const run = promisify(execFile);
 const TOKEN = "e2e-publisher";
 const INGEST = "e2e-ingest";
+// The simulated traffic comes from a trusted server, which may record for any unit it names.
+const SERVER = { authorization: "Bearer e2e-server" };
 const database = `cleave_e2e_exposures_${process.pid}`;
 const port = 21000 + (process.pid % 9000);
 const adminUrl = `http://127.0.0.1:${port}`;
@@ -104,6 +106,7 @@ before(async () => {
     vars: {
       CLEAVE_ENV: "shop", CLEAVE_REFRESH_MS: 300, CLEAVE_SIGNING_KEY: "e2e-signing-key",
       CLEAVE_INGEST_URL: `${adminUrl}/ingest`, CLEAVE_INGEST_TOKEN: INGEST, CLEAVE_INGEST_RETRY_SECONDS: 1,
+      CLEAVE_SERVER_TOKEN: "e2e-server",
     },
     toml: [
       "[[queues.producers]]", `binding = "CLEAVE_EVENTS"`, `queue = "cleave-events"`,
@@ -151,7 +154,7 @@ async function unitsOf(id) {
 }
 
 test("events are validated at the edge with the reason", async () => {
-  const post = (body) => fetch(`${worker.url}/_cleave/v1/events`, { method: "POST", body: JSON.stringify(body) });
+  const post = (body) => fetch(`${worker.url}/_cleave/v1/events`, { method: "POST", headers: SERVER, body: JSON.stringify(body) });
   let res = await post({ events: [{ event_id: "e1", unit: "u1", metric: "Purchase!" }] });
   assert.equal(res.status, 400);
   assert.match((await res.json()).meta.error, /^events\[0\]\.metric: /);
@@ -170,7 +173,7 @@ test("an admin outage loses no exposures; repeats and redeliveries count once", 
   const users = Array.from({ length: 40 }, (_, i) => `outage-${i}`);
   for (const round of [1, 2]) {
     await pool(users, 8, async (u) => {
-      const res = await fetch(`${worker.url}/_cleave/v1/decide?id.user=${u}&experiments=checkout`);
+      const res = await fetch(`${worker.url}/_cleave/v1/decide?id.user=${u}&experiments=checkout`, { headers: SERVER });
       assert.equal(res.status, 200, `round ${round}`);
     });
   }
@@ -195,7 +198,7 @@ test("50,000 users: a 20% lift is found, 52/48 is flagged as SRM, forced traffic
   const events = [];
   const variants = await pool(plan, 24, async ({ u, dropBanner, r }) => {
     const only = dropBanner ? "checkout" : "checkout,banner";
-    const res = await fetch(`${worker.url}/_cleave/v1/decide?id.user=${u}&experiments=${only}`);
+    const res = await fetch(`${worker.url}/_cleave/v1/decide?id.user=${u}&experiments=${only}`, { headers: SERVER });
     assert.equal(res.status, 200);
     const variant = (await res.json()).data.assignments.checkout.variant;
     if (r < conversion[variant]) events.push({ event_id: `buy-${u}`, unit: u, metric: "purchase", timestamp: Date.now() });
@@ -205,10 +208,10 @@ test("50,000 users: a 20% lift is found, 52/48 is flagged as SRM, forced traffic
   const force = await run(join(ROOT, "target/debug/cleave-admin"), ["force-token", "--env", "shop", "checkout=treatment"], {
     env: { ...process.env, CLEAVE_SIGNING_KEY: "e2e-signing-key" },
   });
-  const forced = await fetch(`${worker.url}/_cleave/v1/decide?id.user=qa-1&experiments=checkout&force=${force.stdout.trim()}`);
+  const forced = await fetch(`${worker.url}/_cleave/v1/decide?id.user=qa-1&experiments=checkout&force=${force.stdout.trim()}`, { headers: SERVER });
   assert.equal(forced.status, 200);
   for (let i = 0; i < events.length; i += 500) {
-    const res = await fetch(`${worker.url}/_cleave/v1/events`, { method: "POST", body: JSON.stringify({ events: events.slice(i, i + 500) }) });
+    const res = await fetch(`${worker.url}/_cleave/v1/events`, { method: "POST", headers: SERVER, body: JSON.stringify({ events: events.slice(i, i + 500) }) });
     assert.equal(res.status, 202);
   }
   const treated = variants.filter((v) => v === "treatment").length;

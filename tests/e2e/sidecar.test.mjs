@@ -114,7 +114,8 @@ test("the worker decodes the admin's signed sidecar and answers exactly as from 
 
   const pointer = JSON.parse(await kv.get("snapshot:shop:current"));
   assert.equal(pointer.version, 1);
-  assert.equal(pointer.binary.format, 1);
+  const format = pointer.binary.format;
+  assert.equal(typeof format, "number");
   assert.ok(pointer.binary.signature, "the sidecar is signed");
   const sidecar = Buffer.from(await kv.get("snapshot:shop:v1.bin", "arrayBuffer"));
   assert.equal(sidecar.subarray(0, 4).toString(), "CLVB");
@@ -129,21 +130,22 @@ test("the worker decodes the admin's signed sidecar and answers exactly as from 
   assert.ok(Object.entries(fromBinary).every(([u, a]) => !u.endsWith("3") || a.checkout === undefined), "targeting holds");
 
   // v2: the same content, its sidecar corrupt. The worker reads the JSON and says why.
-  await republish(1, 2, "CLVB\x01\x00\x00\x00garbage", { format: 1, signature: signature(keys.privateKey, "cleave-snapshot-binary:v1", 2, "CLVB\x01\x00\x00\x00garbage") });
+  const garbage = Buffer.concat([Buffer.from("CLVB"), Buffer.from([format, 0, 0, 0]), Buffer.from("garbage")]);
+  await republish(1, 2, garbage, { format, signature: signature(keys.privateKey, "cleave-snapshot-binary:v1", 2, garbage) });
   const corrupt = await serves(2);
   assert.equal(corrupt.loaded_from, "json");
   assert.match(corrupt.sidecar_problem, /sidecar of v2 refused: .*malformed/);
   assert.deepEqual(await decisions(), fromBinary, "JSON and sidecar decode to the same decisions");
 
   // v3: a genuine sidecar, signed by someone else. Passed over: only the key holder's counts.
-  await republish(1, 3, sidecar, { format: 1, signature: signature(stranger.privateKey, "cleave-snapshot-binary:v1", 3, sidecar) });
+  await republish(1, 3, sidecar, { format, signature: signature(stranger.privateKey, "cleave-snapshot-binary:v1", 3, sidecar) });
   const forged = await serves(3);
   assert.equal(forged.loaded_from, "json");
   assert.match(forged.sidecar_problem, /sidecar: v3 signature does not verify/);
 
   // v4: the pointer names a sidecar that was never written; v5: a format this build does not
   // read, which is not a problem at all.
-  await republish(1, 4, undefined, { format: 1 });
+  await republish(1, 4, undefined, { format });
   assert.match((await serves(4)).sidecar_problem, /sidecar of v4 is missing/);
   await republish(1, 5, undefined, { format: 99 });
   const newer = await serves(5);

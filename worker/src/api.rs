@@ -1,7 +1,8 @@
 //! Worker-owned endpoints under `/_cleave/` (DESIGN §5).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use cleave_core::exposure::Source;
 use cleave_core::ingest;
 use cleave_core::routing::RequestRoute;
 use cleave_core::sticky::Sticky;
@@ -18,14 +19,15 @@ use crate::request_url::RequestUrl;
 
 use crate::config::Config;
 use crate::decide_request::{self, BadRequest, DecideRequest};
+use crate::decision::{self, Ask, Caller, Decided, Mode};
 use crate::edge::add_edge_attributes;
 use crate::envelope::{self, SnapshotMeta};
 use crate::request_context::{add_user_agent, enrich, user_agent_of, verify_force};
 use crate::snapshot_store::{self, Served};
-use crate::telemetry::{self, Event};
 
 const DECIDE: &str = "/_cleave/v1/decide";
 const EVENTS: &str = "/_cleave/v1/events";
+const EXPOSURES: &str = "/_cleave/v1/exposures";
 
 /// Answers a GET decide without waiting when its snapshot is in memory and not due for a
 /// refresh, which is nearly always; `None` sends the request down the asynchronous path.
@@ -50,7 +52,16 @@ pub fn answer_now(
         Err(BadRequest(message)) => return Some(envelope::error(400, message)),
     };
     let served = snapshot_store::fresh(environment, config.refresh_ms, now)?;
-    Some(decide_with(parsed, req, config, ctx, url, &served, now))
+    Some(decide_with(
+        parsed,
+        Purpose::Decide,
+        req,
+        config,
+        ctx,
+        url,
+        &served,
+        now,
+    ))
 }
 
 /// Routes a request whose path starts with `/_cleave/`.
@@ -63,12 +74,12 @@ pub async fn handle(
 ) -> Result<Response> {
     let path = url.path();
     let method = req.method();
-    if let (DECIDE | EVENTS, Some(key)) = (path, &config.rate_limit) {
+    if let (DECIDE | EVENTS | EXPOSURES, Some(key)) = (path, &config.rate_limit) {
         if !crate::rate_limit::allows(env, key, &req).await {
-            let what = if path == DECIDE {
-                "decide calls"
-            } else {
-                "event posts"
+            let what = match path {
+                DECIDE => "decide calls",
+                EVENTS => "event posts",
+                _ => "exposure confirmations",
             };
             return envelope::error(
                 429,
@@ -80,7 +91,7 @@ pub async fn handle(
         DECIDE => match method.as_str() {
             "GET" => {
                 let parsed = decide_request::from_query(url.query().unwrap_or(""));
-                decide(parsed, &req, env, ctx, config, url).await
+                decide(parsed, Purpose::Decide, &req, env, ctx, config, url).await
             }
             "POST" => {
                 let body =
@@ -91,12 +102,30 @@ pub async fn handle(
                         Err(too_large) => return too_large.answer(),
                     };
                 let parsed = decide_request::from_json(&body);
-                decide(parsed, &req, env, ctx, config, url).await
+                decide(parsed, Purpose::Decide, &req, env, ctx, config, url).await
             }
             _ => envelope::error(405, "use GET or POST for /_cleave/v1/decide"),
         },
+        EXPOSURES => match method.as_str() {
+            "POST" => {
+                if config.ingest_url.is_none() {
+                    return not_collecting();
+                }
+                let body =
+                    match crate::body::read_capped(&req, decide_request::limits::BODY_BYTES, ctx)
+                        .await?
+                    {
+                        Ok(body) => body,
+                        Err(too_large) => return too_large.answer(),
+                    };
+                let parsed =
+                    decide_request::from_json(&body).and_then(decide_request::naming_experiments);
+                decide(parsed, Purpose::Confirm, &req, env, ctx, config, url).await
+            }
+            _ => envelope::error(405, "use POST for /_cleave/v1/exposures"),
+        },
         EVENTS => match method.as_str() {
-            "POST" => events(&req, ctx, config, url).await,
+            "POST" => events(&req, env, ctx, config, url).await,
             _ => envelope::error(405, "use POST for /_cleave/v1/events"),
         },
         "/_cleave/health" => health(env, config, url).await,
@@ -171,8 +200,31 @@ fn echo(attributes: &Attributes, typed: Map<String, Value>) -> Map<String, Value
     out
 }
 
+/// What a decision is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// `/_cleave/v1/decide`: assignments, exposures as `expose` and the filter say.
+    Decide,
+    /// `/_cleave/v1/exposures`: the named experiments were rendered; record what the engine
+    /// assigns them.
+    Confirm,
+}
+
+#[derive(Serialize)]
+struct Confirmation<'a> {
+    units: &'a Units,
+    environment: &'a str,
+    /// The variant each named experiment assigns, as recorded.
+    exposed: BTreeMap<&'a str, &'a str>,
+    /// Named experiments the units are not enrolled in: nothing to record.
+    not_assigned: Vec<&'a str>,
+    /// Experiments whose exposure was recorded: those whose unit the caller may speak for.
+    recorded: BTreeSet<&'a str>,
+}
+
 async fn decide(
     parsed: std::result::Result<DecideRequest, BadRequest>,
+    purpose: Purpose,
     req: &Request,
     env: &Env,
     ctx: &Context,
@@ -189,12 +241,14 @@ async fn decide(
     };
     let now = crate::now_ms();
     let served = snapshot_store::current(env, config, &environment, now).await;
-    decide_with(parsed, req, config, ctx, url, &served, now)
+    decide_with(parsed, purpose, req, config, ctx, url, &served, now)
 }
 
 /// A decision with the snapshot in hand.
+#[allow(clippy::too_many_arguments)]
 fn decide_with(
     parsed: std::result::Result<DecideRequest, BadRequest>,
+    purpose: Purpose,
     req: &Request,
     config: &Config,
     ctx: &Context,
@@ -220,13 +274,7 @@ fn decide_with(
         },
         None => None,
     };
-    let Some(engine) = &served.engine else {
-        telemetry::report(Event::FailOpen {
-            environment,
-            mode: "api",
-            reason: served.failure.as_deref().unwrap_or("not loaded"),
-            request_id: &request_id(req),
-        });
+    let Some(engine) = decision::engine(served, environment, Mode::Api, req) else {
         return no_snapshot(environment, served);
     };
     let mut attributes = std::mem::take(&mut request.attributes);
@@ -266,15 +314,48 @@ fn decide_with(
         sticky: sticky.as_ref(),
         route: page,
     };
-    let decided = engine.assign(&subject);
-    crate::delivery::send_exposures(config, ctx, environment, &subject, &decided);
-    telemetry::report(Event::Decision {
+    let caller = Caller::of(req, config);
+    let source = match purpose {
+        Purpose::Confirm => Some(Source::Confirmed),
+        Purpose::Decide => request
+            .expose
+            .records(request.experiments.is_some())
+            .then_some(Source::Api),
+    };
+    let ask = Ask {
         environment,
-        mode: "api",
-        version: engine.snapshot().version,
-        assignments: decided.len(),
-        age_ms: served.age_ms(now),
-    });
+        mode: Mode::Api,
+        source,
+        binding: caller.binding(Some(engine)),
+    };
+    let Decided {
+        assignments: decided,
+        exposures,
+    } = decision::assign(engine, served, &ask, &subject, now);
+    if purpose == Purpose::Confirm {
+        let named = request.experiments.as_ref();
+        let exposed: BTreeMap<&str, &str> = decided
+            .iter()
+            .map(|a| (a.experiment.key.as_str(), a.variant.key.as_str()))
+            .collect();
+        let recorded: BTreeSet<&str> = exposures.experiments();
+        let confirmation = Confirmation {
+            units: &request.units,
+            environment,
+            not_assigned: named
+                .into_iter()
+                .flatten()
+                .map(String::as_str)
+                .filter(|k| !exposed.contains_key(k))
+                .collect(),
+            exposed,
+            recorded,
+        };
+        let answer = envelope::ok(&confirmation, Some(SnapshotMeta::of(engine)));
+        exposures.record(config, ctx);
+        return answer;
+    }
+    exposures.record(config, ctx);
     let sticky = if key.is_empty() {
         None
     } else {
@@ -305,35 +386,71 @@ fn decide_with(
     envelope::ok(&decision, Some(SnapshotMeta::of(engine)))
 }
 
-/// `POST /_cleave/v1/events`: validated here, so the client learns what is wrong at once,
-/// then sent on like exposures.
+/// `POST /_cleave/v1/events`: each event is checked here, so the client learns at once what
+/// is wrong with it, and only the caller's own units' events are taken (DESIGN.md §8); the
+/// accepted ones are sent on like exposures. One refused event costs the others nothing:
+/// 202 lists the refusals by index; with nothing accepted, the answer is the refusals'
+/// status (403 when every one named another unit, else 400).
 async fn events(
     req: &Request,
+    env: &Env,
     ctx: &Context,
     config: &Config,
     url: &RequestUrl,
 ) -> Result<Response> {
     if config.ingest_url.is_none() {
-        return envelope::error(
-            503,
-            "event collection is not configured (set CLEAVE_INGEST_URL)",
-        );
+        return not_collecting();
     }
     let body = match crate::body::read_capped(req, ingest::limits::BODY_BYTES, ctx).await? {
         Ok(body) => body,
         Err(too_large) => return too_large.answer(),
     };
-    let events = match ingest::parse_events(&body, signed_ms(crate::now_ms())) {
-        Ok(events) => events,
+    let now = crate::now_ms();
+    let parsed = match ingest::parse_events(&body, signed_ms(now)) {
+        Ok(parsed) => parsed,
         Err(message) => return envelope::error(400, &message),
     };
-    let accepted = events.len();
     let environment = environment_param(url, config);
-    crate::delivery::send_events(config, ctx, &environment, events);
-    envelope::with_status(
-        202,
-        &json!({"accepted": accepted, "environment": environment}),
-        None,
+    let served = snapshot_store::current(env, config, &environment, now).await;
+    let caller = Caller::of(req, config);
+    let binding = caller.binding(served.engine.as_deref());
+    let mut accepted = Vec::new();
+    let mut refused = Vec::new();
+    for (index, event) in parsed.into_iter().enumerate() {
+        match event {
+            Ok(event) if binding.allows_event(&event.unit) => accepted.push(event),
+            Ok(event) => refused.push(json!({
+                "index": index, "status": 403,
+                "error": format!("events[{index}].unit: {:?} is not this caller's unit \
+                    (send its own cleave_uid, or Authorization: Bearer <CLEAVE_SERVER_TOKEN>)",
+                    event.unit),
+            })),
+            Err(error) => refused.push(json!({"index": index, "status": 400, "error": error})),
+        }
+    }
+    let count = accepted.len();
+    let mut data = json!({"accepted": count, "environment": environment});
+    if !refused.is_empty() {
+        data["refused"] = Value::Array(refused);
+    }
+    if count == 0 {
+        let refusals = data["refused"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        let forbidden = refusals.iter().all(|r| r["status"] == 403);
+        let first = refusals
+            .first()
+            .and_then(|r| r["error"].as_str())
+            .unwrap_or("no event accepted")
+            .to_owned();
+        return envelope::with_status(if forbidden { 403 } else { 400 }, &data, Some(&first));
+    }
+    crate::delivery::send_events(config, ctx, &environment, accepted);
+    envelope::with_status(202, &data, None)
+}
+
+fn not_collecting() -> Result<Response> {
+    envelope::error(
+        503,
+        "exposure and event collection is not configured (set CLEAVE_INGEST_URL)",
     )
 }
 
@@ -453,8 +570,12 @@ fn authorized(req: &Request, config: &Config) -> bool {
         return false;
     };
     let presented = req.headers().get("authorization").ok().flatten();
+    bearer_matches(presented.as_deref(), expected)
+}
+
+/// Whether an `Authorization` header value is `Bearer <expected>`, compared in constant time.
+pub fn bearer_matches(presented: Option<&str>, expected: &str) -> bool {
     presented
-        .as_deref()
         .and_then(|h| h.strip_prefix("Bearer "))
         .is_some_and(|token| cleave_core::secrets_equal(token.as_bytes(), expected.as_bytes()))
 }

@@ -33,6 +33,9 @@ pub struct Config {
     /// cache (`CLEAVE_EDGE_CACHE_IGNORE_COOKIES=_ga,_gid`, `*` for every cookie).
     pub edge_cache_ignored_cookies: Vec<String>,
     pub admin_token: Option<String>,
+    /// Bearer token of trusted servers (`CLEAVE_SERVER_TOKEN`, a secret): a call carrying it
+    /// may record exposures and events for any unit it names.
+    pub server_token: Option<String>,
     /// When set, only snapshots signed by the matching private key are used.
     pub snapshot_public_key: Option<String>,
     /// Whether a `DECIDE_RATE_LIMITER` binding limits the decide API, and per what.
@@ -122,6 +125,7 @@ impl Config {
                 .map(str::to_owned)
                 .collect(),
             admin_token: secret("CLEAVE_ADMIN_TOKEN"),
+            server_token: secret("CLEAVE_SERVER_TOKEN"),
             snapshot_public_key: var("CLEAVE_SNAPSHOT_PUBLIC_KEY"),
             rate_limit: rate_limit::is_bound(env)
                 .then(|| ClientKey::parse(var("CLEAVE_RATE_LIMIT_KEY").as_deref())),

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use cleave_core::exposure::Expose;
 use cleave_core::keys::is_valid_key;
 use cleave_core::targeting::{is_reserved, scalar_text};
 use cleave_core::{Attributes, Units};
@@ -43,6 +44,9 @@ pub struct DecideRequest {
     pub sticky: Option<String>,
     /// The page the decision is for: only experiments whose routes include it apply.
     pub url: Option<PageUrl>,
+    /// Whether the assignments are exposures (`expose=all|none`; by default a call naming
+    /// experiments records them and a bulk call records nothing).
+    pub expose: Expose,
 }
 
 /// A page a decision is asked for: `host` is `None` for a bare path (the worker's own host).
@@ -142,6 +146,7 @@ pub fn parse_query(query: &str) -> Result<DecideRequest, BadRequest> {
                 "force" => req.force = Some(token("force", value.into_owned())?),
                 "sticky" => req.sticky = Some(token("sticky", value.into_owned())?),
                 "url" => req.url = Some(page_url(&value)?),
+                "expose" => req.expose = Expose::parse(&value).map_err(bad)?,
                 _ => {}
             }
         }
@@ -177,6 +182,8 @@ struct DecideBody {
     sticky: Option<String>,
     #[serde(default)]
     url: Option<String>,
+    #[serde(default)]
+    expose: Option<String>,
 }
 
 /// Parses a POST JSON body.
@@ -197,6 +204,10 @@ pub fn from_json(body: &[u8]) -> Result<DecideRequest, BadRequest> {
         force: parsed.force.map(|t| token("force", t)).transpose()?,
         sticky: parsed.sticky.map(|t| token("sticky", t)).transpose()?,
         url: parsed.url.as_deref().map(page_url).transpose()?,
+        expose: match parsed.expose.as_deref() {
+            Some(text) => Expose::parse(text).map_err(bad)?,
+            None => Expose::default(),
+        },
         ..DecideRequest::default()
     };
     for (unit_type, value) in &parsed.units {
@@ -219,6 +230,19 @@ pub fn from_json(body: &[u8]) -> Result<DecideRequest, BadRequest> {
         req.experiments = Some(experiment_filter(list.iter().map(String::as_str))?);
     }
     require_identifier(req)
+}
+
+/// A confirmation (`POST /_cleave/v1/exposures`) must name what it confirms.
+///
+/// # Errors
+/// [`BadRequest`] when `experiments` is missing or empty.
+pub fn naming_experiments(req: DecideRequest) -> Result<DecideRequest, BadRequest> {
+    if req.experiments.as_ref().is_none_or(BTreeSet::is_empty) {
+        return Err(bad(
+            "experiments: name the experiments whose variants were rendered",
+        ));
+    }
+    Ok(req)
 }
 
 fn require_identifier(req: DecideRequest) -> Result<DecideRequest, BadRequest> {

@@ -17,9 +17,8 @@ mod consumer;
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 
-use cleave_core::exposure::{exposures_of, Exposure};
-use cleave_core::ingest::{Event, IngestBatch};
-use cleave_core::{Assignment, Subject};
+use cleave_core::exposure::Exposure;
+use cleave_core::ingest::{pack, Event, IngestBatch};
 use worker::js_sys::{Promise, Reflect};
 use worker::wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen::JsValue;
@@ -49,11 +48,14 @@ export function enqueue(queue, body) {
     .catch((e) => console.error("cleave: could not enqueue exposures/events", String(e)));
 }
 export function post(url, token, body) {
+  return post_reading(url, token, body).then((r) => r[0]);
+}
+export function post_reading(url, token, body) {
   return fetch(url, {
     method: "POST",
     headers: { "content-type": "application/json", authorization: "Bearer " + token },
     body,
-  }).then((r) => r.status, () => 0);
+  }).then((r) => r.text().then((text) => [r.status, text], () => [r.status, ""]), () => [0, ""]);
 }
 export function post_twice(url, token, body) {
   // One more try on a network error or a 5xx; a 4xx means the batch itself is bad.
@@ -66,7 +68,9 @@ extern "C" {
     /// `queue.send(body)` as text; resolves even when sending fails (the failure is logged).
     fn enqueue(queue: &JsValue, body: &str) -> Promise;
     /// POSTs `body` to the ingest endpoint; resolves to the status, 0 when unreachable.
-    pub(crate) fn post(url: &str, token: &str, body: &str) -> Promise;
+    fn post(url: &str, token: &str, body: &str) -> Promise;
+    /// [`post`], resolving to `[status, response text]`.
+    pub(crate) fn post_reading(url: &str, token: &str, body: &str) -> Promise;
     /// [`post`], once more after a network error or a 5xx.
     fn post_twice(url: &str, token: &str, body: &str) -> Promise;
 }
@@ -81,17 +85,10 @@ pub fn bind(env: &Env) {
 
 /// Sends a decision's exposures (when a destination is configured), leaving out those this
 /// isolate already sent.
-pub fn send_exposures(
-    config: &Config,
-    ctx: &Context,
-    environment: &str,
-    subject: &Subject<'_>,
-    assignments: &[Assignment<'_>],
-) {
-    if config.ingest_url.is_none() || assignments.is_empty() {
+pub fn send_exposures(config: &Config, ctx: &Context, environment: &str, exposures: Vec<Exposure>) {
+    if config.ingest_url.is_none() || exposures.is_empty() {
         return;
     }
-    let exposures = exposures_of(environment, subject, assignments);
     let fresh: Vec<Exposure> = SENT.with(|sent| {
         let mut sent = sent.borrow_mut();
         if sent.len() + exposures.len() > REMEMBERED_IDS {
@@ -129,10 +126,40 @@ pub fn send_events(config: &Config, ctx: &Context, environment: &str, events: Ve
     );
 }
 
+/// A Queue message stays under this; the platform refuses messages over 128 KB.
+const MESSAGE_BYTES: usize = 100 * 1024;
+/// Records in one message.
+const MESSAGE_RECORDS: usize = 1_000;
+
+/// Sends `batch` as as many messages as its size needs: split, never dropped.
 fn send(config: &Config, ctx: &Context, batch: &IngestBatch) {
-    if let Ok(body) = serde_json::to_string(batch) {
-        send_body(config, ctx, body);
+    let exposures = records(&batch.exposures);
+    let events = records(&batch.events);
+    let exposures: Vec<&str> = exposures.iter().map(String::as_str).collect();
+    let events: Vec<&str> = events.iter().map(String::as_str).collect();
+    for packed in pack(
+        &batch.environment,
+        &exposures,
+        &events,
+        MESSAGE_BYTES,
+        MESSAGE_RECORDS,
+    ) {
+        send_body(config, ctx, packed.body);
     }
+}
+
+/// Each record as JSON (these types always serialize; one that did not would be logged).
+fn records<T: serde::Serialize>(items: &[T]) -> Vec<String> {
+    items
+        .iter()
+        .filter_map(|item| match serde_json::to_string(item) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                worker::console_error!("cleave: a record could not be encoded: {e}");
+                None
+            }
+        })
+        .collect()
 }
 
 fn send_body(config: &Config, ctx: &Context, body: String) {

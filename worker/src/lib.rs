@@ -10,6 +10,7 @@ mod assignment_views;
 mod body;
 mod config;
 pub mod decide_request;
+mod decision;
 mod delivery;
 mod edge;
 mod envelope;

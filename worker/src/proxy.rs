@@ -29,6 +29,9 @@ use decision::Decision;
 use edge_cache::Lookup;
 use finish::{assignments_cookie, assignments_script, finish, Finishing};
 
+/// Response header an origin lists the experiments its page used in; it never leaves the edge.
+pub const EXPOSED_HEADER: &str = "cleave-exposed";
+
 /// Cookie counting consecutive variant redirects, the loop guard.
 pub const HOPS_COOKIE: &str = "cleave_hops";
 /// Variant redirects in a row after which the visitor is served the page instead.
@@ -57,7 +60,7 @@ pub async fn forward(
     };
     let now = crate::now_ms();
     let served = snapshot_store::current(env, config, &config.environment, now).await;
-    let decision = decision::decide(
+    let mut decision = decision::decide(
         &served,
         &req,
         url,
@@ -66,9 +69,10 @@ pub async fn forward(
             cookie: cookie.as_deref(),
         },
         config,
-        ctx,
         now,
     );
+    let Decision { exposures, .. } = &mut decision;
+    let exposures = std::mem::take(exposures);
     let new_uid = (fresh && !uid.is_empty()).then_some(uid.as_str());
     let hops: Option<u32> = cookie
         .as_deref()
@@ -77,6 +81,8 @@ pub async fn forward(
     if let Some((location, status)) = &decision.redirect {
         let taken = hops.unwrap_or(0);
         if taken < MAX_REDIRECT_HOPS {
+            // No page of the origin's to declare anything: every assignment was acted on.
+            exposures.record(config, ctx);
             return redirect(location, *status, taken + 1, new_uid);
         }
         worker::console_warn!("cleave: redirect to {location} skipped after {taken} hops");
@@ -139,6 +145,10 @@ pub async fn forward(
             }
         }
     };
+    // What the page used, as its origin declares it (DESIGN.md §8); a cached page carries
+    // the declaration it was stored with.
+    let declared = response.headers().get(EXPOSED_HEADER).ok().flatten();
+    exposures.declared(declared.as_deref()).record(config, ctx);
     if response.status() == 101 {
         // A WebSocket handshake: the response carries the socket and is passed on as it is.
         return Ok(response);

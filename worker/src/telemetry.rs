@@ -5,7 +5,8 @@
 //! which are too many to log, are not reported.
 //!
 //! Data point layout: `indexes = [environment]`, `blobs = [event, environment, detail,
-//! request id]`, `doubles = [snapshot version, assignments, snapshot age ms]`.
+//! request id]`, `doubles = [snapshot version, assignments (records, for a refusal), snapshot
+//! age ms]`.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -62,6 +63,12 @@ pub enum Event<'a> {
         held: Option<u64>,
         reason: &'a str,
     },
+    /// The admin refused an exposure or event (`kind`), which was dead-lettered.
+    RecordRefused {
+        environment: &'a str,
+        kind: &'a str,
+        reason: &'a str,
+    },
     /// A request was served without a snapshot: proxied unassigned, or a 503 on the API.
     FailOpen {
         environment: &'a str,
@@ -77,6 +84,7 @@ impl Event<'_> {
             Self::Decision { .. } => "decision",
             Self::SnapshotLoaded { .. } => "snapshot_loaded",
             Self::SnapshotRefused { .. } => "snapshot_refused",
+            Self::RecordRefused { .. } => "record_refused",
             Self::FailOpen { .. } => "fail_open",
         }
     }
@@ -124,6 +132,18 @@ impl Event<'_> {
                 request_id: "",
                 version: held,
                 assignments: 0,
+                age_ms: None,
+            },
+            Self::RecordRefused {
+                environment,
+                kind,
+                reason,
+            } => Fields {
+                environment,
+                detail: Cow::Owned(format!("{kind}: {reason}")),
+                request_id: "",
+                version: None,
+                assignments: 1,
                 age_ms: None,
             },
             Self::FailOpen {

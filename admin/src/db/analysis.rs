@@ -128,14 +128,18 @@ pub async fn insert_exposures(
         .iter()
         .map(|e| e.excluded.map(|x| x.as_str().to_owned()))
         .collect();
+    let source: Vec<Option<String>> = exposures
+        .iter()
+        .map(|e| e.source.map(|x| x.as_str().to_owned()))
+        .collect();
     let done: i64 = sqlx::query_scalar(
         "with stored as ( \
-           insert into exposures (id, environment_id, experiment, variant, unit_type, unit, salt, day, exposed_at, excluded) \
-           select distinct on (id) id, $1, experiment, variant, unit_type, unit, salt, day::date, to_timestamp(at_ms / 1000.0), excluded \
-           from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[]) \
-             as t(id, experiment, variant, unit_type, unit, salt, day, at_ms, excluded) \
+           insert into exposures (id, environment_id, experiment, variant, unit_type, unit, salt, day, exposed_at, excluded, source) \
+           select distinct on (id) id, $1, experiment, variant, unit_type, unit, salt, day::date, to_timestamp(at_ms / 1000.0), excluded, source \
+           from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[], $11::text[]) \
+             as t(id, experiment, variant, unit_type, unit, salt, day, at_ms, excluded, source) \
            order by id, at_ms \
-           on conflict (id) do update set exposed_at = excluded.exposed_at \
+           on conflict (id) do update set exposed_at = excluded.exposed_at, source = excluded.source \
              where excluded.exposed_at < exposures.exposed_at \
            returning (xmax = 0) as inserted) \
          select count(*) filter (where inserted) from stored",
@@ -150,6 +154,7 @@ pub async fn insert_exposures(
     .bind(column(|e| e.day.clone()))
     .bind(&at)
     .bind(&excluded)
+    .bind(&source)
     .fetch_one(db)
     .await?;
     Ok(u64::try_from(done).unwrap_or(0))
@@ -193,7 +198,8 @@ pub struct VariantCount {
 /// The experiment phase's units: each unit's variant and first exposure, for units seen in
 /// exactly one variant and not excluded.
 const UNITS: &str = "units as ( \
-      select unit, min(variant) as variant, min(exposed_at) as first_exposed, count(*) as exposures \
+      select unit, min(variant) as variant, min(exposed_at) as first_exposed, count(*) as exposures, \
+        (array_agg(coalesce(source, 'unknown') order by exposed_at))[1] as source \
       from exposures \
       where environment_id = $1 and experiment = $2 and salt = $3 and excluded is null \
       group by unit having count(distinct variant) = 1)";
@@ -208,6 +214,42 @@ pub async fn variant_counts(
         "with {UNITS} select variant, count(*) as units, sum(exposures)::bigint as exposures \
          from units group by variant"
     ))
+    .bind(environment)
+    .bind(experiment)
+    .bind(salt)
+    .fetch_all(db)
+    .await
+}
+
+/// Per variant and source of each unit's first exposure: how many units rest on it.
+pub async fn units_by_source(
+    db: impl PgExecutor<'_>,
+    environment: Uuid,
+    experiment: &str,
+    salt: &str,
+) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "with {UNITS} select variant, source, count(*) from units group by variant, source"
+    ))
+    .bind(environment)
+    .bind(experiment)
+    .bind(salt)
+    .fetch_all(db)
+    .await
+}
+
+/// Per variant and reason: units whose exposures were kept out of results.
+pub async fn excluded_by_variant(
+    db: impl PgExecutor<'_>,
+    environment: Uuid,
+    experiment: &str,
+    salt: &str,
+) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "select variant, excluded, count(distinct unit) from exposures \
+         where environment_id = $1 and experiment = $2 and salt = $3 and excluded is not null \
+         group by variant, excluded",
+    )
     .bind(environment)
     .bind(experiment)
     .bind(salt)

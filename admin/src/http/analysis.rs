@@ -4,7 +4,6 @@
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::routing::{get, post};
 use axum::Router;
-use cleave_core::ingest::IngestBatch;
 use serde::Deserialize;
 
 use super::policy::Actor;
@@ -30,7 +29,7 @@ pub fn routes() -> Router<AppState> {
         .route("/guardrails/check", post(check_guardrails))
 }
 
-async fn ingest_batch(State(s): State<AppState>, Body(batch): Body<IngestBatch>) -> Answer {
+async fn ingest_batch(State(s): State<AppState>, Body(batch): Body<ingest::Delivery>) -> Answer {
     ok(ingest::ingest(&s.ctx, batch).await?)
 }
 

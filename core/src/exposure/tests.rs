@@ -63,7 +63,7 @@ fn one_exposure_per_assignment_with_the_unit_that_was_hashed() {
     let units = units(&[("user", "u1"), ("anon", "a-9")]);
     let subject = Subject::new(&units, &attributes, NOV_21_NOON);
     let assigned = engine.assign(&subject);
-    let exposures = exposures_of("demo", &subject, &assigned);
+    let exposures = exposures_of("demo", &subject, &assigned, Source::Api, &Binding::Any);
     assert_eq!(exposures.len(), 2);
     let banner = exposures.iter().find(|e| e.experiment == "banner").unwrap();
     assert_eq!(
@@ -92,7 +92,13 @@ fn one_exposure_per_assignment_with_the_unit_that_was_hashed() {
     );
     // A later request the same day yields the same ids.
     let later = Subject::new(&units, &attributes, NOV_21_NOON + 3_600_000);
-    let again = exposures_of("demo", &later, &engine.assign(&later));
+    let again = exposures_of(
+        "demo",
+        &later,
+        &engine.assign(&later),
+        Source::Api,
+        &Binding::Any,
+    );
     assert_eq!(
         again.iter().map(|e| &e.id).collect::<Vec<_>>(),
         exposures.iter().map(|e| &e.id).collect::<Vec<_>>()
@@ -105,7 +111,13 @@ fn forced_allow_listed_and_bot_exposures_are_marked() {
     let attributes = Attributes::new();
     let qa = units(&[("user", "qa-1")]);
     let subject = Subject::new(&qa, &attributes, NOV_21_NOON);
-    let marked = exposures_of("demo", &subject, &engine.assign(&subject));
+    let marked = exposures_of(
+        "demo",
+        &subject,
+        &engine.assign(&subject),
+        Source::Api,
+        &Binding::Any,
+    );
     assert_eq!(marked[0].excluded, Some(Excluded::AllowListed));
 
     let plain = units(&[("user", "u1")]);
@@ -114,14 +126,26 @@ fn forced_allow_listed_and_bot_exposures_are_marked() {
         forced: Some(&forced),
         ..Subject::new(&plain, &attributes, NOV_21_NOON)
     };
-    let marked = exposures_of("demo", &subject, &engine.assign(&subject));
+    let marked = exposures_of(
+        "demo",
+        &subject,
+        &engine.assign(&subject),
+        Source::Api,
+        &Binding::Any,
+    );
     assert_eq!(marked[0].excluded, Some(Excluded::Forced));
 
     let subject = Subject {
         bot: true,
         ..Subject::new(&plain, &attributes, NOV_21_NOON)
     };
-    let bots = exposures_of("demo", &subject, &engine.assign(&subject));
+    let bots = exposures_of(
+        "demo",
+        &subject,
+        &engine.assign(&subject),
+        Source::Api,
+        &Binding::Any,
+    );
     assert_eq!(
         bots.len(),
         1,
@@ -129,4 +153,54 @@ fn forced_allow_listed_and_bot_exposures_are_marked() {
     );
     assert_eq!(bots[0].variant, "control");
     assert_eq!(bots[0].excluded, Some(Excluded::Bot));
+}
+
+#[test]
+fn a_bound_caller_records_only_its_own_units_with_the_source_given() {
+    let engine = engine();
+    let attributes = Attributes::new();
+    let units = units(&[("user", "u1"), ("anon", "a-9")]);
+    let subject = Subject::new(&units, &attributes, NOV_21_NOON);
+    let assigned = engine.assign(&subject);
+    let own = [("user".to_owned(), "u1".to_owned())];
+    let bound = exposures_of(
+        "demo",
+        &subject,
+        &assigned,
+        Source::Confirmed,
+        &Binding::Units(&own),
+    );
+    let seen: Vec<_> = bound
+        .iter()
+        .map(|e| (e.experiment.as_str(), e.source))
+        .collect();
+    assert_eq!(
+        seen,
+        [("checkout", Some(Source::Confirmed))],
+        "banner hashed anon, which is not bound"
+    );
+    let nobody = exposures_of(
+        "demo",
+        &subject,
+        &assigned,
+        Source::Api,
+        &Binding::Units(&[]),
+    );
+    assert!(nobody.is_empty());
+}
+
+/// The admin deduplicates on this id and other senders must compute it byte for byte: pinned.
+#[test]
+fn the_exposure_id_is_pinned() {
+    let id = exposure_id(
+        "prod",
+        "checkout",
+        "checkout-2",
+        "treatment",
+        "user",
+        "u-1",
+        "2026-12-02",
+    );
+    // Computed independently (Node's crypto) from the documented layout.
+    assert_eq!(id, "1a5f989331abc79f431b5d0ba47d391f");
 }

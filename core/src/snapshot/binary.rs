@@ -16,14 +16,15 @@ use serde::{de, Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::{
-    AttributeSource, AttributeType, BotPolicy, Condition, ContextAttribute, Experiment, Holdout,
-    LayerSlot, Operator, Prerequisite, Ranges, Rule, Snapshot, Status, Variant,
+    AnonymousExposures, AttributeSource, AttributeType, BotPolicy, Condition, ContextAttribute,
+    Experiment, Holdout, LayerSlot, Operator, Prerequisite, Ranges, Rule, Snapshot, Status,
+    Variant,
 };
 
 const MAGIC: &[u8; 4] = b"CLVB";
 
 /// The sidecar format this build writes and reads.
-pub const BINARY_FORMAT: u32 = 1;
+pub const BINARY_FORMAT: u32 = 2;
 
 /// Why a sidecar cannot be used (the worker then reads the JSON body).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -108,6 +109,7 @@ struct Doc {
     holdout: Option<Holdout>,
     bot_policy: BotPolicy,
     origins: BTreeMap<String, String>,
+    anonymous_exposures: AnonymousExposures,
 }
 
 #[derive(Serialize)]
@@ -245,6 +247,7 @@ impl From<&Snapshot> for Doc {
             holdout: s.holdout.clone(),
             bot_policy: s.bot_policy,
             origins: s.origins.clone(),
+            anonymous_exposures: s.anonymous_exposures,
         }
     }
 }

@@ -137,3 +137,36 @@ fn refuses_bad_json_bodies() {
         "sticky token is longer than 4096 bytes"
     );
 }
+
+#[test]
+fn expose_is_read_from_the_query_and_the_body() {
+    assert_eq!(from_query("id.user=u").unwrap().expose, Expose::Named);
+    assert_eq!(
+        from_query("id.user=u&expose=all").unwrap().expose,
+        Expose::All
+    );
+    assert_eq!(
+        from_json(br#"{"units":{"user":"u"},"expose":"none"}"#)
+            .unwrap()
+            .expose,
+        Expose::Nothing
+    );
+    let err = from_query("id.user=u&expose=seen").unwrap_err().0;
+    assert_eq!(err, "expose \"seen\" must be \"all\" or \"none\"");
+}
+
+#[test]
+fn a_confirmation_must_name_what_it_confirms() {
+    let named = from_json(br#"{"units":{"user":"u"},"experiments":["a"]}"#).unwrap();
+    assert!(naming_experiments(named).is_ok());
+    for body in [
+        &br#"{"units":{"user":"u"}}"#[..],
+        br#"{"units":{"user":"u"},"experiments":[]}"#,
+    ] {
+        let err = naming_experiments(from_json(body).unwrap()).unwrap_err().0;
+        assert!(
+            err.starts_with("experiments: name the experiments"),
+            "{err}"
+        );
+    }
+}

@@ -1,18 +1,18 @@
 //! What proxy mode decides for one request: the assignments of the experiments that apply to
 //! its route, and what their variants ask of the request (redirect, origin, rewrite).
 
+use cleave_core::exposure::Source;
 use cleave_core::headers::assignments_header;
 use cleave_core::routing::{redirect_location, rewrite_path, RequestRoute, Routing};
 use cleave_core::{Attributes, Subject, Units};
 use worker::web_sys::Request;
-use worker::worker_sys::Context;
 
 use crate::config::Config;
+use crate::decision::{self, Ask, Caller, Exposures, Mode};
 use crate::identity::{cookie_value, FORCE_COOKIE};
 use crate::request_context::{enrich, verify_force};
 use crate::request_url::RequestUrl;
 use crate::snapshot_store::Served;
-use crate::telemetry::{self, Event};
 
 /// The proxy's decision, owned so the snapshot's borrow ends here.
 #[derive(Debug, Default)]
@@ -31,6 +31,8 @@ pub struct Decision {
     pub origin: Option<String>,
     /// Path a variant rewrites the request to.
     pub path: Option<String>,
+    /// The page's exposures, recorded once the origin has said what it used.
+    pub exposures: Exposures,
 }
 
 /// Who is asking: the visitor id and the request's `Cookie` header.
@@ -47,16 +49,10 @@ pub fn decide(
     url: &RequestUrl,
     visitor: Visitor<'_>,
     config: &Config,
-    ctx: &Context,
     now: u64,
 ) -> Decision {
-    let Some(engine) = &served.engine else {
-        telemetry::report(Event::FailOpen {
-            environment: &config.environment,
-            mode: "proxy",
-            reason: served.failure.as_deref().unwrap_or("not loaded"),
-            request_id: &crate::api::request_id(req),
-        });
+    let environment = config.environment.as_str();
+    let Some(engine) = decision::engine(served, environment, Mode::Proxy, req) else {
         return Decision {
             snapshot: "none".to_owned(),
             ..Decision::default()
@@ -88,16 +84,18 @@ pub fn decide(
         sticky: None,
         route: Some(route),
     };
-    let decided = engine.assign(&subject);
-    // Before any redirect is answered, so redirect tests lose no exposures.
-    crate::delivery::send_exposures(config, ctx, &config.environment, &subject, &decided);
-    telemetry::report(Event::Decision {
-        environment: &config.environment,
-        mode: "proxy",
-        version: engine.snapshot().version,
-        assignments: decided.len(),
-        age_ms: served.age_ms(now),
-    });
+    // The edge issued the visitor's id: its exposures are its own.
+    let caller = Caller::visitor(Some(visitor.uid));
+    let ask = Ask {
+        environment,
+        mode: Mode::Proxy,
+        source: Some(Source::ProxyImplicit),
+        binding: caller.binding(Some(engine)),
+    };
+    let decision::Decided {
+        assignments: decided,
+        exposures,
+    } = decision::assign(engine, served, &ask, &subject, now);
     let safe_method = matches!(req.method().as_str(), "GET" | "HEAD");
     let routing = Routing::of(&decided, safe_method, bot);
     let origins = &engine.snapshot().origins;
@@ -118,5 +116,6 @@ pub fn decide(
             .map(|(target, status)| (redirect_location(target, url.query()), status)),
         origin: routing.origin.and_then(|name| origins.get(name)).cloned(),
         path: routing.rewrite.map(|t| rewrite_path(t, url.path())),
+        exposures,
     }
 }

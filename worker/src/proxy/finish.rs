@@ -9,7 +9,7 @@ use worker::web_sys::{Response, ResponseInit};
 use worker::Result;
 
 use super::platform::append_to_head;
-use super::HOPS_COOKIE;
+use super::{EXPOSED_HEADER, HOPS_COOKIE};
 use crate::identity::set_cookie;
 
 /// Cookie holding the page's assignments for front-end code (`exp=variant&…`).
@@ -47,7 +47,8 @@ impl Finishing<'_> {
 /// The response to send: `response` itself when nothing changes (no copy of its body or
 /// headers), else a new response over the same body.
 pub fn finish(response: Response, f: &Finishing<'_>) -> Result<Response> {
-    if f.changes_nothing() {
+    let declares = response.headers().has(EXPOSED_HEADER).unwrap_or(true);
+    if f.changes_nothing() && !declares {
         return Ok(response);
     }
     let is_html = response
@@ -67,6 +68,8 @@ pub fn finish(response: Response, f: &Finishing<'_>) -> Result<Response> {
         response.unchecked_ref::<ResponseInit>(),
     )?;
     let headers = out.headers();
+    // The origin's word to the edge, not to the visitor.
+    headers.delete(EXPOSED_HEADER)?;
     if let Some(uid) = f.new_uid {
         headers.append("set-cookie", &set_cookie(uid))?;
     }

@@ -18,7 +18,7 @@ fn everything() -> Snapshot {
             {"name": "ua", "source": "header", "key": "user-agent", "type": "user_agent"}
         ],
         "holdout": {"salt": "h", "unit": "account", "ranges": [[0, 99], [500, 599]]},
-        "bot_policy": "control",
+        "bot_policy": "control", "anonymous_exposures": "any",
         "origins": {"beta": "https://beta.example.com", "main": "https://example.com/base"},
         "experiments": [
             {
@@ -97,8 +97,8 @@ fn a_sidecar_is_refused_unless_it_is_exactly_this_format() {
     );
     assert_eq!(decode_binary(b"CLVB\x01"), Err(BinaryError::NotASidecar));
     let mut newer = bytes.clone();
-    newer[4] = 2;
-    assert_eq!(decode_binary(&newer), Err(BinaryError::Format(2)));
+    newer[4] = 3;
+    assert_eq!(decode_binary(&newer), Err(BinaryError::Format(3)));
     for cut in [9, bytes.len() / 2, bytes.len() - 1] {
         assert!(
             matches!(decode_binary(&bytes[..cut]), Err(BinaryError::Malformed(_))),
