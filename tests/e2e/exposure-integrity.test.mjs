@@ -23,7 +23,7 @@ const database = `cleave_integrity_${process.pid}`;
 const port = 23_000 + (process.pid % 2000);
 const auth = { authorization: `Bearer ${PUBLISHER}` };
 const server = { authorization: `Bearer ${SERVER}` };
-let baseUrl, worker, admin, origin;
+let baseUrl, worker, admin, origin, envId;
 const ids = {};
 
 async function api(method, path, body) {
@@ -104,6 +104,7 @@ before(async () => {
   });
   admin = await launchAdmin();
   const env = (await api("POST", "/environments", { name: "shop" })).id;
+  envId = env;
   for (const key of ["cta", "hero", "pricing"]) {
     const e = await api("POST", "/experiments", { key, name: key, environmentId: env });
     const variants = [];
@@ -240,6 +241,37 @@ test("on the Queue path a poisoned record costs no other record its delivery, ac
   assert.ok(dead, `the poisoned record was not dead-lettered with its reason:\n${worker.output().slice(-3000)}`);
   assert.match(worker.output(), /"error":"environment: \\"no-such-env\\" is not an environment of this admin"/);
   assert.deepEqual(await rows("select event_id from events where event_id = 'poison-1'"), []);
+});
+
+test("an events post larger than a Queue message is split on its way and arrives whole", async () => {
+  // 500 events of about 400 bytes: some 200 KB, more than a Queue message's 128 KB.
+  const unit = (i) => `big-${i}-${"u".repeat(200)}`;
+  const events = Array.from({ length: 500 }, (_, i) => ({ event_id: `big-${i}-${"e".repeat(110)}`, unit: unit(i), metric: "purchase", value: i }));
+  const body = JSON.stringify({ events });
+  assert.ok(body.length > 128 * 1024 && body.length < 256 * 1024, `${body.length} bytes`);
+  const r = await postJson("/_cleave/v1/events", { events }, server);
+  assert.equal(r.status, 202, r.text);
+  assert.equal(r.json.data.accepted, 500);
+  const [all] = await waitFor(async () => (await rows("select count(*) from events where event_id like 'big-%'"))[0][0] === "500", 60_000);
+  assert.ok(all, `not every event arrived:\n${worker.output().slice(-3000)}`);
+  assert.doesNotMatch(worker.output(), /could not enqueue/);
+});
+
+test("anonymousExposures \"any\" lets a caller name any unit again", async () => {
+  const foreign = { events: [{ event_id: "open-1", unit: "stranger-1", metric: "purchase" }] };
+  assert.equal((await postJson("/_cleave/v1/events", foreign)).status, 403);
+  await api("PUT", `/environments/${envId}/settings`, { anonymousExposures: "any" });
+  const published = await api("POST", `/environments/${envId}/publish`);
+  const [open] = await waitFor(async () => (await call(`${worker.url}/_cleave/health`)).json?.data?.version === published.version, 15_000);
+  assert.ok(open, "the worker never served the version with the setting");
+  const r = await postJson("/_cleave/v1/events", foreign);
+  assert.equal(r.status, 202, r.text);
+  await decide("id.user=stranger-1&experiments=cta", {});
+  await arrives("stranger-1");
+  assert.deepEqual(Object.keys(await exposuresOf("stranger-1")), ["cta"]);
+  // Back to bound for what follows.
+  await api("PUT", `/environments/${envId}/settings`, {});
+  await api("POST", `/environments/${envId}/publish`);
 });
 
 test("results say what each unit's first exposure rests on", async () => {
