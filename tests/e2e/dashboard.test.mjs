@@ -297,7 +297,8 @@ test("results show interval charts and the sequential status, then the SRM and g
   // Exposures travel from the worker to the admin's /ingest; events are posted to the worker.
   const events = [];
   const assigned = {};
-  for (let i = 0; i < 400; i++) {
+  // Enough buyers for every variant to reach the guardrail's 100 units.
+  for (let i = 0; i < 800; i++) {
     const unit = `buyer-${i}`;
     const r = await call(`${worker.url}/_cleave/v1/decide?id.user=${unit}&experiments=checkout-cta`, { headers: SERVER });
     const variant = r.json.data.assignments["checkout-cta"]?.variant;
@@ -333,12 +334,14 @@ test("results show interval charts and the sequential status, then the SRM and g
   await shot("results");
   await shot("results-phone", { width: 390, height: 844 });
 
-  // A guardrail: every treatment unit errs, no control unit does.
+  // A guardrail: nine treatment units in ten err, one control unit in twenty does.
   await api("POST", "/metric-definitions", { key: "errors", kind: "conversion", direction: "decrease" });
   await api("PUT", `/experiments/${state.id}/metrics`, {
     metrics: [{ metric: "purchase", role: "primary" }, { metric: "errors", role: "guardrail" }],
   });
-  const erring = Object.entries(assigned).filter(([, v]) => v === "treatment").map(([unit]) => unit);
+  const erring = Object.entries(assigned)
+    .filter(([, v], i) => (v === "treatment" ? i % 10 !== 0 : i % 20 === 0))
+    .map(([unit]) => unit);
   const errors = erring.map((unit, i) => ({ event_id: `err-${i}`, unit, metric: "errors" }));
   const sent = await call(`${worker.url}/_cleave/v1/events`, {
     method: "POST", headers: { "content-type": "application/json", ...SERVER }, body: JSON.stringify({ events: errors }),
@@ -346,7 +349,7 @@ test("results show interval charts and the sequential status, then the SRM and g
   assert.equal(sent.status, 202, sent.text);
   const [breached] = await waitFor(async () =>
     (await api("GET", `/experiments/${state.id}/results`)).guardrailBreaches.length > 0, 30_000);
-  assert.ok(breached, "the guardrail never breached");
+  assert.ok(breached, `the guardrail never breached: ${JSON.stringify((await api("GET", `/experiments/${state.id}/results`)).metrics)}`);
   // Moving the allocation after the fact makes the observed split a mismatch.
   const current = await api("GET", `/experiments/${state.id}`);
   await api("PUT", `/experiments/${state.id}/allocations`, { allocations: [
