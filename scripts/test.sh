@@ -4,7 +4,12 @@
 #   core's golden tests compiled to wasm32 and run in Node, the release worker build, and the
 #   end-to-end suite (the compiled worker in workerd via `wrangler dev`, local KV, local origins,
 #   cleave-admin on Postgres), and the README's curl walkthrough against the local stack.
+#
+#   scripts/test.sh --quick   the inner loop: setup, static checks, docs, native tests and
+#                             core's wasm32 golden tests (no worker build, no end-to-end)
 set -euo pipefail
+quick=false
+[[ "${1:-}" == "--quick" ]] && quick=true
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -25,6 +30,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "clippy (wasm32: core, worker)"
 cargo clippy -p cleave-core -p cleave-worker --target wasm32-unknown-unknown --locked -- -D warnings
 
+step "docs (intra-doc links checked)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked
+
 step "postgres"
 DATABASE_URL=$(scripts/postgres.sh)
 export DATABASE_URL
@@ -35,6 +43,11 @@ cargo build -p cleave-admin --locked
 
 step "core golden tests on wasm32 (Node)"
 cargo test -p cleave-core --target wasm32-unknown-unknown --locked --test golden
+
+if $quick; then
+  echo "quick lane passed (the full lane adds the worker build, end-to-end and the walkthrough)" >&2
+  exit 0
+fi
 
 step "worker release build"
 scripts/build-worker.sh --release

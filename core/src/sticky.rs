@@ -6,7 +6,7 @@
 //! to the fallback id and sends back. Each entry is bound to the experiment's salt and the
 //! fallback id by a tag, so a new phase (a rotated salt) or another visitor's id ignores it.
 //!
-//! Token: [`crate::seal`] with context `cleave-sticky:v1\n`, body
+//! Token: `seal` with context `cleave-sticky:v1\n`, body
 //! `"<exp>=<variant>@<tag>,..."`, tag = hex of the first 6 bytes of
 //! `SHA-256("sticky:" ++ salt ++ ":" ++ fallback id)`.
 
