@@ -9,6 +9,7 @@ use cleave_core::snapshot::Snapshot;
 use cleave_core::{Attributes, Engine, Subject};
 use proptest::prelude::*;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 /// A running two-variant experiment with the given traffic and variant split point.
 fn engine(traffic: u16, split: u16, ranges_end: u16) -> Engine {
@@ -45,8 +46,13 @@ proptest! {
     }
 
     #[test]
-    fn drawing_is_deterministic(seed in ".{0,40}", unit in ".{0,40}") {
-        prop_assert_eq!(draw(&seed, &unit), draw(&seed, &unit));
+    fn drawing_follows_the_documented_digest(seed in ".{0,40}", unit in ".{0,40}") {
+        // bucket = u64_be(d[0..8]) mod 10000, gate = u64_be(d[8..16]) mod 10000, where
+        // d = sha256(seed ":" unit): computed here independently of core's code.
+        let d = Sha256::digest(format!("{seed}:{unit}").as_bytes());
+        let word = |at: usize| u64::from_be_bytes(d[at..at + 8].try_into().unwrap()) % 10_000;
+        let got = draw(&seed, &unit);
+        prop_assert_eq!((u64::from(got.bucket), u64::from(got.gate)), (word(0), word(8)));
     }
 
     #[test]

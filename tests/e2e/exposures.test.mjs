@@ -102,6 +102,8 @@ before(async () => {
   assert.ok(baseUrl, "DATABASE_URL must point at a Postgres (scripts/test.sh starts one)");
   await run("psql", ["-q", baseUrl, "-c", `create database ${database}`]);
   worker = await startWorker({
+    // The 50,000-user test may take up to its own 15 minutes; the worker must outlive it.
+    lifetimeMs: 20 * 60 * 1000,
     kvId: "cleave-snapshots-local",
     vars: {
       CLEAVE_ENV: "shop", CLEAVE_REFRESH_MS: 300, CLEAVE_SIGNING_KEY: "e2e-signing-key",

@@ -62,7 +62,7 @@ export async function startOrigin(respond) {
  * the `seed` snapshots to its KV. `kv: false` starts it without the SNAPSHOTS binding, so every
  * KV access fails. `toml` adds raw wrangler.toml lines (other bindings).
  */
-export async function startWorker({ vars = {}, kv = true, kvId = "cleave-e2e", persistDir, seed = [], main = BUILT_WORKER, cpu, toml = [] } = {}) {
+export async function startWorker({ vars = {}, kv = true, kvId = "cleave-e2e", persistDir, seed = [], main = BUILT_WORKER, cpu, toml = [], lifetimeMs = WORKER_LIFETIME_MS } = {}) {
   const dir = persistDir ?? (await mkdtemp(join(tmpdir(), "cleave-e2e-")));
   const port = await freePort();
   const config = join(dir, "wrangler.toml");
@@ -95,8 +95,12 @@ export async function startWorker({ vars = {}, kv = true, kvId = "cleave-e2e", p
   let output = "";
   child.stdout.on("data", (d) => (output += d));
   child.stderr.on("data", (d) => (output += d));
-  const killer = setTimeout(() => killGroup(child, "SIGKILL"), WORKER_LIFETIME_MS);
+  const killer = setTimeout(() => killGroup(child, "SIGKILL"), lifetimeMs);
   killer.unref();
+  // A test file cancelled by the runner's timeout exits without running `after`: the worker
+  // must not outlive it.
+  const onExit = () => killGroup(child, "SIGKILL");
+  process.once("exit", onExit);
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
@@ -111,6 +115,7 @@ export async function startWorker({ vars = {}, kv = true, kvId = "cleave-e2e", p
   }
   const stop = async () => {
     clearTimeout(killer);
+    process.off("exit", onExit);
     await stopGroup(child);
     if (!persistDir) await rm(dir, { recursive: true, force: true });
   };

@@ -70,7 +70,14 @@ struct MsprtCase {
 }
 
 fn reference() -> Reference {
-    serde_json::from_str(include_str!("reference.json")).unwrap()
+    let r: Reference = serde_json::from_str(include_str!("reference.json")).unwrap();
+    // A shortened reference would pass every loop below: its size is pinned.
+    assert_eq!(
+        [r.welch.len(), r.proportions.len(), r.srm.len(), r.corrections.len(), r.msprt.len()],
+        [4, 4, 4, 3, 3],
+        "scripts/stats-reference.py writes 4 Welch, 4 proportion, 4 SRM, 3 correction and 3 mSPRT cases"
+    );
+    r
 }
 
 fn close(actual: f64, expected: f64, what: &str) {
@@ -139,10 +146,14 @@ fn sample_ratio_matches_scipy_and_flags_52_48() {
 #[test]
 fn corrections_match_statsmodels() {
     for case in reference().corrections {
+        let n = case.p_values.len();
+        assert_eq!((case.holm.len(), case.benjamini_hochberg.len()), (n, n));
+        assert_eq!(holm(&case.p_values).len(), n);
         for (got, want) in holm(&case.p_values).iter().zip(&case.holm) {
             close(*got, *want, "holm");
         }
         let bh = benjamini_hochberg(&case.p_values);
+        assert_eq!(bh.len(), n);
         for (got, want) in bh.iter().zip(&case.benjamini_hochberg) {
             close(*got, *want, "benjamini-hochberg");
         }
