@@ -1,4 +1,4 @@
-//! The REST control plane (DESIGN §6), served by `cleave-admin serve`.
+//! The REST control plane (docs/contracts.md §6), served by `cleave-admin serve`.
 
 mod analysis;
 mod dashboard;

@@ -1,4 +1,4 @@
-//! The control plane's entities as the REST API shows them (camelCase, DESIGN §6).
+//! The control plane's entities as the REST API shows them (camelCase, docs/contracts.md §6).
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! Assignment: the enrolment steps of DESIGN §2, with the overrides and exclusions around
+//! Assignment: the enrolment steps of docs/contracts.md §2, with the overrides and exclusions around
 //! them, applied to every running experiment.
 //!
 //! Per experiment, in order: a valid force token wins; then the window (1) and the unit (2,
@@ -191,7 +191,7 @@ enum How<'e> {
 struct Evaluation<'e, 's> {
     engine: &'e Engine,
     subject: &'s Subject<'s>,
-    /// One layer hash per request, shared by the layer's experiments (DESIGN §2 step 4).
+    /// One layer hash per request, shared by the layer's experiments (docs/contracts.md §2 step 4).
     layer_buckets: Vec<Option<u16>>,
     /// `None` until computed; then the holdout bucket when the unit is held out.
     holdout: Option<Option<u16>>,

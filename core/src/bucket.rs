@@ -1,4 +1,4 @@
-//! Deterministic bucketing (DESIGN §2, normative).
+//! Deterministic bucketing (docs/contracts.md §2, normative).
 //!
 //! `d = sha256(utf8(seed) ++ ":" ++ utf8(unit))`; the variant bucket is the first eight bytes of
 //! the digest read big-endian modulo 10 000 and the traffic gate the next eight. Integers only,

@@ -1,4 +1,4 @@
-//! The context schema (DESIGN §4): named request attributes read from a query parameter,
+//! The context schema (docs/contracts.md §4): named request attributes read from a query parameter,
 //! header or cookie, converted to a declared type and defaulted, so targeting compares typed
 //! values and a malformed input is caught instead of silently failing to match.
 

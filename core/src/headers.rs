@@ -1,4 +1,4 @@
-//! What the worker tells the origin (DESIGN §5): the `cleave-assignments` RFC 8941 dictionary
+//! What the worker tells the origin (docs/contracts.md §5): the `cleave-assignments` RFC 8941 dictionary
 //! and the HMAC that lets the origin trust it.
 
 use hmac::{Hmac, Mac};

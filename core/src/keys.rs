@@ -1,4 +1,4 @@
-//! The key grammar shared by experiments, variants, layers and unit types (DESIGN §5):
+//! The key grammar shared by experiments, variants, layers and unit types (docs/contracts.md §5):
 //! `[a-z][a-z0-9_.-]{0,63}`. Such keys are valid RFC 8941 keys and tokens, so they are safe to
 //! place in any header without escaping.
 

@@ -29,7 +29,7 @@ pub const PUBLIC_KEY_BYTES: usize = 32;
 /// Length of an Ed25519 signature.
 pub const SIGNATURE_BYTES: usize = 64;
 
-/// The pointer `{"version": N}` (DESIGN §3), with the optional fields cleave-admin writes.
+/// The pointer `{"version": N}` (docs/contracts.md §3), with the optional fields cleave-admin writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pointer {
     pub version: u64,

@@ -1,4 +1,4 @@
-//! Snapshot v1 wire format (DESIGN §3, normative).
+//! Snapshot v1 wire format (docs/contracts.md §3, normative).
 //!
 //! These types are what the admin writes and the worker reads. Unknown fields are ignored on
 //! decode so newer writers can add fields; output is deterministic (struct field order, and
@@ -75,7 +75,7 @@ pub struct Audience {
     pub targeting: Vec<Rule>,
 }
 
-/// One named request attribute and where it comes from (DESIGN §4 context schema).
+/// One named request attribute and where it comes from (docs/contracts.md §4 context schema).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContextAttribute {
     pub name: String,
@@ -351,7 +351,7 @@ impl Condition {
     }
 }
 
-/// Every operator of DESIGN §4. [`crate::Engine`] refuses the ones it cannot evaluate yet.
+/// Every operator of docs/contracts.md §4. [`crate::Engine`] refuses the ones it cannot evaluate yet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operator {
     Eq,

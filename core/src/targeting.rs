@@ -1,4 +1,4 @@
-//! Targeting (DESIGN §4): a targeting expression is checked and prepared once per snapshot,
+//! Targeting (docs/contracts.md §4): a targeting expression is checked and prepared once per snapshot,
 //! then evaluated per request against string attributes without allocating.
 //!
 //! An experiment's `targeting` is a list of rules OR-ed, each rule's conditions AND-ed; any

@@ -1,4 +1,4 @@
-//! A compact User-Agent classifier for the `ua.*` attributes (DESIGN §4). It answers three
+//! A compact User-Agent classifier for the `ua.*` attributes (docs/contracts.md §4). It answers three
 //! coarse questions — device, browser, OS — from well-known tokens, which is what targeting
 //! needs; it is not a full UA database.
 

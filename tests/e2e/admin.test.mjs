@@ -37,7 +37,7 @@ async function api(method, path, body) {
   return json;
 }
 
-/** DESIGN §2, computed here: sha256(seed ":" unit), bucket = first 8 bytes, gate = next 8. */
+/** docs/contracts.md §2, computed here: sha256(seed ":" unit), bucket = first 8 bytes, gate = next 8. */
 function draw(seed, unit) {
   const d = createHash("sha256").update(`${seed}:${unit}`, "utf8").digest();
   return { bucket: Number(d.readBigUInt64BE(0) % 10000n), gate: Number(d.readBigUInt64BE(8) % 10000n) };

@@ -36,7 +36,7 @@ async function api(method, path, body, token = PUBLISHER) {
   return json;
 }
 
-/** DESIGN §2: bucket and gate from sha256(salt ":" unit). */
+/** docs/contracts.md §2: bucket and gate from sha256(salt ":" unit). */
 function draw(salt, unit) {
   const d = createHash("sha256").update(`${salt}:${unit}`, "utf8").digest();
   return { bucket: Number(d.readBigUInt64BE(0) % 10000n), gate: Number(d.readBigUInt64BE(8) % 10000n) };

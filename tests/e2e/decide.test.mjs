@@ -1,4 +1,4 @@
-// The decision API (DESIGN §5) served by the compiled worker in workerd with local KV.
+// The decision API (docs/contracts.md §5) served by the compiled worker in workerd with local KV.
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { call, openKv, pool, readJson, startWorker } from "./harness.mjs";

@@ -1,5 +1,5 @@
-// Every exposure means seen, every event is the visitor's own, no record is lost (DESIGN.md
-// §8), through the real parts: the worker in workerd on the production path (a local Queue
+// Every exposure means seen, every event is the visitor's own, no record is lost
+// (docs/contracts.md §8), through the real parts: the worker in workerd on the production path (a local Queue
 // it produces to and consumes), cleave-admin on Postgres, a local origin for proxy mode.
 // - a bulk decide records nothing, a named one exactly the named assigned experiments,
 //   `expose=all` and `expose=none` as they say;

@@ -63,7 +63,7 @@ async function api(method, path, body) {
   return json;
 }
 
-/** DESIGN §2: bucket = first 8 bytes of sha256(seed ":" unit) mod 10000. */
+/** docs/contracts.md §2: bucket = first 8 bytes of sha256(seed ":" unit) mod 10000. */
 function bucket(seed, unit) {
   return Number(createHash("sha256").update(`${seed}:${unit}`).digest().readBigUInt64BE(0) % 10000n);
 }

@@ -1,4 +1,4 @@
-// Proxy mode (DESIGN §5) against a real local origin that records what it received.
+// Proxy mode (docs/contracts.md §5) against a real local origin that records what it received.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { call, headerSignature, readJson, startOrigin, startWorker } from "./harness.mjs";

@@ -19,7 +19,7 @@ const snapshot = {
   }],
 };
 
-/** DESIGN §2, written independently: first eight digest bytes, big-endian, mod 10 000. */
+/** docs/contracts.md §2, written independently: first eight digest bytes, big-endian, mod 10 000. */
 const bucket = (seed, unit) =>
   Number(createHash("sha256").update(`${seed}:${unit}`).digest().readBigUInt64BE(0) % 10000n);
 const variantOf = (unit) => (bucket("onboarding", unit) < 5000 ? "control" : "treatment");

@@ -56,7 +56,7 @@ test("the demo snapshot decides as documented", async () => {
   assert.equal(r.status, 200, r.text);
   assert.equal(r.json.data.environment, "demo");
   assert.equal(r.json.meta.snapshot.version, demo.version);
-  // DESIGN §2 vector: checkout-button-color/user-123 has bucket 5574 -> treatment ([5000, 9999]).
+  // docs/contracts.md §2 vector: checkout-button-color/user-123 has bucket 5574 -> treatment ([5000, 9999]).
   assert.equal(r.json.data.assignments["checkout-button-color"].variant, "treatment");
   assert.deepEqual(r.json.data.assignments["checkout-button-color"].payload, { color: "#00cc66" });
   // layer:homepage/user-123 has bucket 9323: the hero-image slice, never hero-copy.

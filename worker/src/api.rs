@@ -1,4 +1,4 @@
-//! Worker-owned endpoints under `/_cleave/` (DESIGN §5).
+//! Worker-owned endpoints under `/_cleave/` (docs/contracts.md §5).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -387,7 +387,7 @@ fn decide_with(
 }
 
 /// `POST /_cleave/v1/events`: each event is checked here, so the client learns at once what
-/// is wrong with it, and only the caller's own units' events are taken (DESIGN.md §8); the
+/// is wrong with it, and only the caller's own units' events are taken (docs/contracts.md §8); the
 /// accepted ones are sent on like exposures. One refused event costs the others nothing:
 /// 202 lists the refusals by index; with nothing accepted, the answer is the refusals'
 /// status (403 when every one named another unit, else 400).

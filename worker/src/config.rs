@@ -1,4 +1,4 @@
-//! Typed view of the worker's vars and secrets (DESIGN §5); the one place their names live.
+//! Typed view of the worker's vars and secrets (docs/contracts.md §5); the one place their names live.
 
 use std::cell::OnceCell;
 use std::rc::Rc;

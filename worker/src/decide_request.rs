@@ -1,4 +1,4 @@
-//! Parsing a decide request (GET query or POST JSON, DESIGN §5) into core inputs. Pure: no
+//! Parsing a decide request (GET query or POST JSON, docs/contracts.md §5) into core inputs. Pure: no
 //! worker types, so every rule here is unit-tested natively.
 
 use std::collections::BTreeSet;

@@ -112,7 +112,7 @@ pub struct Exposures {
 }
 
 impl Exposures {
-    /// Keeps what the origin's `cleave-exposed` header declares (DESIGN.md §8).
+    /// Keeps what the origin's `cleave-exposed` header declares (docs/contracts.md §8).
     #[must_use]
     pub fn declared(mut self, header: Option<&str>) -> Self {
         self.records = declared_by_origin(self.records, header, &self.route_scoped);

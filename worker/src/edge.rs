@@ -1,4 +1,4 @@
-//! Edge-derived attributes (DESIGN §4): filled in by the worker from the request itself, in
+//! Edge-derived attributes (docs/contracts.md §4): filled in by the worker from the request itself, in
 //! namespaces a request cannot set.
 
 use cleave_core::Attributes;

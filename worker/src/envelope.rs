@@ -1,4 +1,4 @@
-//! The `{data, meta}` envelope every worker-owned endpoint answers with (DESIGN §5).
+//! The `{data, meta}` envelope every worker-owned endpoint answers with (docs/contracts.md §5).
 
 use std::cell::OnceCell;
 

@@ -1,4 +1,4 @@
-//! Proxy mode (DESIGN §5): forward to `ORIGIN_URL` with the unit's assignments as headers, or
+//! Proxy mode (docs/contracts.md §5): forward to `ORIGIN_URL` with the unit's assignments as headers, or
 //! where a variant routes the request (another allowed origin, a rewritten path, a redirect).
 //!
 //! Fail open: without a good snapshot the request still reaches the origin, marked
@@ -145,7 +145,7 @@ pub async fn forward(
             }
         }
     };
-    // What the page used, as its origin declares it (DESIGN.md §8); a cached page carries
+    // What the page used, as its origin declares it (docs/contracts.md §8); a cached page carries
     // the declaration it was stored with.
     let declared = response.headers().get(EXPOSED_HEADER).ok().flatten();
     exposures.declared(declared.as_deref()).record(config, ctx);

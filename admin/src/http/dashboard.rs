@@ -1,4 +1,4 @@
-//! REST endpoints the dashboard needs beyond DESIGN §6: who the caller is, publish history
+//! REST endpoints the dashboard needs beyond docs/contracts.md §6: who the caller is, publish history
 //! with diffs, a dry run of a status change, and editing a variant. Plain REST like the rest,
 //! so scripts can use them too.
 

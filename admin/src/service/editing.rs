@@ -1,4 +1,4 @@
-//! Edits the dashboard makes besides the DESIGN §6 calls: a variant's name and payload, and a
+//! Edits the dashboard makes besides the docs/contracts.md §6 calls: a variant's name and payload, and a
 //! dry run of a status change that shows its publish plan before anything changes.
 
 use serde::{Deserialize, Serialize};
