@@ -165,8 +165,9 @@ pub async fn results(ctx: &Ctx, id: Uuid, options: Options) -> Result<Results> {
 
 /// The control variant: the one keyed `control`, else the first.
 fn control_of(experiment: &Experiment) -> Option<&str> {
-    let keys = || experiment.variants.iter().map(|v| v.key.as_str());
-    keys().find(|k| *k == "control").or_else(|| keys().next())
+    let keys = experiment.variants.iter().map(|v| v.key.as_str());
+    let at = cleave_core::snapshot::control_position(keys)?;
+    experiment.variants.get(at).map(|v| v.key.as_str())
 }
 
 /// Buckets allocated to each variant, by key.

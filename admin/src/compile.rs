@@ -227,7 +227,7 @@ pub fn check_edit(
     let own = format!("experiments[{}]", edited.key);
     problems.retain(|p| p.path.starts_with(&own) || p.path.starts_with("audiences"));
     if edited.status == Status::Draft {
-        problems.retain(|p| !p.message.ends_with("has no variants"));
+        problems.retain(|p| p.code != cleave_core::problems::Code::NoVariants);
     }
     if problems.is_empty() {
         Ok(())
@@ -240,19 +240,13 @@ pub fn check_edit(
 pub fn check_new(key: &str, unit: &str, salt: &str) -> Result<(), Problems> {
     let mut problems = Problems::default();
     if !is_valid_key(key) {
-        problems.push(
-            "key",
-            format!("{key:?} does not match [a-z][a-z0-9_.-]{{0,63}}"),
-        );
+        problems.push("key", cleave_core::keys::key_problem(key));
     }
     if !is_valid_key(unit) {
-        problems.push(
-            "unit",
-            format!("{unit:?} does not match [a-z][a-z0-9_.-]{{0,63}}"),
-        );
+        problems.push("unit", cleave_core::keys::key_problem(unit));
     }
-    if salt.is_empty() || salt.len() > 256 {
-        problems.push("salt", "salt must be 1 to 256 bytes");
+    if let Some(problem) = cleave_core::keys::salt_problem(salt) {
+        problems.push("salt", problem);
     }
     if problems.is_empty() {
         Ok(())
@@ -274,7 +268,7 @@ fn name_by_key(problems: Problems, keys: &[String]) -> Problems {
                 break;
             }
         }
-        out.push(path, p.message.clone());
+        out.push_coded(path, p.code, p.message.clone());
     }
     out
 }

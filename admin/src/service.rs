@@ -146,10 +146,7 @@ pub async fn create_environment(
     req: NewEnvironment,
 ) -> Result<Environment> {
     if !cleave_core::keys::is_valid_key(&req.name) {
-        return Err(invalid(
-            "name",
-            format!("{:?} does not match [a-z][a-z0-9_.-]{{0,63}}", req.name),
-        ));
+        return Err(invalid("name", cleave_core::keys::key_problem(&req.name)));
     }
     let mut tx = ctx.pool.begin().await?;
     let env = environments::insert(&mut *tx, &req.name)
@@ -410,10 +407,7 @@ fn apply_routing(
 
 pub async fn add_variant(ctx: &Ctx, actor: &str, id: Uuid, req: NewVariant) -> Result<Variant> {
     if !cleave_core::keys::is_valid_key(&req.key) {
-        return Err(invalid(
-            "key",
-            format!("{:?} does not match [a-z][a-z0-9_.-]{{0,63}}", req.key),
-        ));
+        return Err(invalid("key", cleave_core::keys::key_problem(&req.key)));
     }
     let mut tx = ctx.pool.begin().await?;
     let experiment = load_for_edit(&mut tx, id).await?;

@@ -59,10 +59,7 @@ fn check_rules(rules: &[Rule]) -> Result<()> {
 pub async fn create_audience(ctx: &Ctx, actor: &str, req: NewAudience) -> Result<Audience> {
     let mut problems = Problems::default();
     if !cleave_core::keys::is_valid_key(&req.key) {
-        problems.push(
-            "key",
-            format!("{:?} does not match [a-z][a-z0-9_.-]{{0,63}}", req.key),
-        );
+        problems.push("key", cleave_core::keys::key_problem(&req.key));
     }
     if let Err(AdminError::Invalid(more)) = check_rules(&req.targeting_rules) {
         problems.extend(more);
@@ -224,7 +221,7 @@ pub async fn set_settings(
         let mut out = Problems::default();
         for p in problems.iter() {
             let path = p.path.replace("context_schema", "contextSchema");
-            out.push(path, p.message.clone());
+            out.push_coded(path, p.code, p.message.clone());
         }
         return Err(AdminError::Invalid(out));
     }

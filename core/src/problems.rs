@@ -9,6 +9,18 @@ use serde::Serialize;
 pub struct Problem {
     pub path: String,
     pub message: String,
+    /// What kind of problem, for callers that treat one kind differently (never by its text).
+    #[serde(skip)]
+    pub code: Code,
+}
+
+/// Kinds of problem a caller may treat differently from the rest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Code {
+    #[default]
+    Other,
+    /// An experiment without variants: fine while it is a draft, refused once it runs.
+    NoVariants,
 }
 
 /// Every problem found, in the order found.
@@ -18,9 +30,15 @@ pub struct Problems(Vec<Problem>);
 
 impl Problems {
     pub fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.push_coded(path, Code::Other, message);
+    }
+
+    /// [`Problems::push`] of a problem of kind `code`.
+    pub fn push_coded(&mut self, path: impl Into<String>, code: Code, message: impl Into<String>) {
         self.0.push(Problem {
             path: path.into(),
             message: message.into(),
+            code,
         });
     }
 

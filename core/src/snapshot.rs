@@ -49,6 +49,15 @@ pub struct Snapshot {
     pub anonymous_exposures: AnonymousExposures,
 }
 
+/// Which variant is the control, among variant keys in order: the one keyed `control`, else
+/// the first. Bots under [`BotPolicy::Control`] see it, and results compare against it.
+pub fn control_position<'a>(keys: impl IntoIterator<Item = &'a str> + Clone) -> Option<usize> {
+    keys.clone()
+        .into_iter()
+        .position(|k| k == "control")
+        .or_else(|| keys.into_iter().next().map(|_| 0))
+}
+
 /// Whose exposures and events a caller without `CLEAVE_SERVER_TOKEN` may record.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -97,10 +97,7 @@ pub(crate) fn prepare_audiences(list: &[Audience], problems: &mut Problems) -> A
         if !crate::keys::is_valid_key(&audience.key) {
             problems.push(
                 format!("{path}.key"),
-                format!(
-                    "audience key {:?} does not match [a-z][a-z0-9_.-]{{0,63}}",
-                    audience.key
-                ),
+                crate::keys::key_message("audience key", &audience.key),
             );
         }
         let targeting = prepare_rules(&audience.targeting, &path, None, problems);

@@ -256,9 +256,7 @@ fn require_identifier(req: DecideRequest) -> Result<DecideRequest, BadRequest> {
 
 fn insert_unit(units: &mut Units, unit_type: &str, value: &str) -> Result<(), BadRequest> {
     if !is_valid_key(unit_type) {
-        return Err(bad(format!(
-            "unit type {unit_type:?} does not match [a-z][a-z0-9_.-]{{0,63}}"
-        )));
+        return Err(bad(cleave_core::keys::key_message("unit type", unit_type)));
     }
     if value.len() > limits::UNIT_ID_BYTES {
         return Err(bad(format!(
@@ -280,9 +278,7 @@ fn environment(name: &str) -> Result<String, BadRequest> {
     if is_valid_key(name) {
         Ok(name.to_owned())
     } else {
-        Err(bad(format!(
-            "env {name:?} does not match [a-z][a-z0-9_.-]{{0,63}}"
-        )))
+        Err(bad(cleave_core::keys::key_message("env", name)))
     }
 }
 

@@ -29,11 +29,11 @@ pub fn force_token(
         forced: force.iter().cloned().collect(),
     };
     let token = cleave_core::force::mint(&keys.force, &claims).map_err(|_| {
-        AdminError::BadRequest(
-            "the environment, experiment and variant keys must match [a-z][a-z0-9_.-]{0,63}, \
-             and --ttl must be at least 1"
-                .to_owned(),
-        )
+        AdminError::BadRequest(format!(
+            "the environment, experiment and variant keys must match {}, and --ttl must be at \
+             least 1",
+            cleave_core::keys::GRAMMAR
+        ))
     })?;
     println!("{token}");
     Ok(())

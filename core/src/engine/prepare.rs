@@ -36,6 +36,9 @@ pub(super) fn prepare_experiment(
     if !is_valid_key(&exp.unit) {
         problems.push(format!("{path}.unit"), key_message("unit type", &exp.unit));
     }
+    if let Some(problem) = exp.salt.as_deref().and_then(crate::keys::salt_problem) {
+        problems.push(format!("{path}.salt"), problem);
+    }
     if let Some(fallback) = &exp.fallback_unit {
         if !is_valid_key(fallback) {
             problems.push(
@@ -102,11 +105,8 @@ pub(super) fn prepare_experiment(
     if problems.len() != before {
         return None;
     }
-    let control = exp
-        .variants
-        .iter()
-        .position(|v| v.key == "control")
-        .unwrap_or(0);
+    let control =
+        crate::snapshot::control_position(exp.variants.iter().map(|v| v.key.as_str())).unwrap_or(0);
     Some(PreparedExperiment {
         index,
         traffic: traffic?,
@@ -138,14 +138,16 @@ fn optional_time(
     parsed.map(Some)
 }
 
-pub(crate) fn key_message(what: &str, key: &str) -> String {
-    format!("{what} {key:?} does not match [a-z][a-z0-9_.-]{{0,63}}")
-}
+pub(crate) use crate::keys::key_message;
 
 /// Validates variants and their bucket ranges and builds the bucket -> variant table.
 fn variant_slots(exp: &Experiment, path: &str, problems: &mut Problems) -> Vec<(u16, u16, usize)> {
     if exp.variants.is_empty() {
-        problems.push(format!("{path}.variants"), "experiment has no variants");
+        problems.push_coded(
+            format!("{path}.variants"),
+            crate::problems::Code::NoVariants,
+            "experiment has no variants",
+        );
     }
     let mut slots = Vec::with_capacity(exp.variants.iter().map(|v| v.ranges.len()).sum());
     for (v, variant) in exp.variants.iter().enumerate() {
