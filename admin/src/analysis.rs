@@ -201,12 +201,12 @@ async fn compute(
         .map(|v| v.key.as_str())
         .filter(|k| buckets.contains_key(k))
         .collect();
-    let sources = store::units_by_source(&ctx.pool, env, key, salt).await?;
-    let excluded = store::excluded_by_variant(&ctx.pool, env, key, salt).await?;
-    let of_arm = |rows: &[(String, String, i64)], arm: &str| -> BTreeMap<String, i64> {
-        rows.iter()
-            .filter(|(variant, _, _)| variant == arm)
-            .map(|(_, what, n)| (what.clone(), *n))
+    let breakdown = store::variant_breakdown(&ctx.pool, env, key, salt).await?;
+    let of_arm = |kind: &str, arm: &str| -> BTreeMap<String, i64> {
+        breakdown
+            .iter()
+            .filter(|(variant, k, _, _)| variant == arm && k == kind)
+            .map(|(_, _, what, n)| (what.clone(), *n))
             .collect()
     };
     let variants: Vec<VariantResult> = arms
@@ -220,8 +220,8 @@ async fn compute(
                 exposures: count.map_or(0, |c| c.exposures),
                 expected_share: share(buckets.get(arm).copied().unwrap_or(0), allocated),
                 observed_share: share(units, total_units),
-                units_by_source: of_arm(&sources, arm),
-                excluded_units: of_arm(&excluded, arm),
+                units_by_source: of_arm("source", arm),
+                excluded_units: of_arm("excluded", arm),
             }
         })
         .collect();
@@ -236,7 +236,11 @@ async fn compute(
         .into_iter()
         .filter(|(_, n)| *n > 0)
         .collect();
-    let left_out: i64 = excluded.iter().map(|(_, _, n)| n).sum();
+    let left_out: i64 = breakdown
+        .iter()
+        .filter(|(_, kind, _, _)| kind == "excluded")
+        .map(|(_, _, _, n)| n)
+        .sum();
     let excluded_share = share(left_out, total_units + left_out);
 
     let mut results = Vec::with_capacity(metrics.len());

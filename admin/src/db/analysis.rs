@@ -221,35 +221,22 @@ pub async fn variant_counts(
     .await
 }
 
-/// Per variant and source of each unit's first exposure: how many units rest on it.
-pub async fn units_by_source(
+/// Per variant, what its units rest on: `("source", source, units)` rows count units by how
+/// their first exposure was learned, `("excluded", reason, units)` rows the units kept out.
+pub async fn variant_breakdown(
     db: impl PgExecutor<'_>,
     environment: Uuid,
     experiment: &str,
     salt: &str,
-) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+) -> Result<Vec<(String, String, String, i64)>, sqlx::Error> {
     sqlx::query_as(&format!(
-        "with {UNITS} select variant, source, count(*) from units group by variant, source"
-    ))
-    .bind(environment)
-    .bind(experiment)
-    .bind(salt)
-    .fetch_all(db)
-    .await
-}
-
-/// Per variant and reason: units whose exposures were kept out of results.
-pub async fn excluded_by_variant(
-    db: impl PgExecutor<'_>,
-    environment: Uuid,
-    experiment: &str,
-    salt: &str,
-) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "select variant, excluded, count(distinct unit) from exposures \
+        "with {UNITS} \
+         select variant, 'source', source, count(*) from units group by variant, source \
+         union all \
+         select variant, 'excluded', excluded, count(distinct unit) from exposures \
          where environment_id = $1 and experiment = $2 and salt = $3 and excluded is not null \
-         group by variant, excluded",
-    )
+         group by variant, excluded"
+    ))
     .bind(environment)
     .bind(experiment)
     .bind(salt)
