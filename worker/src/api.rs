@@ -314,13 +314,19 @@ fn decide_with(
         sticky: sticky.as_ref(),
         route: page,
     };
-    let caller = Caller::of(req, config);
     let source = match purpose {
         Purpose::Confirm => Some(Source::Confirmed),
         Purpose::Decide => request
             .expose
             .records(request.experiments.is_some())
             .then_some(Source::Api),
+    };
+    let source = decision::collected(config, source);
+    // Who the caller is only matters when something will be recorded; reading its headers
+    // crosses into JavaScript.
+    let caller = match source {
+        Some(_) => Caller::of(req, config),
+        None => Caller::Bound(Vec::new()),
     };
     let ask = Ask {
         environment,

@@ -130,12 +130,19 @@ impl Exposures {
     }
 }
 
+/// `source`, or `None` when this worker collects nothing (no `CLEAVE_INGEST_URL`): then no
+/// exposure is even computed.
+pub fn collected(config: &Config, source: Option<Source>) -> Option<Source> {
+    source.filter(|_| config.ingest_url.is_some())
+}
+
 /// How one decision is asked for.
 #[derive(Debug, Clone, Copy)]
 pub struct Ask<'a> {
     pub environment: &'a str,
     pub mode: Mode,
-    /// Where the assignments' exposures come from; `None` when the call only looks.
+    /// Where the assignments' exposures come from; `None` when the call only looks or nothing
+    /// is collected ([`collected`]).
     pub source: Option<Source>,
     /// Whose exposures the caller may record.
     pub binding: Binding<'a>,
@@ -158,11 +165,16 @@ pub fn assign<'e>(
         }
         _ => Vec::new(),
     };
-    let route_scoped = assignments
-        .iter()
-        .filter(|a| a.experiment.routes.is_some())
-        .map(|a| a.experiment.key.clone())
-        .collect();
+    // Only a proxied page's declaration narrows by route.
+    let route_scoped = if ask.mode == Mode::Proxy && !records.is_empty() {
+        assignments
+            .iter()
+            .filter(|a| a.experiment.routes.is_some())
+            .map(|a| a.experiment.key.clone())
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
     telemetry::report(Event::Decision {
         environment,
         mode: ask.mode.as_str(),

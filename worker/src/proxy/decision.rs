@@ -89,7 +89,7 @@ pub fn decide(
     let ask = Ask {
         environment,
         mode: Mode::Proxy,
-        source: Some(Source::ProxyImplicit),
+        source: decision::collected(config, Some(Source::ProxyImplicit)),
         binding: caller.binding(Some(engine)),
     };
     let decision::Decided {
