@@ -11,11 +11,13 @@ use crate::routing::{check_origins, RouteMatcher};
 use crate::snapshot::{BotPolicy, Experiment, Holdout, Snapshot, Status, SCHEMA_VERSION};
 use crate::targeting::{is_reserved, prepare_audiences, Targeting};
 
+mod evaluate;
 mod layers;
 mod links;
 mod prepare;
 
-pub(crate) use prepare::key_message;
+pub(crate) use evaluate::unit_for;
+pub use evaluate::Subject;
 
 use layers::LayerTable;
 
@@ -267,7 +269,7 @@ fn prepare_holdout(holdout: &Holdout, problems: &mut Problems) -> PreparedHoldou
     if !crate::keys::is_valid_key(&holdout.unit) {
         problems.push(
             "holdout.unit",
-            prepare::key_message("unit type", &holdout.unit),
+            crate::keys::key_message("unit type", &holdout.unit),
         );
     }
     let ranges = prepare::checked_ranges(&holdout.ranges, &|| "holdout.ranges".into(), problems);

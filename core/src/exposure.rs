@@ -8,7 +8,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::assign::{unit_for, Assignment, Subject};
+use crate::decision::Assignment;
+use crate::engine::{unit_for, Subject};
 
 mod rules;
 

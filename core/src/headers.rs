@@ -5,7 +5,7 @@ use hmac::{Hmac, Mac};
 use sfv::{DictSerializer, KeyRef, StringRef};
 use sha2::Sha256;
 
-use crate::assign::Assignment;
+use crate::decision::Assignment;
 
 /// Encodes assignments as an sf-dictionary of experiment key -> variant key (sf-string), e.g.
 /// `checkout-button-color="treatment", hero="control"`. `None` when there are none (the header

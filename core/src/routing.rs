@@ -7,11 +7,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
-use crate::assign::Assignment;
+use crate::decision::Assignment;
 use crate::problems::Problems;
 use crate::snapshot::Experiment;
+pub use crate::snapshot::{RouteAction, Routes};
 
 /// Redirect statuses a variant may use. Permanent ones (301, 308) are refused: browsers keep
 /// them forever, so visitors would be stuck in the variant after the experiment ends.
@@ -19,34 +18,6 @@ pub const REDIRECT_STATUSES: [u16; 2] = [302, 307];
 
 /// Placeholder in a rewrite that stands for the request's own path.
 pub const PATH_PLACEHOLDER: &str = "{path}";
-
-/// The requests an experiment applies to: any `include` pattern (all requests when empty) and
-/// no `exclude` pattern.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Routes {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub include: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub exclude: Vec<String>,
-}
-
-/// What a variant does with a matching request, besides labelling it. `redirect` stands alone;
-/// `origin` and `rewrite` combine.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RouteAction {
-    /// Name of an origin in the snapshot's `origins` allow-list.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub origin: Option<String>,
-    /// Path sent upstream instead of the request's; `{path}` stands for the original path.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rewrite: Option<String>,
-    /// Where to send the visitor: an absolute http(s) URL or a path on the same host.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub redirect: Option<String>,
-    /// Redirect status, 302 (default) or 307.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-}
 
 /// The request a decision is for, as route patterns see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,7 +260,7 @@ pub(crate) fn check_origins(origins: &BTreeMap<String, String>, problems: &mut P
         if !crate::keys::is_valid_key(name) {
             problems.push(
                 format!("origins.{name}"),
-                crate::engine::key_message("origin name", name),
+                crate::keys::key_message("origin name", name),
             );
         }
         let ok =

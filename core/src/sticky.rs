@@ -15,10 +15,9 @@ use std::collections::BTreeMap;
 use sha2::{Digest as _, Sha256};
 use thiserror::Error;
 
-use crate::assign::{Assignment, Units};
+use crate::decision::{Assignment, Units};
 use crate::keys::is_valid_key;
 use crate::seal::{open, seal, SealError};
-use crate::Engine;
 
 const CONTEXT: &[u8] = b"cleave-sticky:v1\n";
 
@@ -103,11 +102,15 @@ impl Sticky {
     }
 
     /// Records this request's assignments made on a fallback unit and forgets experiments the
-    /// snapshot no longer has. Entries for experiments this request did not decide (filtered
-    /// out, paused) are kept.
-    pub fn record(&mut self, engine: &Engine, units: &Units, assignments: &[Assignment<'_>]) {
-        self.entries
-            .retain(|exp, _| engine.experiment(exp).is_some());
+    /// snapshot no longer has (`in_snapshot` says which it has). Entries for experiments this
+    /// request did not decide (filtered out, paused) are kept.
+    pub fn record(
+        &mut self,
+        in_snapshot: impl Fn(&str) -> bool,
+        units: &Units,
+        assignments: &[Assignment<'_>],
+    ) {
+        self.entries.retain(|exp, _| in_snapshot(exp));
         for a in assignments.iter().filter(|a| a.by_fallback) {
             let exp = a.experiment;
             let Some(id) = exp.fallback_unit.as_ref().and_then(|u| units.get(u)) else {

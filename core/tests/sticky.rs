@@ -25,7 +25,11 @@ fn record_visit(e: &Engine, anon: &str) -> Sticky {
     let attrs = Attributes::new();
     let u = units(&[("anonymous", anon)]);
     let mut sticky = Sticky::default();
-    sticky.record(e, &u, &e.assign(&Subject::new(&u, &attrs, 0)));
+    sticky.record(
+        |k| e.experiment(k).is_some(),
+        &u,
+        &e.assign(&Subject::new(&u, &attrs, 0)),
+    );
     let token = sticky.seal(KEY).unwrap().expect("an entry was recorded");
     Sticky::open(KEY, &token).unwrap()
 }
@@ -67,7 +71,7 @@ fn a_visitor_keeps_their_variant_when_they_log_in() {
         );
         // The kept assignment is recorded again, so the record survives the next visit.
         let mut next = sticky.clone();
-        next.record(&e, &both, &e.assign(&s));
+        next.record(|k| e.experiment(k).is_some(), &both, &e.assign(&s));
         assert_eq!(next, sticky);
     }
 }
@@ -168,7 +172,11 @@ fn only_fallback_draws_are_recorded() {
     let mut sticky = Sticky::default();
     // logged in from the start: drawn on the user id, nothing to remember
     let both = units(&[("anonymous", "a-1"), ("user", "u-1")]);
-    sticky.record(&e, &both, &e.assign(&Subject::new(&both, &attrs, 0)));
+    sticky.record(
+        |k| e.experiment(k).is_some(),
+        &both,
+        &e.assign(&Subject::new(&both, &attrs, 0)),
+    );
     assert!(sticky.is_empty());
     assert_eq!(sticky.seal(KEY), Ok(None));
     // forced variants are QA, not the visitor's assignment
@@ -178,9 +186,13 @@ fn only_fallback_draws_are_recorded() {
         forced: Some(&forced),
         ..Subject::new(&anon, &attrs, 0)
     };
-    sticky.record(&e, &anon, &e.assign(&s));
+    sticky.record(|k| e.experiment(k).is_some(), &anon, &e.assign(&s));
     assert!(sticky.is_empty());
-    sticky.record(&e, &anon, &e.assign(&Subject::new(&anon, &attrs, 0)));
+    sticky.record(
+        |k| e.experiment(k).is_some(),
+        &anon,
+        &e.assign(&Subject::new(&anon, &attrs, 0)),
+    );
     assert_eq!(sticky.len(), 1);
 }
 
@@ -195,7 +207,11 @@ fn records_forget_deleted_experiments_keep_undecided_ones_and_stay_bounded() {
     let attrs = Attributes::new();
     let anon = units(&[("anonymous", "a-1")]);
     let mut sticky = Sticky::default();
-    sticky.record(&e, &anon, &e.assign(&Subject::new(&anon, &attrs, 0)));
+    sticky.record(
+        |k| e.experiment(k).is_some(),
+        &anon,
+        &e.assign(&Subject::new(&anon, &attrs, 0)),
+    );
     assert_eq!(sticky.len(), MAX_ENTRIES);
     // Over the cap the first keys went; a request filtered to a remembered experiment keeps
     // the others' entries.
@@ -206,11 +222,11 @@ fn records_forget_deleted_experiments_keep_undecided_ones_and_stay_bounded() {
         ..Subject::new(&anon, &attrs, 0)
     };
     let before = sticky.clone();
-    sticky.record(&e, &anon, &e.assign(&filtered));
+    sticky.record(|k| e.experiment(k).is_some(), &anon, &e.assign(&filtered));
     assert_eq!(sticky, before);
     // A snapshot without the last experiment forgets it.
     let fewer = engine(json!({}), Value::Array(all[..all.len() - 1].to_vec()));
-    sticky.record(&fewer, &anon, &[]);
+    sticky.record(|k| fewer.experiment(k).is_some(), &anon, &[]);
     assert_eq!(sticky.len(), MAX_ENTRIES - 1);
 }
 

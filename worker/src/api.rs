@@ -366,7 +366,7 @@ fn decide_with(
         None
     } else {
         let mut record = sticky.clone().unwrap_or_default();
-        record.record(engine, &request.units, &decided);
+        record.record(|k| engine.experiment(k).is_some(), &request.units, &decided);
         record.seal(key).ok().flatten()
     };
     let assignments = decided
@@ -552,15 +552,6 @@ fn wasm_memory_bytes() -> Option<usize> {
     }
 }
 
-/// The platform's id of this request (`cf-ray`), for log lines and data points.
-pub fn request_id(req: &Request) -> String {
-    req.headers()
-        .get("cf-ray")
-        .ok()
-        .flatten()
-        .unwrap_or_default()
-}
-
 /// `env=` when it names a valid environment, else `CLEAVE_ENV`.
 fn environment_param(url: &RequestUrl, config: &Config) -> String {
     url.query_pairs()
@@ -576,14 +567,7 @@ fn authorized(req: &Request, config: &Config) -> bool {
         return false;
     };
     let presented = req.headers().get("authorization").ok().flatten();
-    bearer_matches(presented.as_deref(), expected)
-}
-
-/// Whether an `Authorization` header value is `Bearer <expected>`, compared in constant time.
-pub fn bearer_matches(presented: Option<&str>, expected: &str) -> bool {
-    presented
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .is_some_and(|token| cleave_core::secrets_equal(token.as_bytes(), expected.as_bytes()))
+    crate::auth::bearer_matches(presented.as_deref(), expected)
 }
 
 fn unauthorized() -> Result<Response> {

@@ -1,8 +1,5 @@
 //! Typed view of the worker's vars and secrets (docs/contracts.md §5); the one place their names live.
 
-use std::cell::OnceCell;
-use std::rc::Rc;
-
 use worker::Env;
 
 use cleave_core::force::DEFAULT_MAX_LIFETIME_MS;
@@ -79,20 +76,10 @@ impl Expose {
     }
 }
 
-thread_local! {
-    static CONFIG: OnceCell<Rc<Config>> = const { OnceCell::new() };
-}
-
 impl Config {
-    /// The configuration, read once per isolate: vars and secrets are fixed for its lifetime,
-    /// and each read crosses into JavaScript.
-    pub fn cached(env: &Env) -> Rc<Self> {
-        CONFIG.with(|cell| Rc::clone(cell.get_or_init(|| Rc::new(Self::from_env(env)))))
-    }
-
-    fn from_env(env: &Env) -> Self {
-        crate::telemetry::bind(env);
-        crate::delivery::bind(env);
+    /// Reads the vars and secrets. [`crate::isolate::start`] calls it once per isolate: they
+    /// are fixed for its lifetime, and each read crosses into JavaScript.
+    pub fn from_env(env: &Env) -> Self {
         let var = |name: &str| {
             env.var(name)
                 .ok()

@@ -45,7 +45,7 @@ pub fn engine<'s>(
             environment,
             mode: mode.as_str(),
             reason: served.failure.as_deref().unwrap_or("not loaded"),
-            request_id: &crate::api::request_id(req),
+            request_id: &crate::telemetry::request_id(req),
         });
     }
     served.engine.as_ref()
@@ -66,7 +66,7 @@ impl Caller {
         let headers = req.headers();
         if let Some(expected) = config.server_token.as_deref() {
             let presented = headers.get("authorization").ok().flatten();
-            if crate::api::bearer_matches(presented.as_deref(), expected) {
+            if crate::auth::bearer_matches(presented.as_deref(), expected) {
                 return Self::Server;
             }
         }

@@ -27,7 +27,7 @@ use worker::Env;
 
 use crate::config::Config;
 
-pub use consumer::queue;
+pub use consumer::consume;
 
 /// Name of the Queue producer binding.
 pub const QUEUE_BINDING: &str = "CLEAVE_EVENTS";

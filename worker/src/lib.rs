@@ -7,6 +7,7 @@
 
 mod api;
 mod assignment_views;
+mod auth;
 mod body;
 mod config;
 pub mod decide_request;
@@ -15,6 +16,7 @@ mod delivery;
 mod edge;
 mod envelope;
 pub mod identity;
+mod isolate;
 mod proxy;
 mod rate_limit;
 mod request_context;
@@ -28,8 +30,6 @@ use worker::wasm_bindgen::JsValue;
 use worker::web_sys;
 use worker::Env;
 
-use crate::config::Config;
-pub use crate::delivery::queue;
 use crate::request_url::RequestUrl;
 
 /// Path prefix of every endpoint the worker owns.
@@ -42,7 +42,7 @@ const OWN_PREFIX: &str = "/_cleave/";
 /// what a small decision costs beyond the platform itself.
 #[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen)]
 pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) -> JsValue {
-    let config = Config::cached(&env);
+    let config = isolate::start(&env);
     let Some(url) = RequestUrl::new(req.url()) else {
         return respond(envelope::error(400, "unreadable request URL"));
     };
@@ -61,6 +61,17 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
         respond_result(result)
     };
     spawn(Box::pin(pending)).into()
+}
+
+/// The queue handler workerd calls with a `MessageBatch` of exposures and events.
+#[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen)]
+pub fn queue(
+    batch: JsValue,
+    env: Env,
+    _ctx: worker::worker_sys::Context,
+) -> worker::js_sys::Promise {
+    let config = isolate::start(&env);
+    spawn(Box::pin(delivery::consume(batch, env, config)))
 }
 
 /// A future as a `Promise`. Every handler goes through this one instantiation of

@@ -223,3 +223,12 @@ fn log(event: &Event<'_>) {
     });
     worker::console_log!("{line}");
 }
+
+/// The platform's id of this request (`cf-ray`), for log lines and data points.
+pub fn request_id(req: &worker::web_sys::Request) -> String {
+    req.headers()
+        .get("cf-ray")
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}

@@ -7,7 +7,7 @@ use crate::keys::is_valid_key;
 use crate::problems::Problems;
 use crate::snapshot::{Experiment, LayerSlot};
 
-use super::prepare::key_message;
+use crate::keys::key_message;
 
 /// Layers seen so far: their salts, unit types and the slices running experiments hold.
 #[derive(Default)]

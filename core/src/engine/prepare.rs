@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::keys::is_valid_key;
+use crate::keys::{is_valid_key, key_message};
 use crate::problems::Problems;
 use crate::routing::{check_actions, RouteMatcher};
 use crate::snapshot::{Experiment, Status};
@@ -137,8 +137,6 @@ fn optional_time(
     }
     parsed.map(Some)
 }
-
-pub(crate) use crate::keys::key_message;
 
 /// Validates variants and their bucket ranges and builds the bucket -> variant table.
 fn variant_slots(exp: &Experiment, path: &str, problems: &mut Problems) -> Vec<(u16, u16, usize)> {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::assign::Units;
+use crate::decision::Units;
 use crate::force::Forced;
 use crate::targeting::Attributes;
 use crate::Engine;

@@ -242,3 +242,46 @@ fn reserved_namespaces() {
     assert!(!is_reserved("country"));
     assert!(!is_reserved("cfx"));
 }
+
+/// What `Operator::operand` declares is what preparing a condition accepts: a value of the
+/// declared shape passes, and every operator that takes a value refuses the wrong shape.
+#[test]
+fn each_operators_declared_operand_is_what_it_accepts() {
+    use crate::snapshot::{Operand, Operator};
+    let sample = |operand: Operand| match operand {
+        Operand::Text => json!("x"),
+        Operand::List => json!(["x", "y"]),
+        Operand::Pattern => json!("^x+$"),
+        Operand::Number => json!(3),
+        Operand::Version => json!("1.2.3"),
+        Operand::Time => json!("2026-12-01T00:00:00Z"),
+        Operand::Nothing => serde_json::Value::Null,
+    };
+    let prepared = |operator: &Operator, value: serde_json::Value| {
+        let rule: Rule = serde_json::from_value(json!({"conditions": [
+            {"attribute": "a", "operator": operator.name(), "value": value}
+        ]}))
+        .unwrap();
+        Targeting::prepare(&[rule]).is_ok()
+    };
+    let mut seen = 0;
+    for operator in Operator::known() {
+        let operand = operator.operand().unwrap();
+        assert!(
+            prepared(operator, sample(operand)),
+            "{} refuses its own {operand:?}",
+            operator.name()
+        );
+        if !matches!(operand, Operand::Text | Operand::Nothing) {
+            // An object fits no operand but text's scalars and nothing's absence.
+            assert!(
+                !prepared(operator, json!({"k": 1})),
+                "{} takes an object",
+                operator.name()
+            );
+        }
+        seen += 1;
+    }
+    assert_eq!(seen, 22, "the contract names 22 operators");
+    assert_eq!(Operator::from_name("nope").operand(), None);
+}

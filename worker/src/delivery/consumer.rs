@@ -10,6 +10,8 @@
 //!
 //! One refused record never costs another its delivery.
 
+use std::rc::Rc;
+
 use cleave_core::ingest::{pack, Receipt};
 use serde::Deserialize;
 use serde_json::json;
@@ -18,7 +20,6 @@ use worker::js_sys::{Array, Promise, Reflect};
 use worker::wasm_bindgen::prelude::wasm_bindgen;
 use worker::wasm_bindgen::JsValue;
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::worker_sys::Context;
 use worker::Env;
 
 use super::post_reading;
@@ -59,31 +60,27 @@ extern "C" {
     fn dead_letter(queue: &JsValue, body: &str) -> Promise;
 }
 
-/// The queue handler workerd calls with a `MessageBatch`.
-#[wasm_bindgen(wasm_bindgen = ::worker::wasm_bindgen)]
-pub fn queue(batch: JsValue, env: Env, _ctx: Context) -> Promise {
-    crate::spawn(Box::pin(async move {
-        let config = Config::cached(&env);
-        let bodies: Vec<String> = message_bodies(&batch)
-            .iter()
-            .map(|body| body.as_string().unwrap_or_default())
-            .collect();
-        let dead_letters = Reflect::get(&env, &JsValue::from_str(DEAD_LETTER_BINDING))
-            .ok()
-            .filter(JsValue::is_object);
-        let fate = settle(&config, &bodies, dead_letters.as_ref()).await;
-        for (i, retried) in fate.iter().enumerate() {
-            let Ok(index) = u32::try_from(i) else { break };
-            if let Some(why) = retried {
-                let delay = retry_delay(config.ingest_retry_seconds, attempts(&batch, index));
-                worker::console_warn!("cleave: ingest failed ({why}); retrying in {delay} s");
-                retry(&batch, index, delay);
-            } else {
-                ack(&batch, index);
-            }
+/// Settles one `MessageBatch`: what the queue handler runs.
+pub async fn consume(batch: JsValue, env: Env, config: Rc<Config>) -> Result<JsValue, JsValue> {
+    let bodies: Vec<String> = message_bodies(&batch)
+        .iter()
+        .map(|body| body.as_string().unwrap_or_default())
+        .collect();
+    let dead_letters = Reflect::get(&env, &JsValue::from_str(DEAD_LETTER_BINDING))
+        .ok()
+        .filter(JsValue::is_object);
+    let fate = settle(&config, &bodies, dead_letters.as_ref()).await;
+    for (i, retried) in fate.iter().enumerate() {
+        let Ok(index) = u32::try_from(i) else { break };
+        if let Some(why) = retried {
+            let delay = retry_delay(config.ingest_retry_seconds, attempts(&batch, index));
+            worker::console_warn!("cleave: ingest failed ({why}); retrying in {delay} s");
+            retry(&batch, index, delay);
+        } else {
+            ack(&batch, index);
         }
-        Ok(JsValue::UNDEFINED)
-    }))
+    }
+    Ok(JsValue::UNDEFINED)
 }
 
 /// One queued message, its records left as raw JSON: the consumer only regroups them, and

@@ -1,0 +1,9 @@
+//! Bearer tokens: how the worker tells its operator's servers (`CLEAVE_ADMIN_TOKEN`,
+//! `CLEAVE_SERVER_TOKEN`) from everyone else.
+
+/// Whether an `Authorization` header value is `Bearer <expected>`, compared in constant time.
+pub fn bearer_matches(presented: Option<&str>, expected: &str) -> bool {
+    presented
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .is_some_and(|token| cleave_core::secrets_equal(token.as_bytes(), expected.as_bytes()))
+}
