@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::db::analysis::{self as store, ExperimentMetric};
 use crate::error::{AdminError, Result};
-use crate::model::{Experiment, Status};
+use crate::model::{Direction, Experiment, MetricKind, MetricRole, Status, Verdict};
 use crate::service::{self, Ctx};
 
 /// Guardrails act only once every variant has this many units: the variance estimates the
@@ -102,9 +102,9 @@ pub struct VariantResult {
 #[serde(rename_all = "camelCase")]
 pub struct MetricResult {
     pub key: String,
-    pub role: String,
-    pub kind: String,
-    pub direction: String,
+    pub role: MetricRole,
+    pub kind: MetricKind,
+    pub direction: Direction,
     pub variants: Vec<MetricVariant>,
     pub comparisons: Vec<VariantComparison>,
 }
@@ -134,8 +134,8 @@ pub struct VariantComparison {
     pub significant: bool,
     /// Sequential verdict at `alpha`: valid however often results are looked at.
     pub sequential_significant: bool,
-    /// `better`, `worse` (by the metric's direction) or `inconclusive`, by the sequential test.
-    pub verdict: &'static str,
+    /// By the sequential test and the metric's direction.
+    pub verdict: Verdict,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -246,7 +246,7 @@ async fn compute(
     let mut results = Vec::with_capacity(metrics.len());
     for metric in metrics {
         let m = &metric.metric;
-        let conversion = m.kind == "conversion";
+        let conversion = m.kind == MetricKind::Conversion;
         let sums = store::metric_sums(&ctx.pool, env, key, salt, &m.key, conversion).await?;
         let per_variant: Vec<MetricVariant> = arms
             .iter()
@@ -274,15 +274,15 @@ async fn compute(
                     adjusted_sequential_p_value: test.sequential_p_value,
                     significant: false,
                     sequential_significant: false,
-                    verdict: "inconclusive",
+                    verdict: Verdict::Inconclusive,
                 })
             })
             .collect();
         results.push(MetricResult {
             key: m.key.clone(),
-            role: metric.role.clone(),
-            kind: m.kind.clone(),
-            direction: m.direction.clone(),
+            role: metric.role,
+            kind: m.kind,
+            direction: m.direction,
             variants: per_variant,
             comparisons,
         });
@@ -333,7 +333,7 @@ fn compare(
 /// Adjusts the p-values of primary and secondary comparisons as one family and sets the
 /// verdicts; guardrails are judged on their own sequential p-values.
 fn correct(metrics: &mut [MetricResult], options: Options) {
-    let in_family = |m: &MetricResult| m.role != "guardrail";
+    let in_family = |m: &MetricResult| m.role != MetricRole::Guardrail;
     let fixed: Vec<f64> = family(metrics, in_family, |c| c.test.p_value);
     let sequential: Vec<f64> = family(metrics, in_family, |c| c.test.sequential_p_value);
     let fixed = stats::adjust(&fixed, options.correction);
@@ -341,7 +341,7 @@ fn correct(metrics: &mut [MetricResult], options: Options) {
     let mut adjusted = fixed.into_iter().zip(sequential);
     for metric in metrics.iter_mut() {
         let grouped = in_family(metric);
-        let good_when_up = metric.direction == "increase";
+        let good_when_up = metric.direction == Direction::Increase;
         for c in &mut metric.comparisons {
             if grouped {
                 if let Some((p, sp)) = adjusted.next() {
@@ -355,9 +355,9 @@ fn correct(metrics: &mut [MetricResult], options: Options) {
                 c.sequential_significant,
                 (c.test.difference > 0.0) == good_when_up,
             ) {
-                (false, _) => "inconclusive",
-                (true, true) => "better",
-                (true, false) => "worse",
+                (false, _) => Verdict::Inconclusive,
+                (true, true) => Verdict::Better,
+                (true, false) => Verdict::Worse,
             };
         }
     }
@@ -380,7 +380,7 @@ fn family(
 fn breaches(metrics: &[MetricResult], alpha: f64) -> Vec<Breach> {
     metrics
         .iter()
-        .filter(|m| m.role == "guardrail")
+        .filter(|m| m.role == MetricRole::Guardrail)
         .filter(|m| {
             m.variants
                 .iter()
@@ -389,7 +389,7 @@ fn breaches(metrics: &[MetricResult], alpha: f64) -> Vec<Breach> {
         .flat_map(|m| {
             m.comparisons
                 .iter()
-                .filter(|c| c.verdict == "worse" && c.test.sequential_p_value <= alpha)
+                .filter(|c| c.verdict == Verdict::Worse && c.test.sequential_p_value <= alpha)
                 .map(|c| Breach {
                     metric: m.key.clone(),
                     variant: c.variant.clone(),

@@ -6,20 +6,25 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
-use uuid::Uuid;
 
 use crate::access::Access;
+use crate::db;
 use crate::error::{AdminError, Result};
-use crate::http::{app, AppState};
 use crate::model::Status;
-use crate::service::{self, Ctx};
-use crate::targeting_service;
-use crate::{db, publish};
+use crate::service::Ctx;
 
 mod analysis;
+mod audiences;
+mod environments;
+mod experiments;
 mod keys;
+mod publishing;
+mod serve;
 mod settings;
 
+pub use audiences::AudienceCommand;
+pub use environments::EnvironmentCommand;
+pub use experiments::ExperimentCommand;
 pub use settings::{SigningArgs, SinkArgs, SinkKind};
 
 #[derive(Debug, Parser)]
@@ -185,92 +190,6 @@ pub enum GuardrailAction {
     Check,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum EnvironmentCommand {
-    Create {
-        name: String,
-    },
-    List,
-    /// Replace holdout, bot policy and context schema: JSON as for PUT /environments/:id/settings.
-    Settings {
-        env: String,
-        json: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum AudienceCommand {
-    /// JSON as for POST /audiences.
-    Create {
-        json: String,
-    },
-    List,
-    /// JSON as for PATCH /audiences/:id; republishes environments that use it.
-    Update {
-        id: Uuid,
-        json: String,
-    },
-    Delete {
-        id: Uuid,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ExperimentCommand {
-    Create {
-        #[arg(long)]
-        env: String,
-        #[arg(long)]
-        key: String,
-        #[arg(long, default_value = "")]
-        name: String,
-        #[arg(long, default_value = "")]
-        description: String,
-        #[arg(long)]
-        unit: Option<String>,
-        #[arg(long)]
-        salt: Option<String>,
-    },
-    List {
-        #[arg(long)]
-        env: Option<String>,
-    },
-    Show {
-        id: Uuid,
-    },
-    /// Change fields: a JSON object as for PATCH /experiments/:id.
-    Update {
-        id: Uuid,
-        json: String,
-    },
-    AddVariant {
-        id: Uuid,
-        #[arg(long)]
-        key: String,
-        #[arg(long, default_value = "")]
-        name: String,
-        /// JSON payload.
-        #[arg(long, default_value = "null")]
-        payload: String,
-        /// JSON routing action, e.g. '{"origin":"beta"}' or '{"redirect":"/b","status":307}'.
-        #[arg(long)]
-        route: Option<String>,
-    },
-    /// Replace allocations: JSON as for PUT /experiments/:id/allocations.
-    Allocate {
-        id: Uuid,
-        json: String,
-    },
-    SetStatus {
-        id: Uuid,
-        #[arg(value_parser = parse_status)]
-        status: Status,
-        /// Accept a publish that moves already-enrolled units between variants.
-        #[arg(long)]
-        confirm: bool,
-    },
-}
-
 fn parse_pair(text: &str) -> std::result::Result<(String, String), String> {
     text.split_once('=')
         .map(|(e, v)| (e.to_owned(), v.to_owned()))
@@ -294,39 +213,32 @@ fn json_arg<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
         .map_err(|e| AdminError::BadRequest(format!("invalid JSON argument: {e}")))
 }
 
-/// Runs one command.
-///
-/// # Errors
-/// The failure, classed so `main` can pick the exit code.
-pub async fn run(cli: Cli) -> Result<()> {
-    // Validating files is the one command that needs no database.
-    if let Command::Validate { files } = &cli.command {
-        return crate::validate::files(files);
-    }
-    match &cli.command {
+/// The commands that need no database (validating files, keys and tokens), run; `None` for
+/// the others.
+fn without_database(cli: &Cli) -> Option<Result<()>> {
+    Some(match &cli.command {
+        Command::Validate { files } => crate::validate::files(files),
         Command::ForceToken {
             force,
             env,
             ttl,
             max_ttl,
             signing_key,
-        } => return keys::force_token(force, env, *ttl, *max_ttl, signing_key.as_deref()),
-        Command::HeaderKey { signing_key } => return keys::header_key(signing_key.as_deref()),
-        _ => {}
-    }
-    match &cli.command {
-        Command::Keygen { out } => return keys::keygen(out),
-        Command::PublicKey => {
-            let signer = cli.signing.signer()?.ok_or_else(|| {
-                AdminError::BadRequest(
-                    "no snapshot signing key: set CLEAVE_SNAPSHOT_SIGNING_KEY or CLEAVE_SNAPSHOT_SIGNING_KEY_FILE"
-                        .to_owned(),
-                )
-            })?;
-            println!("{}", signer.public_key());
-            return Ok(());
-        }
-        _ => {}
+        } => keys::force_token(force, env, *ttl, *max_ttl, signing_key.as_deref()),
+        Command::HeaderKey { signing_key } => keys::header_key(signing_key.as_deref()),
+        Command::Keygen { out } => keys::keygen(out),
+        Command::PublicKey => keys::public_key(&cli.signing),
+        _ => return None,
+    })
+}
+
+/// Runs one command.
+///
+/// # Errors
+/// The failure, classed so `main` can pick the exit code.
+pub async fn run(cli: Cli) -> Result<()> {
+    if let Some(done) = without_database(&cli) {
+        return done;
     }
     let url = cli.database_url.clone().ok_or_else(|| {
         AdminError::BadRequest("DATABASE_URL is not set (or pass --database-url)".to_owned())
@@ -344,7 +256,6 @@ pub async fn run(cli: Cli) -> Result<()> {
     };
     let actor = cli.actor.as_str();
     match cli.command {
-        Command::Validate { files } => crate::validate::files(&files),
         Command::Migrate => {
             migrate(&pool).await?;
             eprintln!("migrations applied");
@@ -360,99 +271,15 @@ pub async fn run(cli: Cli) -> Result<()> {
             let access = Access::from_config(tokens.as_deref(), api_token.as_deref())
                 .map_err(AdminError::BadRequest)?;
             migrate(&pool).await?;
-            if access.is_empty() {
-                tracing::warn!(
-                    "neither CLEAVE_ADMIN_TOKENS nor CLEAVE_ADMIN_API_TOKEN is set: every mutation will be refused"
-                );
-            }
-            let addr = SocketAddr::new(host, port);
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| AdminError::Internal(format!("cannot listen on {addr}: {e}")))?;
-            tracing::info!(%addr, sink = %ctx.sink.describe(), dashboard = %format!("http://{addr}/ui/"), "cleave-admin serving");
-            if guardrail_interval > 0 {
-                let every = std::time::Duration::from_secs(guardrail_interval);
-                tokio::spawn(crate::analysis::guardrails::watch(ctx.clone(), every));
-            }
-            if let Some(signer) = &ctx.signer {
-                // A quarter of the validity, at most hourly: several chances before expiry.
-                let every = (signer.validity() / 4).min(std::time::Duration::from_secs(3600));
-                tokio::spawn(publish::keep_pointers_fresh(ctx.clone(), every));
-            }
-            axum::serve(listener, app(AppState { ctx, access }))
-                .with_graceful_shutdown(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await
-                .map_err(|e| AdminError::Internal(e.to_string()))
+            serve::serve(ctx, access, SocketAddr::new(host, port), guardrail_interval).await
         }
-        Command::Publish { env, confirm } => {
-            let env = service::environment_named(&ctx, &env).await?;
-            print(&service::publish(&ctx, actor, env.id, confirm).await?);
-            Ok(())
-        }
-        Command::Plan { env } => {
-            let env = service::environment_named(&ctx, &env).await?;
-            let plan = service::plan(&ctx, actor, env.id).await?;
-            for c in &plan.changes {
-                eprintln!(
-                    "{:<32} {:<10} changes {:>8.4}% of units, moves {:>8.4}% between variants",
-                    c.experiment,
-                    format!("{:?}", c.kind).to_lowercase(),
-                    c.changed_share * 100.0,
-                    c.moved_share * 100.0
-                );
-            }
-            if !plan.needs_confirmation.is_empty() {
-                eprintln!(
-                    "publishing needs --confirm (or a new salt) for: {}",
-                    plan.needs_confirmation.join(", ")
-                );
-            }
-            print(&plan);
-            Ok(())
-        }
-        Command::Compile { env, out } => {
-            let env = service::environment_named(&ctx, &env).await?;
-            let mut conn = pool.acquire().await?;
-            let (_, snapshot, _) = publish::compile_next(&mut conn, env.id, actor).await?;
-            let body = serde_json::to_string_pretty(&snapshot)
-                .map_err(|e| AdminError::Internal(e.to_string()))?;
-            std::fs::write(&out, body + "\n")
-                .map_err(|e| AdminError::Internal(format!("{}: {e}", out.display())))?;
-            eprintln!(
-                "wrote {} (environment {}, would be v{})",
-                out.display(),
-                snapshot.environment,
-                snapshot.version
-            );
-            Ok(())
-        }
-        Command::Rollback { env, to } => {
-            let env = service::environment_named(&ctx, &env).await?;
-            let mut tx = pool.begin().await?;
-            let done = publish::rollback_in(&mut tx, ctx.outlet(), env.id, to, actor).await?;
-            tx.commit().await?;
-            print(&done);
-            Ok(())
-        }
-        Command::Environments(EnvironmentCommand::Create { name }) => {
-            print(
-                &service::create_environment(&ctx, actor, service::NewEnvironment { name }).await?,
-            );
-            Ok(())
-        }
-        Command::Environments(EnvironmentCommand::List) => {
-            print(&db::environments::list(&pool).await?);
-            Ok(())
-        }
-        Command::Environments(EnvironmentCommand::Settings { env, json }) => {
-            let env = service::environment_named(&ctx, &env).await?;
-            print(&targeting_service::set_settings(&ctx, actor, env.id, json_arg(&json)?).await?);
-            Ok(())
-        }
-        Command::Experiments(command) => experiments(&ctx, actor, command).await,
-        Command::Audiences(command) => audiences(&ctx, actor, command).await,
+        Command::Publish { env, confirm } => publishing::publish(&ctx, actor, &env, confirm).await,
+        Command::Plan { env } => publishing::plan(&ctx, actor, &env).await,
+        Command::Compile { env, out } => publishing::compile(&ctx, actor, &env, &out).await,
+        Command::Rollback { env, to } => publishing::rollback(&ctx, actor, &env, to).await,
+        Command::Environments(command) => environments::run(&ctx, actor, command).await,
+        Command::Experiments(command) => experiments::run(&ctx, actor, command).await,
+        Command::Audiences(command) => audiences::run(&ctx, actor, command).await,
         Command::Metrics(command) => analysis::metric_command(&ctx, actor, command).await,
         Command::Results {
             experiment,
@@ -463,11 +290,25 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Guardrails {
             action: GuardrailAction::Check,
         } => analysis::check_guardrails(&ctx).await,
-        Command::Audit {
-            action: Some(AuditAction::Verify),
-            ..
-        } => {
-            let report = db::audit::verify(&pool).await?;
+        Command::Audit { action, entity } => audit(&pool, action, entity.as_deref()).await,
+        Command::ResignPointers => publishing::resign_pointers(&ctx).await,
+        Command::Validate { .. }
+        | Command::ForceToken { .. }
+        | Command::HeaderKey { .. }
+        | Command::Keygen { .. }
+        | Command::PublicKey => Ok(()),
+    }
+}
+
+/// `audit` lists entries; `audit verify` checks the hash chain and fails when it is broken.
+async fn audit(
+    pool: &sqlx::PgPool,
+    action: Option<AuditAction>,
+    entity: Option<&str>,
+) -> Result<()> {
+    match action {
+        Some(AuditAction::Verify) => {
+            let report = db::audit::verify(pool).await?;
             print(&report);
             if report.intact() {
                 Ok(())
@@ -478,106 +319,11 @@ pub async fn run(cli: Cli) -> Result<()> {
                 )))
             }
         }
-        Command::Audit {
-            action: None,
-            entity,
-        } => {
-            print(&db::audit::list(&pool, entity.as_deref()).await?);
+        None => {
+            print(&db::audit::list(pool, entity).await?);
             Ok(())
         }
-        Command::ResignPointers => {
-            let done = publish::resign_pointers(&pool, ctx.outlet()).await?;
-            eprintln!("re-signed {} pointer(s)", done.len());
-            print(&done);
-            Ok(())
-        }
-        Command::ForceToken { .. }
-        | Command::HeaderKey { .. }
-        | Command::Keygen { .. }
-        | Command::PublicKey => Ok(()),
     }
-}
-
-async fn audiences(ctx: &Ctx, actor: &str, command: AudienceCommand) -> Result<()> {
-    match command {
-        AudienceCommand::Create { json } => {
-            print(&targeting_service::create_audience(ctx, actor, json_arg(&json)?).await?);
-        }
-        AudienceCommand::List => print(&targeting_service::list_audiences(ctx).await?),
-        AudienceCommand::Update { id, json } => {
-            let (audience, pending) =
-                targeting_service::patch_audience(ctx, actor, id, json_arg(&json)?).await?;
-            print(&serde_json::json!({"audience": audience, "pendingPublish": pending}));
-        }
-        AudienceCommand::Delete { id } => {
-            targeting_service::delete_audience(ctx, actor, id).await?;
-            eprintln!("audience {id} deleted");
-        }
-    }
-    Ok(())
-}
-
-async fn experiments(ctx: &Ctx, actor: &str, command: ExperimentCommand) -> Result<()> {
-    match command {
-        ExperimentCommand::Create {
-            env,
-            key,
-            name,
-            description,
-            unit,
-            salt,
-        } => {
-            let env = service::environment_named(ctx, &env).await?;
-            let req = service::NewExperiment {
-                key,
-                name,
-                description,
-                environment_id: env.id,
-                unit,
-                salt,
-            };
-            print(&service::create_experiment(ctx, actor, req).await?);
-        }
-        ExperimentCommand::List { env } => {
-            let env = match env {
-                Some(name) => Some(service::environment_named(ctx, &name).await?.id),
-                None => None,
-            };
-            print(&service::list_experiments(ctx, env).await?);
-        }
-        ExperimentCommand::Show { id } => print(&service::experiment(ctx, id).await?),
-        ExperimentCommand::Update { id, json } => {
-            print(&service::patch_experiment(ctx, actor, id, json_arg(&json)?).await?)
-        }
-        ExperimentCommand::AddVariant {
-            id,
-            key,
-            name,
-            payload,
-            route,
-        } => {
-            let req = service::NewVariant {
-                key,
-                name,
-                payload: json_arg(&payload)?,
-                route: route.as_deref().map(json_arg).transpose()?,
-            };
-            print(&service::add_variant(ctx, actor, id, req).await?);
-        }
-        ExperimentCommand::Allocate { id, json } => {
-            print(&service::set_allocations(ctx, actor, id, json_arg(&json)?).await?)
-        }
-        ExperimentCommand::SetStatus {
-            id,
-            status,
-            confirm,
-        } => {
-            let change = service::StatusChange { status, confirm };
-            let (experiment, published) = service::set_status(ctx, actor, id, change).await?;
-            print(&serde_json::json!({"experiment": experiment, "published": published}));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

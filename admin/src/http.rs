@@ -21,7 +21,6 @@ use crate::access::Access;
 use crate::db::audit;
 use crate::error::AdminError;
 use crate::service::{self, Ctx};
-use crate::targeting_service;
 use policy::Actor;
 
 /// Shared state of the server.
@@ -43,6 +42,7 @@ pub fn app(state: AppState) -> Router {
         .route("/environments/{id}/publish", post(publish))
         .route("/environments/{id}/plan", get(plan))
         .route("/environments/{id}/settings", put(set_settings))
+        .route("/targeting/operators", get(targeting_operators))
         .route("/audiences", post(create_audience).get(list_audiences))
         .route(
             "/audiences/{id}",
@@ -156,33 +156,33 @@ async fn set_settings(
     Body(req): Body<crate::model::EnvironmentSettings>,
 ) -> Answer {
     let env = parse_id(&id, "environment")?;
-    ok(targeting_service::set_settings(&s.ctx, &actor, env, req).await?)
+    ok(service::set_settings(&s.ctx, &actor, env, req).await?)
 }
 
 async fn create_audience(
     State(s): State<AppState>,
     Actor(actor): Actor,
-    Body(req): Body<targeting_service::NewAudience>,
+    Body(req): Body<service::NewAudience>,
 ) -> Answer {
-    created(targeting_service::create_audience(&s.ctx, &actor, req).await?)
+    created(service::create_audience(&s.ctx, &actor, req).await?)
 }
 
 async fn list_audiences(State(s): State<AppState>) -> Answer {
-    ok(targeting_service::list_audiences(&s.ctx).await?)
+    ok(service::list_audiences(&s.ctx).await?)
 }
 
 async fn get_audience(State(s): State<AppState>, Path(id): Path<String>) -> Answer {
-    ok(targeting_service::audience(&s.ctx, parse_id(&id, "audience")?).await?)
+    ok(service::audience(&s.ctx, parse_id(&id, "audience")?).await?)
 }
 
 async fn patch_audience(
     State(s): State<AppState>,
     Actor(actor): Actor,
     Path(id): Path<String>,
-    Body(req): Body<targeting_service::AudiencePatch>,
+    Body(req): Body<service::AudiencePatch>,
 ) -> Answer {
     let id = parse_id(&id, "audience")?;
-    let (audience, pending) = targeting_service::patch_audience(&s.ctx, &actor, id, req).await?;
+    let (audience, pending) = service::patch_audience(&s.ctx, &actor, id, req).await?;
     let mut body = serde_json::to_value(&audience).unwrap_or_default();
     // Environments whose next publish carries this change.
     body["pendingPublish"] = json!(pending);
@@ -194,7 +194,7 @@ async fn delete_audience(
     Actor(actor): Actor,
     Path(id): Path<String>,
 ) -> Answer {
-    targeting_service::delete_audience(&s.ctx, &actor, parse_id(&id, "audience")?).await?;
+    service::delete_audience(&s.ctx, &actor, parse_id(&id, "audience")?).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -298,4 +298,13 @@ struct AuditFilter {
 
 async fn audit_log(State(s): State<AppState>, Query(filter): Query<AuditFilter>) -> Answer {
     ok(audit::list(&s.ctx.pool, filter.entity_id.as_deref()).await?)
+}
+
+/// The targeting operators core evaluates and the value each takes: the dashboard's condition
+/// editor offers exactly these.
+async fn targeting_operators() -> Answer {
+    let operators: Vec<_> = cleave_core::snapshot::Operator::known()
+        .map(|op| serde_json::json!({"name": op.name(), "operand": op.operand()}))
+        .collect();
+    ok(operators)
 }

@@ -1,5 +1,8 @@
 //! The control plane's entities as the REST API shows them (camelCase, docs/contracts.md §6).
 
+mod metrics;
+pub use metrics::{Direction, MetricKind, MetricRole, Verdict};
+
 use std::collections::BTreeMap;
 
 use cleave_core::snapshot::{

@@ -10,21 +10,14 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::compile;
+use crate::context::Outlet;
 use crate::db::audit::{self, Change};
 use crate::db::snapshots::{self, NewSnapshot};
 use crate::db::{audiences, environments, experiments};
 use crate::error::{AdminError, Result};
 use crate::model::{Environment, Published};
 use crate::observability;
-use crate::signing::{self, SnapshotSigner};
-use crate::sink::Sink;
-
-/// Where a publish goes and the key it is signed with (if any).
-#[derive(Debug, Clone, Copy)]
-pub struct Outlet<'a> {
-    pub sink: &'a Sink,
-    pub signer: Option<&'a SnapshotSigner>,
-}
+use crate::signing::{self};
 
 /// Compiles the environment into the snapshot its next version would be, without storing it.
 pub async fn compile_next(
@@ -334,7 +327,7 @@ pub async fn resign_pointers(pool: &sqlx::PgPool, out: Outlet<'_>) -> Result<Vec
 
 /// Re-signs every current pointer every `every` until the process ends; a failure is logged
 /// and retried at the next tick.
-pub async fn keep_pointers_fresh(ctx: crate::service::Ctx, every: std::time::Duration) {
+pub async fn keep_pointers_fresh(ctx: crate::context::Ctx, every: std::time::Duration) {
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;

@@ -284,6 +284,22 @@ async fn the_dashboard_files_load_without_a_token(pool: PgPool) {
         "text/javascript; charset=utf-8"
     );
     assert_eq!(get("/ui/secrets.txt").await.status(), StatusCode::NOT_FOUND);
+    // Every file of the dashboard is served, and every module a module imports exists: a new
+    // module left out of the binary would break the page only in a browser.
+    let ui = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");
+    for entry in std::fs::read_dir(&ui).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let path: &'static str = Box::leak(format!("/ui/{name}").into_boxed_str());
+        assert_eq!(get(path).await.status(), StatusCode::OK, "{path}");
+        let text = std::fs::read_to_string(ui.join(&name)).unwrap();
+        for import in text.split("from \"./").skip(1) {
+            let module = import.split('"').next().unwrap();
+            assert!(
+                ui.join(module).exists(),
+                "{name} imports a missing {module}"
+            );
+        }
+    }
     // The data behind it still needs the token.
     assert_eq!(
         get("/environments").await.status(),

@@ -298,3 +298,52 @@ async fn settings_identity_and_prerequisites_reach_the_snapshot(pool: PgPool) {
     assert_eq!(upsell["variants"][1]["allow"], json!(["qa-1"]));
     cleave_core::Engine::new(serde_json::from_value(snapshot).unwrap()).unwrap();
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_operator_list_is_cores_and_each_listed_operator_is_accepted(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let (status, body) = app.call(Method::GET, "/targeting/operators", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let listed = body.as_array().unwrap();
+    let names: Vec<&str> = listed.iter().map(|o| o["name"].as_str().unwrap()).collect();
+    let core: Vec<&str> = cleave_core::snapshot::Operator::known()
+        .map(|o| o.name())
+        .collect();
+    assert_eq!(names, core);
+    let semver = listed.iter().find(|o| o["name"] == "semver_gte").unwrap();
+    assert_eq!(semver["operand"], "version");
+    let exists = listed.iter().find(|o| o["name"] == "exists").unwrap();
+    assert_eq!(exists["operand"], "nothing");
+
+    // What the dashboard builds from the list is what the experiment editor accepts.
+    let env = app.environment("prod").await;
+    let (id, _) = app.experiment(&env, "every-operator").await;
+    let sample = |operand: &str| match operand {
+        "list" => json!(["a", "b"]),
+        "number" => json!(4),
+        "version" => json!("1.2.3"),
+        "time" => json!("2026-12-01T00:00:00Z"),
+        "pattern" => json!("^a"),
+        "nothing" => Value::Null,
+        _ => json!("a"),
+    };
+    let conditions: Vec<Value> = listed
+        .iter()
+        .map(|o| {
+            let mut c = json!({"attribute": "a", "operator": o["name"]});
+            let value = sample(o["operand"].as_str().unwrap());
+            if !value.is_null() {
+                c["value"] = value;
+            }
+            c
+        })
+        .collect();
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &format!("/experiments/{id}"),
+            Some(json!({"targetingRules": [{"conditions": conditions}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

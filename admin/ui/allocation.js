@@ -2,7 +2,7 @@
 // arrow keys on it (Shift for 100 at a time), or type the numbers. Gaps are buckets that
 // enrol nobody.
 import { api } from "./api.js";
-import { session } from "./app.js";
+import { session } from "./session.js";
 import { clear, field, formErrors, h, submit } from "./dom.js";
 
 const BUCKETS = 10000;

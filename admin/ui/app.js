@@ -1,10 +1,11 @@
 // The dashboard's shell: who is signed in, and which view the URL's hash names.
-import { get, setToken, token } from "./api.js";
+import { setToken, token } from "./api.js";
 import { clear, h } from "./dom.js";
 import { renderAudit, renderList, renderNewExperiment } from "./lists.js";
 import { renderExperiment } from "./experiment.js";
 import { renderHistory } from "./history.js";
 import { renderResults } from "./results.js";
+import { loadSession, session, setRouter } from "./session.js";
 
 const routes = [
   [/^#?\/?$/, renderList],
@@ -15,18 +16,6 @@ const routes = [
   [/^#\/audit$/, renderAudit],
 ];
 
-/** What the token may do; views read it to disable what would be refused. */
-export const session = { canEdit: false, canPublish: false, actor: null };
-
-async function loadSession() {
-  try {
-    Object.assign(session, await get("/session"));
-    return true;
-  } catch (e) {
-    if (e.status === 401 || e.status === 403) return false;
-    throw e;
-  }
-}
 
 function showSession() {
   const box = document.getElementById("session");
@@ -81,11 +70,7 @@ async function route() {
   clear(view, h("div", { class: "card" }, h("h1", {}, "Not found"), h("a", { href: "#/" }, "Back to the experiments")));
 }
 
-/** Shows `hash` and resolves once it is drawn (so a save's toast comes after its page). */
-export function navigate(hash) {
-  if (location.hash !== hash) history.pushState(null, "", hash);
-  return route();
-}
+setRouter(route);
 
 window.addEventListener("hashchange", () => {
   route().then(() => document.getElementById("view").focus({ preventScroll: true }));

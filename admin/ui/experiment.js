@@ -2,7 +2,7 @@
 // the allocation bar and targeting. Each part saves on its own, and a refusal is shown next
 // to the field it names.
 import { api, get } from "./api.js";
-import { navigate, session } from "./app.js";
+import { navigate, session } from "./session.js";
 import { allocationEditor } from "./allocation.js";
 import { ask, clear, field, formErrors, h, statusBadge, submit, toast, when } from "./dom.js";
 import { planSummary } from "./history.js";
@@ -138,8 +138,8 @@ function newVariantForm(experiment, reload) {
 }
 
 export async function renderExperiment(view, id) {
-  const [experiment, environments, audiences] = await Promise.all([
-    get(`/experiments/${id}`), get("/environments"), get("/audiences").catch(() => []),
+  const [experiment, environments, audiences, operators] = await Promise.all([
+    get(`/experiments/${id}`), get("/environments"), get("/audiences").catch(() => []), get("/targeting/operators"),
   ]);
   const env = environments.find((e) => e.id === experiment.environmentId);
   const reload = () => renderExperiment(view, id);
@@ -162,5 +162,5 @@ export async function renderExperiment(view, id) {
       h("div", { class: "variants" }, experiment.variants.map((v) => variantForm(experiment, v, reload)),
         newVariantForm(experiment, reload))),
     allocationEditor(experiment, reload),
-    targetingEditor(experiment, audiences, reload));
+    targetingEditor(experiment, audiences, operators, reload));
 }

@@ -1,7 +1,7 @@
 // Publish history of one environment: every version, what changed between two of them, and a
 // one-click rollback that first shows what going back would do.
 import { api, get } from "./api.js";
-import { navigate, session } from "./app.js";
+import { navigate, session } from "./session.js";
 import { ask, clear, h, percent, toast, when } from "./dom.js";
 
 const KIND = {

@@ -1,7 +1,7 @@
 // The overview (environments and experiments, filtered and searched), the new-experiment
 // form and the audit log.
 import { api, get } from "./api.js";
-import { navigate, session } from "./app.js";
+import { navigate, session } from "./session.js";
 import { ask, clear, field, formErrors, h, statusBadge, submit, toast, when } from "./dom.js";
 import { diffView } from "./history.js";
 

@@ -2,20 +2,18 @@
 // is an attribute test with any of the operators, an audience, or (for all/any/not groups)
 // JSON edited as text.
 import { api } from "./api.js";
-import { session } from "./app.js";
+import { session } from "./session.js";
 import { clear, field, formErrors, h, submit } from "./dom.js";
 
-export const OPERATORS = [
-  ["eq", "equals"], ["neq", "does not equal"], ["in", "is one of"], ["not_in", "is none of"],
-  ["contains", "contains"], ["not_contains", "does not contain"], ["starts_with", "starts with"],
-  ["ends_with", "ends with"], ["regex", "matches regex"], ["gt", ">"], ["gte", "≥"], ["lt", "<"], ["lte", "≤"],
-  ["semver_eq", "version ="], ["semver_gt", "version >"], ["semver_gte", "version ≥"],
-  ["semver_lt", "version <"], ["semver_lte", "version ≤"], ["before", "is before (time)"],
-  ["after", "is after (time)"], ["exists", "is present"], ["not_exists", "is absent"],
-];
-const LISTS = new Set(["in", "not_in"]);
-const NUMBERS = new Set(["gt", "gte", "lt", "lte"]);
-const NO_VALUE = new Set(["exists", "not_exists"]);
+// How the editor words an operator; the operators themselves, and the value each takes, come
+// from the API (`GET /targeting/operators`, core's list). One the API adds shows by its name.
+const WORDING = {
+  eq: "equals", neq: "does not equal", in: "is one of", not_in: "is none of", contains: "contains",
+  not_contains: "does not contain", starts_with: "starts with", ends_with: "ends with",
+  regex: "matches regex", gt: ">", gte: "≥", lt: "<", lte: "≤", semver_eq: "version =",
+  semver_gt: "version >", semver_gte: "version ≥", semver_lt: "version <", semver_lte: "version ≤",
+  before: "is before (time)", after: "is after (time)", exists: "is present", not_exists: "is absent",
+};
 
 function kindOf(condition) {
   if (condition.audience !== undefined) return "audience";
@@ -29,14 +27,16 @@ function valueText(condition) {
   return Array.isArray(v) ? v.join(", ") : String(v);
 }
 
-function parseValue(operator, text) {
-  if (NO_VALUE.has(operator)) return undefined;
-  if (LISTS.has(operator)) return text.split(",").map((s) => s.trim()).filter(Boolean);
-  if (NUMBERS.has(operator) && text.trim() !== "" && !Number.isNaN(Number(text))) return Number(text);
+function parseValue(operand, text) {
+  if (operand === "nothing") return undefined;
+  if (operand === "list") return text.split(",").map((s) => s.trim()).filter(Boolean);
+  if (operand === "number" && text.trim() !== "" && !Number.isNaN(Number(text))) return Number(text);
   return text;
 }
 
-export function targetingEditor(experiment, audiences, reload) {
+/** `operators`: `[{name, operand}]` as `GET /targeting/operators` lists them. */
+export function targetingEditor(experiment, audiences, operators, reload) {
+  const operandOf = (name) => operators.find((o) => o.name === name)?.operand ?? "text";
   // Working copy: [{conditions: [{kind, attribute, operator, value, audience, json}]}]
   const rules = (experiment.targetingRules ?? []).map((rule) => ({
     conditions: rule.conditions.map((c) => ({
@@ -58,11 +58,12 @@ export function targetingEditor(experiment, audiences, reload) {
       const attribute = h("input", { id: `rule-${r}-${c}-attribute`, value: condition.attribute, autocomplete: "off", placeholder: "country",
         oninput: (ev) => { condition.attribute = ev.target.value; } });
       const operator = h("select", { id: `rule-${r}-${c}-operator`, onchange: (ev) => { condition.operator = ev.target.value; draw(); } },
-        OPERATORS.map(([v, t]) => h("option", { value: v, selected: condition.operator === v }, `${t} (${v})`)));
-      const value = h("input", { id: `rule-${r}-${c}-value`, value: condition.value, autocomplete: "off", disabled: NO_VALUE.has(condition.operator),
-        placeholder: LISTS.has(condition.operator) ? "DE, AT, CH" : "", oninput: (ev) => { condition.value = ev.target.value; } });
+        operators.map(({ name }) => h("option", { value: name, selected: condition.operator === name }, WORDING[name] ? `${WORDING[name]} (${name})` : name)));
+      const operand = operandOf(condition.operator);
+      const value = h("input", { id: `rule-${r}-${c}-value`, value: condition.value, autocomplete: "off", disabled: operand === "nothing",
+        placeholder: operand === "list" ? "DE, AT, CH" : "", oninput: (ev) => { condition.value = ev.target.value; } });
       body = [field("Attribute", attribute, { path: `${at}.attribute` }), field("Operator", operator, { path: `${at}.operator` }),
-        field(LISTS.has(condition.operator) ? "Values (comma-separated)" : "Value", value, { path: `${at}.value` })];
+        field(operand === "list" ? "Values (comma-separated)" : "Value", value, { path: `${at}.value` })];
     } else if (condition.kind === "audience") {
       const audience = h("select", { id: `rule-${r}-${c}-audience`, onchange: (ev) => { condition.audience = ev.target.value; } },
         audiences.map((a) => h("option", { value: a.key, selected: condition.audience === a.key }, a.name ? `${a.key} — ${a.name}` : a.key)));
@@ -98,7 +99,7 @@ export function targetingEditor(experiment, audiences, reload) {
           throw err;
         }
       }
-      const value = parseValue(c.operator, c.value);
+      const value = parseValue(operandOf(c.operator), c.value);
       return value === undefined ? { attribute: c.attribute.trim(), operator: c.operator }
         : { attribute: c.attribute.trim(), operator: c.operator, value };
     }),

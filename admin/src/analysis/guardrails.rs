@@ -36,7 +36,10 @@ pub async fn check(ctx: &Ctx) -> Result<Vec<Paused>> {
             continue;
         }
         let metrics = store::experiment_metrics(&ctx.pool, experiment.id).await?;
-        if !metrics.iter().any(|m| m.role == "guardrail") {
+        if !metrics
+            .iter()
+            .any(|m| m.role == crate::model::MetricRole::Guardrail)
+        {
             continue;
         }
         let results = super::compute(ctx, &experiment, &metrics, Options::default()).await?;

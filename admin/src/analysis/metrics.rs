@@ -6,6 +6,7 @@ use uuid::Uuid;
 use crate::db::analysis::{self as store, ExperimentMetric, Metric};
 use crate::db::audit::{self, Change};
 use crate::error::{AdminError, Result};
+use crate::model::{Direction, MetricKind, MetricRole};
 use crate::service::{self, Ctx};
 
 #[derive(Debug, Deserialize)]
@@ -42,26 +43,20 @@ pub async fn create(ctx: &Ctx, actor: &str, req: NewMetric) -> Result<Metric> {
             ),
         ));
     }
-    if !matches!(req.kind.as_str(), "conversion" | "continuous") {
-        return Err(invalid(
-            "kind",
-            format!("{:?}: use conversion or continuous", req.kind),
-        ));
-    }
-    if !matches!(req.direction.as_str(), "increase" | "decrease") {
-        return Err(invalid(
-            "direction",
-            format!("{:?}: use increase or decrease", req.direction),
-        ));
-    }
+    let Some(kind) = MetricKind::parse(&req.kind) else {
+        return Err(invalid("kind", MetricKind::refusal(&req.kind)));
+    };
+    let Some(direction) = Direction::parse(&req.direction) else {
+        return Err(invalid("direction", Direction::refusal(&req.direction)));
+    };
     let mut tx = ctx.pool.begin().await?;
     let metric = store::insert_metric(
         &mut *tx,
         &req.key,
         &req.name,
         &req.description,
-        &req.kind,
-        &req.direction,
+        kind,
+        direction,
     )
     .await
     .map_err(|e| match &e {
@@ -117,17 +112,15 @@ pub async fn set_for_experiment(
     let mut problems = cleave_core::Problems::default();
     let mut pairs = Vec::with_capacity(req.metrics.len());
     for (i, m) in req.metrics.iter().enumerate() {
-        if !matches!(m.role.as_str(), "primary" | "secondary" | "guardrail") {
-            problems.push(
-                format!("metrics[{i}].role"),
-                format!("{:?}: use primary, secondary or guardrail", m.role),
-            );
+        let role = MetricRole::parse(&m.role);
+        if role.is_none() {
+            problems.push(format!("metrics[{i}].role"), MetricRole::refusal(&m.role));
         }
         if keys.iter().take(i).any(|k| *k == m.metric) {
             problems.push(format!("metrics[{i}].metric"), "listed twice".to_owned());
         }
         match known.iter().find(|k| k.key == m.metric) {
-            Some(metric) => pairs.push((metric.id, m.role.clone())),
+            Some(metric) => pairs.extend(role.map(|role| (metric.id, role))),
             None => problems.push(
                 format!("metrics[{i}].metric"),
                 format!(

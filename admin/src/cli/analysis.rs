@@ -6,6 +6,7 @@ use uuid::Uuid;
 use super::print;
 use crate::analysis::{self, guardrails, metrics, Results};
 use crate::error::{AdminError, Result};
+use crate::model::MetricRole;
 use crate::service::{self, Ctx};
 
 #[derive(Debug, Subcommand)]
@@ -66,15 +67,15 @@ pub async fn metric_command(ctx: &Ctx, actor: &str, command: MetricCommand) -> R
         } => {
             let id = experiment_id(ctx, &experiment, env.as_deref()).await?;
             let uses = [
-                ("primary", primary),
-                ("secondary", secondary),
-                ("guardrail", guardrail),
+                (MetricRole::Primary, primary),
+                (MetricRole::Secondary, secondary),
+                (MetricRole::Guardrail, guardrail),
             ]
             .into_iter()
             .flat_map(|(role, keys)| {
                 keys.into_iter().map(move |metric| metrics::MetricUse {
                     metric,
-                    role: role.to_owned(),
+                    role: role.as_str().to_owned(),
                 })
             })
             .collect();

@@ -79,3 +79,15 @@ pub fn keygen(out: &Path) -> Result<()> {
     println!("CLEAVE_SNAPSHOT_PUBLIC_KEY={}", signer.public_key());
     Ok(())
 }
+
+/// Prints the public key of the configured snapshot signing key.
+pub fn public_key(signing: &super::SigningArgs) -> Result<()> {
+    let signer = signing.signer()?.ok_or_else(|| {
+        AdminError::BadRequest(
+            "no snapshot signing key: set CLEAVE_SNAPSHOT_SIGNING_KEY or CLEAVE_SNAPSHOT_SIGNING_KEY_FILE"
+                .to_owned(),
+        )
+    })?;
+    println!("{}", signer.public_key());
+    Ok(())
+}

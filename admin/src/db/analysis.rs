@@ -7,6 +7,8 @@ use sqlx::{FromRow, PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::model::{Direction, MetricKind, MetricRole};
+
 /// A metric definition.
 #[derive(Debug, Clone, Serialize, FromRow)]
 #[serde(rename_all = "camelCase")]
@@ -15,10 +17,9 @@ pub struct Metric {
     pub key: String,
     pub name: String,
     pub description: String,
-    /// `conversion` or `continuous`.
-    pub kind: String,
-    /// `increase` or `decrease`: which way is good.
-    pub direction: String,
+    pub kind: MetricKind,
+    /// Which way is good.
+    pub direction: Direction,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -30,8 +31,7 @@ pub struct ExperimentMetric {
     #[sqlx(flatten)]
     #[serde(flatten)]
     pub metric: Metric,
-    /// `primary`, `secondary` or `guardrail`.
-    pub role: String,
+    pub role: MetricRole,
 }
 
 const METRIC_COLUMNS: &str =
@@ -42,8 +42,8 @@ pub async fn insert_metric(
     key: &str,
     name: &str,
     description: &str,
-    kind: &str,
-    direction: &str,
+    kind: MetricKind,
+    direction: Direction,
 ) -> Result<Metric, sqlx::Error> {
     sqlx::query_as(&format!(
         "insert into metrics as m (key, name, description, kind, direction) values ($1, $2, $3, $4, $5) returning {METRIC_COLUMNS}"
@@ -51,8 +51,8 @@ pub async fn insert_metric(
     .bind(key)
     .bind(name)
     .bind(description)
-    .bind(kind)
-    .bind(direction)
+    .bind(kind.as_str())
+    .bind(direction.as_str())
     .fetch_one(db)
     .await
 }
@@ -95,13 +95,16 @@ pub async fn experiment_metrics(
 pub async fn replace_experiment_metrics(
     conn: &mut PgConnection,
     experiment: Uuid,
-    metrics: &[(Uuid, String)],
+    metrics: &[(Uuid, MetricRole)],
 ) -> Result<(), sqlx::Error> {
     sqlx::query("delete from experiment_metrics where experiment_id = $1")
         .bind(experiment)
         .execute(&mut *conn)
         .await?;
-    let (ids, roles): (Vec<Uuid>, Vec<String>) = metrics.iter().cloned().unzip();
+    let (ids, roles): (Vec<Uuid>, Vec<&str>) = metrics
+        .iter()
+        .map(|(id, role)| (*id, role.as_str()))
+        .unzip();
     sqlx::query(
         "insert into experiment_metrics (experiment_id, metric_id, role) \
          select $1, id, role from unnest($2::uuid[], $3::text[]) as t(id, role)",

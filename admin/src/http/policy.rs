@@ -53,6 +53,7 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
         "GET",
         Need::Read,
     ),
+    ("/targeting/operators", "GET", Need::Read),
     ("/audiences", "GET", Need::Read),
     ("/audiences", "POST", Need::Role(Role::Editor)),
     ("/audiences/{id}", "GET", Need::Read),

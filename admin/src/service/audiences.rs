@@ -1,22 +1,20 @@
-//! Audiences and environment settings (holdout, bot policy, context schema). Changing an
-//! audience publishes nothing (an editor may change one, and only publishers publish): the
-//! environments whose running or paused experiments use it show the change in their pending
-//! diff; settings, likewise, take effect at the environment's next publish.
+//! Audiences. Changing one publishes nothing (an editor may change one, and only publishers
+//! publish): the environments whose running or paused experiments use it show the change in
+//! their pending diff.
 
 use std::collections::BTreeSet;
 
 use cleave_core::snapshot::Rule;
 use cleave_core::{Problems, Targeting};
 use serde::Deserialize;
-use serde_json::Value;
 use uuid::Uuid;
 
+use super::environments::record;
+use super::{to_value, Ctx};
 use crate::compile::{self, is_published};
-use crate::db::audit::{self, Change};
 use crate::db::{audiences, environments, experiments};
 use crate::error::{AdminError, Result};
-use crate::model::{Audience, Environment, EnvironmentSettings};
-use crate::service::Ctx;
+use crate::model::{Audience, Environment};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -36,10 +34,6 @@ pub struct AudiencePatch {
     pub name: Option<String>,
     pub description: Option<String>,
     pub targeting_rules: Option<Vec<Rule>>,
-}
-
-fn to_value<T: serde::Serialize>(t: &T) -> Value {
-    serde_json::to_value(t).unwrap_or(Value::Null)
 }
 
 /// An audience's rules, checked as they will be compiled (no nested audiences).
@@ -199,69 +193,4 @@ async fn environments_using(conn: &mut sqlx::PgConnection, key: &str) -> Result<
         out.extend(environments::get(&mut *conn, id).await?);
     }
     Ok(out)
-}
-
-/// Replaces an environment's settings after checking them as the worker will.
-pub async fn set_settings(
-    ctx: &Ctx,
-    actor: &str,
-    id: Uuid,
-    settings: EnvironmentSettings,
-) -> Result<Environment> {
-    let mut tx = ctx.pool.begin().await?;
-    let before = environments::lock(&mut *tx, id)
-        .await?
-        .ok_or_else(|| AdminError::NotFound(format!("no environment {id}")))?;
-    // Checked with the environment's published experiments, so a change that would make the
-    // next publish fail (an origin a variant still routes to, say) is refused now.
-    let published = experiments::list(&mut tx, Some(id)).await?;
-    let audiences = audiences::list(&mut *tx).await?;
-    let (content, _) = compile::content(&published, &audiences, &settings);
-    if let Err(problems) = compile::check_content(content) {
-        let mut out = Problems::default();
-        for p in problems.iter() {
-            let path = p.path.replace("context_schema", "contextSchema");
-            out.push_coded(path, p.code, p.message.clone());
-        }
-        return Err(AdminError::Invalid(out));
-    }
-    environments::set_settings(&mut *tx, id, &settings).await?;
-    record(
-        &mut tx,
-        actor,
-        "environment.settings",
-        id,
-        Some(to_value(&before.settings)),
-        Some(to_value(&settings)),
-    )
-    .await?;
-    let after = environments::get(&mut *tx, id)
-        .await?
-        .ok_or_else(|| AdminError::NotFound(format!("no environment {id}")))?;
-    tx.commit().await?;
-    Ok(after)
-}
-
-async fn record(
-    conn: &mut sqlx::PgConnection,
-    actor: &str,
-    action: &str,
-    id: Uuid,
-    before: Option<Value>,
-    after: Option<Value>,
-) -> Result<()> {
-    let entity = action.split('.').next().unwrap_or("audience");
-    audit::record(
-        &mut *conn,
-        Change {
-            actor,
-            action,
-            entity,
-            entity_id: id.to_string(),
-            before,
-            after,
-        },
-    )
-    .await?;
-    Ok(())
 }

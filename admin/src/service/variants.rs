@@ -1,16 +1,36 @@
-//! Edits the dashboard makes besides the docs/contracts.md §6 calls: a variant's name and payload, and a
-//! dry run of a status change that shows its publish plan before anything changes.
+//! Variants and their allocations: adding one, renaming it or replacing its payload, and
+//! replacing an experiment's bucket ranges.
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use cleave_core::snapshot::RouteAction;
+use cleave_core::Problems;
+use serde::Deserialize;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::{load, load_for_edit, to_value, Ctx};
+use super::experiments::{check, load, load_for_edit};
+use super::{invalid, to_value, Ctx};
 use crate::db::audit::{self, Change};
 use crate::db::experiments;
 use crate::error::{AdminError, Result};
-use crate::model::{Status, Variant};
-use crate::publish;
+use crate::model::{Allocation, Experiment, Variant};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewVariant {
+    pub key: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub payload: Value,
+    #[serde(default)]
+    pub route: Option<RouteAction>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Allocations {
+    pub allocations: Vec<Allocation>,
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,43 +87,92 @@ pub async fn patch_variant(
     Ok(after)
 }
 
-/// What a status change would do, computed by making it inside a transaction that is then
-/// rolled back: the same code path as the real change, so the plan cannot drift from it.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StatusPreview {
-    pub from: Status,
-    pub to: Status,
-    pub allowed: bool,
-    /// Whether the change publishes (to or from RUNNING).
-    pub publishes: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub plan: Option<cleave_core::plan::Plan>,
+pub async fn add_variant(ctx: &Ctx, actor: &str, id: Uuid, req: NewVariant) -> Result<Variant> {
+    if !cleave_core::keys::is_valid_key(&req.key) {
+        return Err(invalid("key", cleave_core::keys::key_problem(&req.key)));
+    }
+    let mut tx = ctx.pool.begin().await?;
+    let experiment = load_for_edit(&mut tx, id).await?;
+    let variant = experiments::insert_variant(
+        &mut *tx,
+        id,
+        &req.key,
+        &req.name,
+        &req.payload,
+        req.route.as_ref(),
+    )
+    .await
+    .map_err(|e| {
+        AdminError::on_unique(
+            e,
+            format!(
+                "variant {:?} already exists in {:?}",
+                req.key, experiment.key
+            ),
+        )
+    })?;
+    if variant.route.is_some() {
+        // Dropping the transaction on a refusal removes the variant again.
+        let with_variant = load(&mut tx, id, false).await?;
+        check(&mut tx, &with_variant).await?;
+    }
+    audit::record(
+        &mut tx,
+        Change {
+            actor,
+            action: "variant.create",
+            entity: "experiment",
+            entity_id: id.to_string(),
+            before: None,
+            after: Some(to_value(&variant)),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(variant)
 }
 
-pub async fn preview_status(ctx: &Ctx, id: Uuid, to: Status) -> Result<StatusPreview> {
+pub async fn set_allocations(
+    ctx: &Ctx,
+    actor: &str,
+    id: Uuid,
+    req: Allocations,
+) -> Result<Experiment> {
     let mut tx = ctx.pool.begin().await?;
-    let before = load(&mut tx, id, false).await?;
-    let allowed = to.allowed_from().contains(&before.status);
-    let publishes = allowed && (before.status == Status::Running || to == Status::Running);
-    let plan = if publishes {
-        experiments::transition(&mut *tx, id, &[before.status], to).await?;
-        Some(
-            publish::plan_next(&mut tx, before.environment_id, "preview")
-                .await?
-                .1,
-        )
-    } else {
-        None
-    };
-    tx.rollback().await?;
-    Ok(StatusPreview {
-        from: before.status,
-        to,
-        allowed,
-        publishes,
-        plan,
-    })
+    let before = load_for_edit(&mut tx, id).await?;
+    let mut problems = Problems::default();
+    for (i, a) in req.allocations.iter().enumerate() {
+        if !before.variants.iter().any(|v| v.id == a.variant_id) {
+            problems.push(
+                format!("allocations[{i}].variantId"),
+                format!("{} is not a variant of this experiment", a.variant_id),
+            );
+        }
+    }
+    let mut after = before.clone();
+    after.allocations = req.allocations;
+    if let Err(AdminError::Invalid(more)) = check(&mut tx, &after).await {
+        problems.extend(name_allocation_problems(more, &after));
+    }
+    if !problems.is_empty() {
+        return Err(AdminError::Invalid(problems));
+    }
+    experiments::replace_allocations(&mut tx, id, &after.allocations).await?;
+    let saved = load(&mut tx, id, false).await?;
+    audit::record(
+        &mut tx,
+        Change {
+            actor,
+            action: "experiment.allocations",
+            entity: "experiment",
+            entity_id: id.to_string(),
+            before: Some(json!(before.allocations)),
+            after: Some(json!(saved.allocations)),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(saved)
 }
 
 /// Names an allocation's problems the way the request did: the snapshot check reports
