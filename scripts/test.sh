@@ -24,6 +24,9 @@ scripts/setup.sh
 step "format"
 cargo fmt --all --check
 
+step "module cycles (core, worker, admin, dashboard)"
+node scripts/check-module-cycles.mjs
+
 step "clippy (native, all targets)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
@@ -45,16 +48,23 @@ step "core golden tests on wasm32 (Node)"
 cargo test -p cleave-core --target wasm32-unknown-unknown --locked --test golden
 
 if $quick; then
-  echo "quick lane passed (the full lane adds the worker build, end-to-end and the walkthrough)" >&2
+  echo "quick lane passed in ${SECONDS} s (the full lane adds the worker build, end-to-end and the walkthrough)" >&2
   exit 0
 fi
 
 step "worker release build"
 scripts/build-worker.sh --release
 
-step "end-to-end (workerd)"
-# Bounded: a test file that leaves a process or handle open would otherwise never exit.
-timeout --kill-after=30 2700 node --test --test-concurrency=1 --test-timeout=600000 tests/e2e/
+step "end-to-end (workerd through Miniflare, files in parallel)"
+# Every file but wrangler-dev.test.mjs starts its own workerd, origins, admin and database on
+# free ports, so files run side by side. Bounded: a file that leaves a process or handle open
+# would otherwise never exit.
+isolated=$(ls tests/e2e/*.test.mjs | grep -v 'wrangler-dev.test.mjs')
+# shellcheck disable=SC2086
+timeout --kill-after=30 2700 node --test --test-concurrency="${CLEAVE_E2E_JOBS:-2}" --test-timeout=900000 $isolated
+
+step "end-to-end (wrangler dev from the repo root, alone: it rebuilds the worker)"
+timeout --kill-after=30 900 node --test --test-concurrency=1 --test-timeout=600000 tests/e2e/wrangler-dev.test.mjs
 
 step "README walkthrough, verbatim, against scripts/up.sh"
 scripts/check-walkthrough.sh
@@ -64,3 +74,4 @@ raw=$(wc -c < worker/build/index_bg.wasm)
 gz=$(gzip -9 -c worker/build/index_bg.wasm | wc -c)
 glue=$(wc -c < worker/build/index.js)
 echo "worker/build/index_bg.wasm: ${raw} bytes raw, ${gz} bytes gzip; glue index.js: ${glue} bytes" >&2
+echo "full lane passed in ${SECONDS} s" >&2

@@ -7,7 +7,7 @@ import { createHash, generateKeyPairSync } from "node:crypto";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, test } from "node:test";
-import { ROOT, call, startWorker, stopGroup, waitFor } from "./harness.mjs";
+import { ROOT, call, startWorker, stopGroup, waitFor, freePort } from "./harness.mjs";
 
 const run = promisify(execFile);
 const TOKEN = "e2e-api-token";
@@ -48,7 +48,7 @@ before(async () => {
   assert.ok(baseUrl, "DATABASE_URL must point at a Postgres (scripts/test.sh starts one)");
   await run("psql", ["-q", baseUrl, "-c", `create database ${database}`]);
   worker = await startWorker({ kvId: "cleave-snapshots-local", vars: { CLEAVE_ENV: "shop", CLEAVE_REFRESH_MS: REFRESH_MS, CLEAVE_SNAPSHOT_PUBLIC_KEY: PUBLIC_KEY } });
-  const port = 20000 + (process.pid % 10000);
+  const port = await freePort();
   adminUrl = `http://127.0.0.1:${port}`;
   admin = spawn(join(ROOT, "target/debug/cleave-admin"), ["serve", "--port", String(port)], {
     cwd: ROOT,

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, test } from "node:test";
 import { chromium } from "playwright-core";
-import { ROOT, call, databaseUrl, startAdmin, startWorker, waitFor } from "./harness.mjs";
+import { ROOT, call, databaseUrl, startAdmin, startWorker, waitFor, freePort } from "./harness.mjs";
 
 const run = promisify(execFile);
 const PUBLISHER = "dash-publisher-token";
@@ -23,7 +23,7 @@ const REFRESH_MS = 300;
 const database = `cleave_dash_${process.pid}`;
 const SHOTS = join(ROOT, "target/dashboard-screenshots");
 const CHROMIUM = process.env.CLEAVE_CHROMIUM ?? "/usr/bin/chromium";
-const port = 22000 + (process.pid % 9000);
+const port = await freePort();
 let baseUrl, worker, admin, browser, page;
 const state = {};
 

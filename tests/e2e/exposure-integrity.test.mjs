@@ -13,14 +13,14 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, test } from "node:test";
-import { ROOT, call, databaseUrl, startAdmin, startOrigin, startWorker, waitFor } from "./harness.mjs";
+import { ROOT, call, databaseUrl, startAdmin, startOrigin, startWorker, waitFor, freePort } from "./harness.mjs";
 
 const run = promisify(execFile);
 const PUBLISHER = "integrity-publisher";
 const INGEST = "integrity-ingest";
 const SERVER = "integrity-server";
 const database = `cleave_integrity_${process.pid}`;
-const port = 23_000 + (process.pid % 2000);
+const port = await freePort();
 const auth = { authorization: `Bearer ${PUBLISHER}` };
 const server = { authorization: `Bearer ${SERVER}` };
 let baseUrl, worker, admin, origin, envId;
@@ -96,11 +96,10 @@ before(async () => {
       CLEAVE_ENV: "shop", CLEAVE_REFRESH_MS: 300, ORIGIN_URL: origin.url, CLEAVE_SERVER_TOKEN: SERVER,
       CLEAVE_INGEST_URL: `http://127.0.0.1:${port}/ingest`, CLEAVE_INGEST_TOKEN: INGEST, CLEAVE_INGEST_RETRY_SECONDS: 1,
     },
-    toml: [
-      "[[queues.producers]]", `binding = "CLEAVE_EVENTS"`, `queue = "cleave-events"`,
-      "[[queues.producers]]", `binding = "CLEAVE_DEAD_LETTERS"`, `queue = "cleave-events-dlq"`,
-      "[[queues.consumers]]", `queue = "cleave-events"`, "max_batch_size = 100", "max_batch_timeout = 1", "max_retries = 20",
-    ],
+    queues: {
+      producers: { CLEAVE_EVENTS: "cleave-events", CLEAVE_DEAD_LETTERS: "cleave-events-dlq" },
+      consumers: { "cleave-events": { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 20 } },
+    },
   });
   admin = await launchAdmin();
   const env = (await api("POST", "/environments", { name: "shop" })).id;

@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { after, before, test } from "node:test";
-import { ROOT, pool, startWorker, stopGroup, waitFor } from "./harness.mjs";
+import { ROOT, pool, startWorker, stopGroup, waitFor, freePort } from "./harness.mjs";
 
 const run = promisify(execFile);
 const TOKEN = "e2e-publisher";
@@ -19,7 +19,7 @@ const INGEST = "e2e-ingest";
 // The simulated traffic comes from a trusted server, which may record for any unit it names.
 const SERVER = { authorization: "Bearer e2e-server" };
 const database = `cleave_e2e_exposures_${process.pid}`;
-const port = 21000 + (process.pid % 9000);
+const port = await freePort();
 const adminUrl = `http://127.0.0.1:${port}`;
 let baseUrl, worker, admin, output = "";
 
@@ -110,10 +110,10 @@ before(async () => {
       CLEAVE_INGEST_URL: `${adminUrl}/ingest`, CLEAVE_INGEST_TOKEN: INGEST, CLEAVE_INGEST_RETRY_SECONDS: 1,
       CLEAVE_SERVER_TOKEN: "e2e-server",
     },
-    toml: [
-      "[[queues.producers]]", `binding = "CLEAVE_EVENTS"`, `queue = "cleave-events"`,
-      "[[queues.consumers]]", `queue = "cleave-events"`, "max_batch_size = 100", "max_batch_timeout = 1", "max_retries = 20",
-    ],
+    queues: {
+      producers: { CLEAVE_EVENTS: "cleave-events" },
+      consumers: { "cleave-events": { maxBatchSize: 100, maxBatchTimeout: 1, maxRetries: 20 } },
+    },
   });
   await startAdmin();
   env = (await api("POST", "/environments", { name: "shop" })).id;

@@ -1,7 +1,9 @@
-// Shared end-to-end plumbing: the compiled worker under `wrangler dev` (workerd, local KV on
-// disk), a real local origin that records what it receives, and direct access to the same KV
-// store through wrangler's platform proxy. Everything binds to 127.0.0.1 and is torn down by
-// the test that started it; a hard timeout kills a worker that outlives its test.
+// Shared end-to-end plumbing: the compiled worker in workerd through Miniflare's API (local KV,
+// Queues and rate limiters persisted on disk where `wrangler dev` keeps them), a real local
+// origin that records what it receives, and direct access to the worker's KV. `wrangler dev`
+// itself is tested in wrangler-dev.test.mjs and by the README walkthrough. Everything binds to
+// 127.0.0.1 and is torn down by the test that started it; a hard timeout stops a worker that
+// outlives its test.
 import { spawn } from "node:child_process";
 import { createHmac, hkdfSync, sign } from "node:crypto";
 import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -21,7 +23,7 @@ export async function readJson(relativePath) {
   return JSON.parse(await readFile(join(ROOT, relativePath), "utf8"));
 }
 
-async function freePort() {
+export async function freePort() {
   return new Promise((ok, fail) => {
     const server = createNetServer();
     server.unref();
@@ -58,21 +60,85 @@ export async function startOrigin(respond) {
 }
 
 /**
- * Runs the built worker in `wrangler dev` with its own KV directory and vars, after publishing
- * the `seed` snapshots to its KV. `kv: false` starts it without the SNAPSHOTS binding, so every
- * KV access fails. `toml` adds raw wrangler.toml lines (other bindings).
+ * Runs the built worker in workerd through Miniflare's own API (the copy wrangler ships), with
+ * its own persisted state directory and vars, after publishing the `seed` snapshots to its KV.
+ * The state lives where `wrangler dev --persist-to <dir>/state` keeps it, so
+ * `wrangler kv key put --local --persist-to` (the admin's wrangler-local sink) writes the KV
+ * this worker reads. `kv: false` starts it without the SNAPSHOTS binding, so every KV access
+ * fails. `queues` ({ producers: { BINDING: queue }, consumers: { queue: options } }) and
+ * `ratelimits` add those bindings; `main` runs another module instead of the built worker.
+ * The worker's console output is collected in `output()`.
  */
-export async function startWorker({ vars = {}, kv = true, kvId = "cleave-e2e", persistDir, seed = [], main = BUILT_WORKER, cpu, toml = [], lifetimeMs = WORKER_LIFETIME_MS } = {}) {
+export async function startWorker({ vars = {}, kv = true, kvId = "cleave-e2e", persistDir, seed = [], main = BUILT_WORKER, queues, ratelimits, lifetimeMs = WORKER_LIFETIME_MS } = {}) {
+  const { Miniflare } = await import("miniflare");
   const dir = persistDir ?? (await mkdtemp(join(tmpdir(), "cleave-e2e-")));
+  let output = "";
+  const collect = (stream) => stream.on("data", (d) => (output += d));
+  const mf = new Miniflare({
+    name: "cleave-e2e",
+    modules: true,
+    scriptPath: main,
+    modulesRoot: ROOT,
+    modulesRules: [{ type: "ESModule", include: ["**/*.js", "**/*.mjs"] }, { type: "CompiledWasm", include: ["**/*.wasm"] }],
+    compatibilityDate: "2026-04-20",
+    defaultPersistRoot: join(dir, "state", "v3"),
+    kvNamespaces: kv ? { SNAPSHOTS: kvId } : {},
+    bindings: Object.fromEntries(Object.entries({ CLEAVE_ENV: "cases", ...vars }).map(([k, v]) => [k, String(v)])),
+    queueProducers: Object.fromEntries(Object.entries(queues?.producers ?? {}).map(([binding, queueName]) => [binding, { queueName }])),
+    queueConsumers: queues?.consumers ?? {},
+    ratelimits: ratelimits ?? {},
+    cf: false,
+    host: "127.0.0.1",
+    port: 0,
+    handleRuntimeStdio: (stdout, stderr) => {
+      collect(stdout);
+      collect(stderr);
+    },
+  });
+  let stopped;
+  const stop = () => {
+    stopped ??= (async () => {
+      clearTimeout(killer);
+      await mf.dispose().catch(() => {});
+      if (!persistDir) await rm(dir, { recursive: true, force: true });
+    })();
+    return stopped;
+  };
+  const killer = setTimeout(stop, lifetimeMs);
+  killer.unref();
+  let url;
+  try {
+    url = String(await mf.ready).replace(/\/$/, "");
+  } catch (e) {
+    await stop();
+    throw new Error(`workerd did not start: ${e.message}\n${output}`);
+  }
+  const namespace = kv ? await mf.getKVNamespace("SNAPSHOTS") : undefined;
+  const worker = { url, dir, stop, namespace, miniflare: mf, output: () => output };
+  if (seed.length > 0) {
+    const store = await openKv(worker);
+    for (const snapshot of seed) await store.publish(snapshot);
+  }
+  return worker;
+}
+
+/**
+ * The built worker under `wrangler dev` (the developer path, with its dev proxy), for what
+ * measures the whole process: `cpu` pins wrangler and its workerd to one core, and `pid` leads
+ * their process group. `toml` adds raw wrangler.toml lines (other bindings).
+ */
+export async function startWranglerDev({ vars = {}, kvId = "cleave-e2e", seed = [], cpu, toml = [], lifetimeMs = WORKER_LIFETIME_MS } = {}) {
+  const dir = await mkdtemp(join(tmpdir(), "cleave-e2e-"));
   const port = await freePort();
   const config = join(dir, "wrangler.toml");
   const lines = [
     `name = "cleave-e2e"`,
-    `main = ${JSON.stringify(main)}`,
+    `main = ${JSON.stringify(BUILT_WORKER)}`,
     `compatibility_date = "2026-04-20"`,
+    `[[kv_namespaces]]`, `binding = "SNAPSHOTS"`, `id = ${JSON.stringify(kvId)}`,
+    ...toml,
+    `[vars]`,
   ];
-  if (kv) lines.push(`[[kv_namespaces]]`, `binding = "SNAPSHOTS"`, `id = ${JSON.stringify(kvId)}`);
-  lines.push(...toml, `[vars]`);
   for (const [name, value] of Object.entries({ CLEAVE_ENV: "cases", ...vars })) {
     lines.push(`${name} = ${JSON.stringify(String(value))}`);
   }
@@ -82,7 +148,6 @@ export async function startWorker({ vars = {}, kv = true, kvId = "cleave-e2e", p
     for (const snapshot of seed) await store.publish(snapshot);
     await store.dispose();
   }
-  // `cpu` pins the worker (wrangler and the workerd it runs) to one core, for benchmarks.
   const [command, prefix] = cpu === undefined ? [process.execPath, []] : ["taskset", ["-c", String(cpu), process.execPath]];
   const child = spawn(
     command,
@@ -97,8 +162,7 @@ export async function startWorker({ vars = {}, kv = true, kvId = "cleave-e2e", p
   child.stderr.on("data", (d) => (output += d));
   const killer = setTimeout(() => killGroup(child, "SIGKILL"), lifetimeMs);
   killer.unref();
-  // A test file cancelled by the runner's timeout exits without running `after`: the worker
-  // must not outlive it.
+  // A script cancelled by a timeout exits without its cleanup: the worker must not outlive it.
   const onExit = () => killGroup(child, "SIGKILL");
   process.once("exit", onExit);
   const url = `http://127.0.0.1:${port}`;
@@ -117,36 +181,9 @@ export async function startWorker({ vars = {}, kv = true, kvId = "cleave-e2e", p
     clearTimeout(killer);
     process.off("exit", onExit);
     await stopGroup(child);
-    if (!persistDir) await rm(dir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true });
   };
   return { url, dir, config, stop, pid: child.pid, output: () => output };
-}
-
-/**
- * Runs the built worker in workerd through Miniflare's own API (the copy wrangler ships), with
- * no dev proxy in front: for tests of what workerd itself does with a connection. `bindings`
- * are the vars; SNAPSHOTS is an in-memory KV namespace.
- */
-export async function startMiniflare({ bindings = {} } = {}) {
-  const { Miniflare } = await import("miniflare");
-  const mf = new Miniflare({
-    modules: true,
-    scriptPath: BUILT_WORKER,
-    modulesRoot: dirname(BUILT_WORKER),
-    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
-    compatibilityDate: "2026-04-20",
-    kvNamespaces: ["SNAPSHOTS"],
-    bindings: { CLEAVE_ENV: "cases", ...bindings },
-    host: "127.0.0.1",
-    port: 0,
-  });
-  const url = String(await mf.ready).replace(/\/$/, "");
-  const kv = await mf.getKVNamespace("SNAPSHOTS");
-  const publish = async (snapshot) => {
-    await kv.put(`snapshot:${snapshot.environment}:v${snapshot.version}`, JSON.stringify(snapshot));
-    await kv.put(`snapshot:${snapshot.environment}:current`, JSON.stringify({ version: snapshot.version }));
-  };
-  return { url, kv, publish, stop: () => mf.dispose() };
 }
 
 /** Signals the process group a `detached` child leads. */
@@ -170,13 +207,22 @@ export async function stopGroup(child) {
   killGroup(child, "SIGKILL");
 }
 
-/** The worker's local KV store, opened directly (the same files `wrangler dev` reads). */
+/**
+ * The worker's KV store, opened directly: the Miniflare namespace of a `startWorker` worker,
+ * or for a `startWranglerDev` one the same files `wrangler dev` reads, through wrangler's
+ * platform proxy.
+ */
 export async function openKv(worker) {
-  const { env, dispose } = await getPlatformProxy({
-    configPath: worker.config,
-    persist: { path: join(worker.dir, "state", "v3") },
-  });
-  const kv = env.SNAPSHOTS;
+  let kv = worker.namespace;
+  let dispose = async () => {};
+  if (!kv) {
+    const proxy = await getPlatformProxy({
+      configPath: worker.config,
+      persist: { path: join(worker.dir, "state", "v3") },
+    });
+    kv = proxy.env.SNAPSHOTS;
+    dispose = proxy.dispose;
+  }
   return {
     put: (key, value) => {
       if (value instanceof Uint8Array) value = value.buffer.slice(value.byteOffset, value.byteOffset + value.byteLength);

@@ -12,12 +12,7 @@ before(async () => {
   origin = await startOrigin();
   worker = await startWorker({
     vars: { ORIGIN_URL: origin.url, CLEAVE_RATE_LIMIT_KEY: "header:x-api-key" },
-    toml: [
-      "[[ratelimits]]",
-      `name = "DECIDE_RATE_LIMITER"`,
-      `namespace_id = "1001"`,
-      `simple = { limit = ${LIMIT}, period = 60 }`,
-    ],
+    ratelimits: { DECIDE_RATE_LIMITER: { simple: { limit: LIMIT, period: 60 } } },
     seed: [await readJson("tests/fixtures/assignment-snapshot.json")],
   });
 });

@@ -8,7 +8,7 @@ import { request as httpRequest, createServer } from "node:http";
 import { connect } from "node:net";
 import { after, before, describe, test } from "node:test";
 import { WebSocket, WebSocketServer } from "ws";
-import { call, headerSignature, openKv, readJson, startMiniflare, startOrigin, startWorker, waitFor } from "./harness.mjs";
+import { call, headerSignature, openKv, readJson, startOrigin, startWorker, waitFor } from "./harness.mjs";
 
 const SIGNING_KEY = "e2e-signing-key";
 const TOKEN = "security-admin-token";
@@ -191,10 +191,7 @@ describe("the edge cache follows shared-cache rules", () => {
 describe("request bodies", () => {
   let worker;
   before(async () => {
-    // Straight on workerd: wrangler's dev proxy reports a connection closed early as a
-    // restarted worker, which says nothing about the worker itself.
-    worker = await startMiniflare({ bindings: { CLEAVE_INGEST_URL: "http://127.0.0.1:9/ingest" } });
-    await worker.publish(snapshot);
+    worker = await startWorker({ vars: { CLEAVE_INGEST_URL: "http://127.0.0.1:9/ingest" }, seed: [snapshot] });
   });
   after(async () => worker?.stop());
 

@@ -8,7 +8,7 @@ import { generateKeyPairSync, sign } from "node:crypto";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { promisify } from "node:util";
-import { ROOT, call, databaseUrl, openKv, startAdmin, startWorker, waitFor, withExpiry } from "./harness.mjs";
+import { ROOT, call, databaseUrl, openKv, startAdmin, startWorker, waitFor, withExpiry, freePort } from "./harness.mjs";
 
 const run = promisify(execFile);
 const REFRESH_MS = 200;
@@ -16,7 +16,7 @@ const keys = generateKeyPairSync("ed25519");
 const stranger = generateKeyPairSync("ed25519");
 const jwk = keys.privateKey.export({ format: "jwk" });
 const database = `cleave_sidecar_${process.pid}`;
-const port = 18_700 + (process.pid % 200);
+const port = await freePort();
 const USERS = Array.from({ length: 60 }, (_, i) => `user-${i}`);
 const AUTH = { authorization: "Bearer sidecar-publisher" };
 let baseUrl, worker, admin, kv;

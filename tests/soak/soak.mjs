@@ -5,7 +5,7 @@ import { generateKeyPairSync, sign } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { ROOT, openKv, pool, startOrigin, startWorker, stopGroup, waitFor } from "../e2e/harness.mjs";
+import { ROOT, openKv, pool, startOrigin, startWranglerDev, stopGroup, waitFor } from "../e2e/harness.mjs";
 
 const run = promisify(execFile);
 const minutes = Number(process.argv[2] ?? 3);
@@ -27,7 +27,7 @@ const dbUrl = Object.assign(new URL(base), { pathname: `/${database}` }).toStrin
 await run("psql", ["-q", base, "-c", `create database ${database}`]);
 
 const origin = await startOrigin();
-const worker = await startWorker({
+const worker = await startWranglerDev({
   kvId: "cleave-snapshots-local",
   vars: {
     CLEAVE_ENV: ENV, ORIGIN_URL: origin.url, CLEAVE_REFRESH_MS: 1000,
