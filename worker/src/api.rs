@@ -3,26 +3,30 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use cleave_core::exposure::Source;
-use cleave_core::ingest;
 use cleave_core::routing::RequestRoute;
 use cleave_core::sticky::Sticky;
 use cleave_core::targeting::is_reserved;
 use cleave_core::{Attributes, Explanation, Subject, Units};
 use serde::Serialize;
 use serde_json::value::RawValue;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 use worker::web_sys::{Request, Response};
 use worker::worker_sys::Context;
 use worker::{Env, Result};
 
 use crate::request_url::RequestUrl;
 
+mod events;
+mod status;
+
+use events::{events, not_collecting};
+use status::{context, health};
+
 use crate::config::Config;
 use crate::decide_request::{self, BadRequest, DecideRequest};
 use crate::decision::{self, Ask, Caller, Decided, Mode};
-use crate::edge::add_edge_attributes;
 use crate::envelope::{self, SnapshotMeta};
-use crate::request_context::{add_user_agent, enrich, user_agent_of, verify_force};
+use crate::request_context::{enrich, verify_force};
 use crate::snapshot_store::{self, Served};
 
 const DECIDE: &str = "/_cleave/v1/decide";
@@ -392,142 +396,6 @@ fn decide_with(
     envelope::ok(&decision, Some(SnapshotMeta::of(engine)))
 }
 
-/// `POST /_cleave/v1/events`: each event is checked here, so the client learns at once what
-/// is wrong with it, and only the caller's own units' events are taken (docs/contracts.md §8); the
-/// accepted ones are sent on like exposures. One refused event costs the others nothing:
-/// 202 lists the refusals by index; with nothing accepted, the answer is the refusals'
-/// status (403 when every one named another unit, else 400).
-async fn events(
-    req: &Request,
-    env: &Env,
-    ctx: &Context,
-    config: &Config,
-    url: &RequestUrl,
-) -> Result<Response> {
-    if config.ingest_url.is_none() {
-        return not_collecting();
-    }
-    let body = match crate::body::read_capped(req, ingest::limits::BODY_BYTES, ctx).await? {
-        Ok(body) => body,
-        Err(too_large) => return too_large.answer(),
-    };
-    let now = crate::now_ms();
-    let parsed = match ingest::parse_events(&body, signed_ms(now)) {
-        Ok(parsed) => parsed,
-        Err(message) => return envelope::error(400, &message),
-    };
-    let environment = environment_param(url, config);
-    let served = snapshot_store::current(env, config, &environment, now).await;
-    let caller = Caller::of(req, config);
-    let binding = caller.binding(served.engine.as_deref());
-    let mut accepted = Vec::new();
-    let mut refused = Vec::new();
-    for (index, event) in parsed.into_iter().enumerate() {
-        match event {
-            Ok(event) if binding.allows_event(&event.unit) => accepted.push(event),
-            Ok(event) => refused.push(json!({
-                "index": index, "status": 403,
-                "error": format!("events[{index}].unit: {:?} is not this caller's unit \
-                    (send its own cleave_uid, or Authorization: Bearer <CLEAVE_SERVER_TOKEN>)",
-                    event.unit),
-            })),
-            Err(error) => refused.push(json!({"index": index, "status": 400, "error": error})),
-        }
-    }
-    let count = accepted.len();
-    let mut data = json!({"accepted": count, "environment": environment});
-    if !refused.is_empty() {
-        data["refused"] = Value::Array(refused);
-    }
-    if count == 0 {
-        let refusals = data["refused"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-        let forbidden = refusals.iter().all(|r| r["status"] == 403);
-        let first = refusals
-            .first()
-            .and_then(|r| r["error"].as_str())
-            .unwrap_or("no event accepted")
-            .to_owned();
-        return envelope::with_status(if forbidden { 403 } else { 400 }, &data, Some(&first));
-    }
-    crate::delivery::send_events(config, ctx, &environment, accepted);
-    envelope::with_status(202, &data, None)
-}
-
-fn not_collecting() -> Result<Response> {
-    envelope::error(
-        503,
-        "exposure and event collection is not configured (set CLEAVE_INGEST_URL)",
-    )
-}
-
-async fn health(env: &Env, config: &Config, url: &RequestUrl) -> Result<Response> {
-    let environment = environment_param(url, config);
-    let now = crate::now_ms();
-    let served = snapshot_store::current(env, config, &environment, now).await;
-    let checked_ms_ago = served.checked_at_ms.map(|at| now.saturating_sub(at));
-    let Some(engine) = &served.engine else {
-        let data = json!({
-            "environment": environment, "status": "none", "version": null, "stale": true,
-            "reason": served.failure.as_deref(), "checked_ms_ago": checked_ms_ago,
-        });
-        return envelope::with_status(503, &data, Some("no snapshot in service"));
-    };
-    let snapshot = engine.snapshot();
-    let data = json!({
-        "environment": environment,
-        // At a glance: "ok" (the latest refresh succeeded) or "stale" (serving an older good
-        // version; `reason` says why); "none" above means nothing to serve.
-        "status": if served.failure.is_some() { "stale" } else { "ok" },
-        "version": snapshot.version,
-        "published_at": snapshot.published_at,
-        "age_ms": served.age_ms(now),
-        "wasm_memory_bytes": wasm_memory_bytes(),
-        "stale": served.failure.is_some(),
-        "reason": served.failure.as_deref(),
-        "checked_ms_ago": checked_ms_ago,
-        // `binary` (the sidecar the pointer names) or `json` (the body); a sidecar that was
-        // offered but not used says why in `sidecar_problem`.
-        "loaded_from": served.source.encoding,
-        "sidecar_problem": served.source.sidecar_problem.as_deref(),
-    });
-    envelope::ok(&data, Some(SnapshotMeta::of(engine)))
-}
-
-/// The context schema in service and what the worker derives from this request with it:
-/// units, request, schema and edge attributes (all of them, needed or not).
-async fn context(req: &Request, env: &Env, config: &Config, url: &RequestUrl) -> Result<Response> {
-    let mut parsed = match decide_request::parse_query(url.query().unwrap_or("")) {
-        Ok(r) => r,
-        Err(BadRequest(message)) => return envelope::error(400, &message),
-    };
-    let environment = environment_param(url, config);
-    let served = serve(env, config, &environment).await;
-    let mut schema_error = None;
-    let schema = served.engine.as_ref().map(|engine| {
-        if let Err(e) = enrich(engine, req, url, &mut parsed.attributes, true) {
-            schema_error = Some(e.to_string());
-        }
-        &engine.snapshot().context_schema
-    });
-    // All edge attributes, whether or not the snapshot needs them.
-    add_edge_attributes(req, url, &mut parsed.attributes);
-    add_user_agent(user_agent_of(req), &mut parsed.attributes);
-    let meta = served
-        .engine
-        .as_ref()
-        .map(|e| SnapshotMeta::introspection(e));
-    envelope::ok(
-        &json!({
-            "environment": environment,
-            "units": parsed.units,
-            "attributes": parsed.attributes,
-            "schema": schema,
-            "schema_error": schema_error,
-        }),
-        meta,
-    )
-}
-
 async fn serve(env: &Env, config: &Config, environment: &str) -> Served {
     snapshot_store::current(env, config, environment, crate::now_ms()).await
 }
@@ -538,18 +406,6 @@ fn no_snapshot(environment: &str, served: &Served) -> Result<Response> {
         503,
         &format!("no snapshot for environment {environment:?}: {reason}"),
     )
-}
-
-/// Size of this isolate's wasm linear memory: it only grows, so a leak shows as growth here.
-fn wasm_memory_bytes() -> Option<usize> {
-    #[cfg(target_arch = "wasm32")]
-    {
-        Some(core::arch::wasm32::memory_size(0) * 65_536)
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        None
-    }
 }
 
 /// `env=` when it names a valid environment, else `CLEAVE_ENV`.
