@@ -59,8 +59,10 @@ function wasm() {
 }
 
 // 3. HTTP in a bare workerd
-function wrk(url, path) {
-  const out = sh("taskset", ["-c", "1", "wrk", "-t1", `-c${CONNECTIONS}`, `-d${SECONDS}s`, "--latency", "-s", join(ROOT, "bench/http/decide.lua"), url], {
+/** One wrk run; `script` is decide.lua (a different user per query) or page.lua (one page, a
+ * different returning visitor per request). */
+function wrk(url, path, script = "decide.lua") {
+  const out = sh("taskset", ["-c", "1", "wrk", "-t1", `-c${CONNECTIONS}`, `-d${SECONDS}s`, "--latency", "-s", join(ROOT, "bench/http", script), url], {
     env: { ...process.env, BENCH_PATH: path },
   });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]);
@@ -79,10 +81,10 @@ function wrk(url, path) {
  * Best round per target, with the spread.
  */
 function measureAll(targets) {
-  for (const t of targets) wrk(t.url, t.path); // warm up
+  for (const t of targets) wrk(t.url, t.path, t.script); // warm up
   const runs = new Map(targets.map((t) => [t.name, []]));
   for (let round = 0; round < ROUNDS; round++) {
-    for (const t of targets) runs.get(t.name).push(wrk(t.url, t.path));
+    for (const t of targets) runs.get(t.name).push(wrk(t.url, t.path, t.script));
   }
   for (const t of targets) {
     const mine = runs.get(t.name);
@@ -180,8 +182,19 @@ async function http() {
       kv,
     });
     servers.push(cleave);
-    const gb = await serve({ modules: [["worker.mjs", "esModule", bundle]] });
+    // The same worker with the edge cache off: proxy mode's own cost, without the cache.
+    const uncached = await serve({
+      modules: rustModules(join(ROOT, "worker/build")),
+      bindings: { ORIGIN_URL: origin.url, CLEAVE_ENV: "bench-20", CLEAVE_SIGNING_KEY: "bench-key", CLEAVE_EDGE_CACHE: "off" },
+      kv,
+    });
+    servers.push(uncached);
+    const gb = await serve({ modules: [["worker.mjs", "esModule", bundle]], bindings: { ORIGIN_URL: origin.url } });
     servers.push(gb);
+    const hello = await serve({ modules: [["hello.mjs", "esModule", join(ROOT, "bench/peers/hello.mjs")]] });
+    servers.push(hello);
+    const plainProxy = await serve({ modules: [["proxy.mjs", "esModule", join(ROOT, "bench/peers/proxy.mjs")]], bindings: { ORIGIN_URL: origin.url } });
+    servers.push(plainProxy);
     for (const n of [10, 20, 100, 1000]) {
       const [probe] = await waitFor(async () => {
         const r = await call(`${cleave.url}/_cleave/v1/decide?env=bench-${n}&id.user=probe&ctx.country=US`).catch(() => undefined);
@@ -189,11 +202,16 @@ async function http() {
       }, 10_000);
       if (!probe) throw new Error(`decide bench-${n} never answered 200`);
     }
+    const page = { path: "/products", script: "page.lua" };
     measureAll([
+      { name: "hello-js", url: hello.url, path: "/" },
       { name: "floor", url: floor.url, path: "/" },
       ...[10, 20, 100, 1000].map((n) => ({ name: `decide-${n}`, url: cleave.url, path: `/_cleave/v1/decide?env=bench-${n}` })),
-      { name: "proxy-20", url: cleave.url, path: "/products" },
-      { name: "origin-direct", url: origin.url, path: "/products" },
+      { name: "proxy-js", url: plainProxy.url, ...page },
+      { name: "proxy-20", url: uncached.url, ...page },
+      { name: "proxy-20-edge-cache", url: cleave.url, ...page },
+      { name: "proxy-growthbook-20", url: gb.url, ...page, path: "/proxy/products" },
+      { name: "origin-direct", url: origin.url, ...page },
       ...[20, 100].map((n) => ({ name: `growthbook-${n}`, url: gb.url, path: `/?n=${n}` })),
     ]);
     // Isolate memory: workerd's RSS before and after the 5000-experiment snapshot is loaded.
@@ -253,6 +271,11 @@ function budgets() {
     const ok = op === ">=" ? value >= limit : value <= limit;
     results.budgets.push({ name, value, limit: `${op} ${limit}${unit}`, ok });
   };
+  check("proxy@20 / plain JS proxy", h["proxy-20"].rps / h["proxy-js"].rps, ">=", 0.85, "x");
+  check("proxy@20 / GrowthBook proxy@20", h["proxy-20"].rps / h["proxy-growthbook-20"].rps, ">=", 1.3, "x");
+  check("proxy@20, edge cache on, pages uncacheable / plain JS proxy", h["proxy-20-edge-cache"].rps / h["proxy-js"].rps, ">=", 0.75, "x");
+  check("decide@20 / plain JS hello", h["decide-20"].rps / h["hello-js"].rps, ">=", 0.75, "x");
+  check("decide@100 / plain JS hello", h["decide-100"].rps / h["hello-js"].rps, ">=", 0.6, "x");
   check("decide@20 / floor", h["decide-20"].rps / h.floor.rps, ">=", 0.9, "x");
   check("decide@20 / GrowthBook@20", h["decide-20"].rps / h["growthbook-20"].rps, ">=", 1.0, "x");
   check("decide@100 / floor", h["decide-100"].rps / h.floor.rps, ">=", 0.75, "x");

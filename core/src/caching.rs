@@ -6,7 +6,11 @@
 //! of the experiments that apply to the route), and tells browsers and shared caches
 //! downstream that the copy is private, since they cannot tell visitors apart.
 
+mod passes;
+
 use sha2::{Digest, Sha256};
+
+pub use passes::{Passes, MAX_PASSES, PASS_MS};
 
 use crate::engine::Engine;
 use crate::routing::RequestRoute;

@@ -143,12 +143,15 @@ describe("WebSocket", () => {
 
 describe("the edge cache follows shared-cache rules", () => {
   let worker, origin;
+  // Whether /turns answers as a page the edge may keep.
+  let turnsCacheable = false;
   before(async () => {
     // A page the origin calls public, varying on the cookie and echoing the visitor's session.
     origin = await startOrigin((record, res) => {
       const session = /(?:^|; )session=([^;]*)/.exec(record.headers.cookie ?? "")?.[1] ?? "none";
       const vary = record.url.startsWith("/vary") ? { vary: "Cookie" } : {};
-      res.writeHead(200, { "content-type": "text/html", "cache-control": "public, max-age=60", ...vary });
+      const keep = !record.url.startsWith("/turns") || turnsCacheable;
+      res.writeHead(200, { "content-type": "text/html", "cache-control": keep ? "public, max-age=60" : "no-store", ...vary });
       res.end(`<html><head></head><body>session ${session}</body></html>`);
     });
     worker = await startWorker({ vars: { ORIGIN_URL: origin.url }, seed: [snapshot] });
@@ -173,11 +176,25 @@ describe("the edge cache follows shared-cache rules", () => {
     assert.equal(hits("/account"), 2);
   });
 
-  test("a response that varies on Cookie is not stored", async () => {
-    await page("/vary", "cleave_uid=u-1");
-    const again = await page("/vary", "cleave_uid=u-1");
-    assert.equal(again.cache, "miss");
+  test("a response that varies on Cookie is not stored, and the page then skips the lookup", async () => {
+    const first = await page("/vary", "cleave_uid=u-1");
+    assert.equal(first.cache, "miss");
+    const again = await page("/vary", "cleave_uid=u-2");
+    assert.equal(again.cache, "pass", "a page found uncacheable goes straight to the origin");
     assert.equal(hits("/vary"), 2);
+  });
+
+  test("a page that turns cacheable is stored again on its next request", async () => {
+    assert.equal((await page("/turns", "cleave_uid=u-1")).cache, "miss");
+    assert.equal((await page("/turns", "cleave_uid=u-1")).cache, "pass");
+    turnsCacheable = true;
+    // Fetched without a lookup, but storable: stored, and the pass is over.
+    assert.equal((await page("/turns", "cleave_uid=u-1")).cache, "pass");
+    // The copy is stored after the answer went out.
+    await new Promise((ok) => setTimeout(ok, 300));
+    const [hit] = await waitFor(async () => (await page("/turns", "cleave_uid=u-1")).cache === "hit", 3000);
+    assert.ok(hit, "the page that turned cacheable was never served from the edge cache");
+    assert.equal(hits("/turns"), 3);
   });
 
   test("a public page for visitors with only cleave's cookies is still cached per assignment vector", async () => {

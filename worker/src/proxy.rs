@@ -117,12 +117,15 @@ pub async fn forward(
     } else {
         None
     };
+    let now_ms = crate::api::signed_ms(now);
+    let passing = lookup.as_ref().is_some_and(|l| l.passes(now_ms));
     let cached = match &lookup {
-        Some(lookup) => lookup.get().await,
-        None => None,
+        Some(lookup) if !passing => lookup.get().await,
+        _ => None,
     };
     let cache_status = match (&lookup, &cached) {
         (None, _) => "bypass",
+        (Some(_), _) if passing => "pass",
         (Some(_), Some(_)) => "hit",
         (Some(_), None) => "miss",
     };
@@ -134,7 +137,7 @@ pub async fn forward(
             match fetched.and_then(JsCast::dyn_into::<Response>) {
                 Ok(response) => {
                     if let Some(lookup) = &lookup {
-                        lookup.put_if_storable(ctx, &response);
+                        lookup.put_if_storable(ctx, &response, now_ms);
                     }
                     response
                 }

@@ -1,7 +1,10 @@
 //! The edge cache (Cloudflare's Cache API, `caches.default`) for pages that depend on the
 //! visitor's assignments: one copy per assignment vector, never one variant's page for another.
+//! Pages the origin lately sent uncacheable skip the lookup ([`Passes`]).
 
-use cleave_core::caching::{cache_key, is_storable, request_is_cacheable};
+use std::cell::RefCell;
+
+use cleave_core::caching::{cache_key, is_storable, request_is_cacheable, Passes};
 use worker::js_sys::{self, Promise, Reflect};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
@@ -12,10 +15,17 @@ use super::platform::put_quietly;
 use crate::config::Config;
 use crate::request_url::RequestUrl;
 
+thread_local! {
+    /// This isolate's uncacheable pages.
+    static PASSES: RefCell<Passes> = RefCell::new(Passes::default());
+}
+
 /// A request the edge cache may answer, with its key.
 pub struct Lookup {
     cache: Cache,
     key: String,
+    /// The page's URL, what [`Passes`] remembers.
+    page: String,
 }
 
 impl Lookup {
@@ -49,7 +59,13 @@ impl Lookup {
         Some(Self {
             cache: cache.unchecked_into(),
             key: cache_key(url.without_fragment(), assignments),
+            page: url.without_fragment().to_owned(),
         })
+    }
+
+    /// Whether the page came back uncacheable lately: then it is fetched without a lookup.
+    pub fn passes(&self, now_ms: i64) -> bool {
+        PASSES.with(|p| p.borrow().passes(&self.page, now_ms))
     }
 
     /// The stored copy, if any; a failing cache counts as a miss.
@@ -60,8 +76,9 @@ impl Lookup {
         found.dyn_into::<Response>().ok()
     }
 
-    /// Stores a copy of `response` after the answer went out, when the origin allows it.
-    pub fn put_if_storable(&self, ctx: &Context, response: &Response) {
+    /// Stores a copy of `response` after the answer went out, when the origin allows it, and
+    /// remembers whether it did.
+    pub fn put_if_storable(&self, ctx: &Context, response: &Response, now_ms: i64) {
         let headers = response.headers();
         let get = |name: &str| headers.get(name).ok().flatten();
         let storable = is_storable(
@@ -70,6 +87,7 @@ impl Lookup {
             get("vary").as_deref(),
             headers.has("set-cookie").unwrap_or(true),
         );
+        PASSES.with(|p| p.borrow_mut().learn(&self.page, storable, now_ms));
         if !storable {
             return;
         }

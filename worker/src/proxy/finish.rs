@@ -26,7 +26,7 @@ pub struct Finishing<'a> {
     pub clear_hops: bool,
     /// The page depends on assignments: downstream caches must keep it private.
     pub varies: bool,
-    /// `cleave-cache` on varied pages: `hit`, `miss` or `bypass`.
+    /// `cleave-cache` on varied pages: `hit`, `miss`, `pass` or `bypass`.
     pub cache: &'static str,
     /// The page's assignments as a readable cookie.
     pub cookie: Option<String>,
