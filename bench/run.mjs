@@ -1,6 +1,7 @@
 // cleave's benchmark, one run, everything side by side (scripts/bench.sh builds and calls it):
 //   1. core natively (criterion), 2. core in wasm inside V8, 3. over HTTP in workerd with wrk
-//   (floor worker, decide at 10/20/100/1000 experiments, proxy vs origin, GrowthBook JS SDK),
+//   (plain JS and workers-rs floors, decide at 10/20/100/1000 experiments, proxy mode with the
+//   edge cache off and on against a plain JS proxy, the GrowthBook JS SDK deciding and proxying),
 //   4. bundle size and isolate memory; then BENCHMARKS.md, bench/results.json and the chart.
 // workerd is pinned to core 0 and wrk (and the origin) to core 1. Every request is a different
 // user with varied attributes. Best of ROUNDS, with the spread reported.
@@ -9,11 +10,8 @@ import { readFileSync, writeFileSync, existsSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
-import { spawn } from "node:child_process";
-import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { basename } from "node:path";
 import { ROOT, call, waitFor } from "../tests/e2e/harness.mjs";
+import { serve, startOriginProcess } from "./workerd.mjs";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -97,61 +95,6 @@ function measureAll(targets) {
   }
 }
 
-const WORKERD = join(ROOT, "node_modules/@cloudflare/workerd-linux-64/bin/workerd");
-
-/**
- * A worker in a bare workerd (no dev tooling in front), pinned to core 0. `modules` are
- * [name, kind, path] with kind esModule or wasm; `kv` is a {key: value} map served to the
- * SNAPSHOTS binding. Returns { url, pid, stop }.
- */
-async function serve({ modules, bindings = {}, kv }) {
-  const dir = mkdtempSync(join(tmpdir(), "cleave-bench-"));
-  const port = 19000 + Math.floor(Math.random() * 5000);
-  const embed = (kind, path) => {
-    const name = `m${copied.length}-${basename(path)}`;
-    copyFileSync(path, join(dir, name));
-    copied.push(name);
-    return `${kind} = embed ${JSON.stringify(name)}`;
-  };
-  const copied = [];
-  const mods = modules.map(([name, kind, path]) => `(name = ${JSON.stringify(name)}, ${embed(kind, path)})`);
-  const binds = Object.entries(bindings).map(([k, v]) => `(name = ${JSON.stringify(k)}, text = ${JSON.stringify(String(v))})`);
-  const services = ['(name = "main", worker = .main)', '(name = "internet", network = (allow = ["public", "private", "local"]))'];
-  let kvWorker = "";
-  if (kv) {
-    writeFileSync(join(dir, "kv.json"), JSON.stringify(kv));
-    binds.push('(name = "SNAPSHOTS", kvNamespace = "kv")');
-    services.push('(name = "kv", worker = .kv)');
-    kvWorker = `const kv :Workerd.Worker = (modules = [(name = "kv.js", ${embed("esModule", join(ROOT, "bench/http/kv-service.mjs"))}), (name = "kv.json", json = embed "kv.json")], compatibilityDate = "2026-04-20");`;
-  }
-  writeFileSync(join(dir, "config.capnp"), `using Workerd = import "/workerd/workerd.capnp";
-const config :Workerd.Config = (
-  services = [${services.join(", ")}],
-  sockets = [(name = "http", address = "127.0.0.1:${port}", http = (), service = "main")],
-);
-const main :Workerd.Worker = (
-  modules = [${mods.join(", ")}],
-  bindings = [${binds.join(", ")}],
-  compatibilityDate = "2026-04-20",
-  globalOutbound = "internet",
-);
-${kvWorker}
-`);
-  const child = spawn("taskset", ["-c", "0", WORKERD, "serve", join(dir, "config.capnp")], { stdio: ["ignore", "inherit", "inherit"] });
-  const url = `http://127.0.0.1:${port}`;
-  const [up] = await waitFor(async () => (await fetch(url).then(() => true, () => false)), 15_000);
-  if (!up) throw new Error(`workerd did not start (${dir})`);
-  return {
-    url,
-    pid: child.pid,
-    stop: async () => {
-      child.kill("SIGTERM");
-      await new Promise((ok) => child.once("exit", ok));
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
 async function http() {
   const sizes = [10, 20, 100, 1000, 5000];
   const snapshots = sizes.map((n) => ({ ...JSON.parse(readFileSync(join(SNAPS, `bench-${n}.json`), "utf8")), environment: `bench-${n}` }));
@@ -225,15 +168,6 @@ async function http() {
     for (const server of servers) await server.stop();
     await origin.close();
   }
-}
-
-async function startOriginProcess() {
-  const port = 24000 + Math.floor(Math.random() * 5000);
-  const child = spawn("taskset", ["-c", "1", process.execPath, join(ROOT, "scripts/demo-origin.mjs"), String(port)], { stdio: "ignore" });
-  const url = `http://127.0.0.1:${port}`;
-  const [up] = await waitFor(async () => (await fetch(url).then(() => true, () => false)), 10_000);
-  if (!up) throw new Error("origin did not start");
-  return { url, close: async () => { child.kill("SIGTERM"); await new Promise((ok) => child.once("exit", ok)); } };
 }
 
 /** Resident memory of the given processes, KiB. */

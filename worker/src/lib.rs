@@ -26,7 +26,7 @@ mod snapshot_store;
 mod telemetry;
 
 use worker::wasm_bindgen::prelude::wasm_bindgen;
-use worker::wasm_bindgen::JsValue;
+use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::web_sys;
 use worker::Env;
 
@@ -52,6 +52,16 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
             return respond(answer);
         }
     }
+    let req = if own {
+        req
+    } else {
+        // A second handle on the same context, for the page finished after this call returns.
+        let page_ctx = ctx.clone().unchecked_into::<worker::worker_sys::Context>();
+        match proxy::forward_now(req, page_ctx, &config, &url, now_ms()) {
+            Ok(answer) => return answer.unwrap_or_else(|e| response_or_error(Err(e))),
+            Err(req) => req,
+        }
+    };
     let pending = async move {
         let result = if own {
             api::handle(req, &env, &ctx, &config, &url).await
@@ -89,9 +99,17 @@ fn respond(result: worker::Result<web_sys::Response>) -> JsValue {
     }
 }
 
+/// The response, or a 500 envelope; if even that fails, the error, which workerd turns into
+/// its own 500.
+pub(crate) fn response_or_error(result: worker::Result<web_sys::Response>) -> JsValue {
+    respond_result(result).unwrap_or_else(|e| e)
+}
+
 /// The response, or a 500 envelope when building it failed; if even that fails, the error,
 /// which workerd turns into its own 500.
-fn respond_result(result: worker::Result<web_sys::Response>) -> Result<JsValue, JsValue> {
+pub(crate) fn respond_result(
+    result: worker::Result<web_sys::Response>,
+) -> Result<JsValue, JsValue> {
     result
         .or_else(|e| {
             worker::console_error!("cleave: {e}");

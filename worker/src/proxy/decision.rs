@@ -35,11 +35,12 @@ pub struct Decision {
     pub exposures: Exposures,
 }
 
-/// Who is asking: the visitor id and the request's `Cookie` header.
+/// Who is asking: the visitor id, the request's `Cookie` header and its method.
 #[derive(Debug, Clone, Copy)]
 pub struct Visitor<'a> {
     pub uid: &'a str,
     pub cookie: Option<&'a str>,
+    pub method: &'a str,
 }
 
 /// Decides for `visitor`; with no snapshot in service, fails open.
@@ -96,7 +97,7 @@ pub fn decide(
         assignments: decided,
         exposures,
     } = decision::assign(engine, served, &ask, &subject, now);
-    let safe_method = matches!(req.method().as_str(), "GET" | "HEAD");
+    let safe_method = matches!(visitor.method, "GET" | "HEAD");
     let routing = Routing::of(&decided, safe_method, bot);
     let origins = &engine.snapshot().origins;
     Decision {

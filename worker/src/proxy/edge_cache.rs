@@ -8,10 +8,10 @@ use cleave_core::caching::{cache_key, is_storable, request_is_cacheable, Passes}
 use worker::js_sys::{self, Promise, Reflect};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::web_sys::{Cache, Request, Response};
+use worker::web_sys::{Cache, Response};
 use worker::worker_sys::Context;
 
-use super::platform::put_quietly;
+use super::platform::{put_quietly, RequestFacts, ResponseFacts};
 use crate::config::Config;
 use crate::request_url::RequestUrl;
 
@@ -33,20 +33,17 @@ impl Lookup {
     /// credentials, no cookies but cleave's own and those configured as irrelevant); `None`
     /// otherwise or when no cache is available.
     pub fn for_request(
-        req: &Request,
+        facts: &RequestFacts,
         url: &RequestUrl,
         assignments: Option<&str>,
         config: &Config,
     ) -> Option<Self> {
-        if req.method() != "GET" {
+        if facts.method() != "GET" {
             return None;
         }
-        let headers = req.headers();
-        let authorization = headers.has("authorization").unwrap_or(true);
-        let cookie = headers.get("cookie").ok().flatten();
         if !request_is_cacheable(
-            authorization,
-            cookie.as_deref(),
+            facts.has_authorization(),
+            facts.cookie(),
             &config.edge_cache_ignored_cookies,
         ) {
             return None;
@@ -78,14 +75,18 @@ impl Lookup {
 
     /// Stores a copy of `response` after the answer went out, when the origin allows it, and
     /// remembers whether it did.
-    pub fn put_if_storable(&self, ctx: &Context, response: &Response, now_ms: i64) {
-        let headers = response.headers();
-        let get = |name: &str| headers.get(name).ok().flatten();
+    pub fn put_if_storable(
+        &self,
+        ctx: &Context,
+        response: &Response,
+        facts: &ResponseFacts,
+        now_ms: i64,
+    ) {
         let storable = is_storable(
-            response.status(),
-            get("cache-control").as_deref(),
-            get("vary").as_deref(),
-            headers.has("set-cookie").unwrap_or(true),
+            facts.status(),
+            facts.cache_control(),
+            facts.vary(),
+            facts.sets_cookie(),
         );
         PASSES.with(|p| p.borrow_mut().learn(&self.page, storable, now_ms));
         if !storable {

@@ -4,11 +4,10 @@
 
 use cleave_core::caching::private_cache_control;
 use serde_json::{Map, Value};
-use worker::wasm_bindgen::JsCast;
-use worker::web_sys::{Response, ResponseInit};
+use worker::web_sys::Response;
 use worker::Result;
 
-use super::platform::append_to_head;
+use super::platform::{append_to_head, rewrap, ResponseFacts};
 use super::{EXPOSED_HEADER, HOPS_COOKIE};
 use crate::identity::set_cookie;
 
@@ -19,9 +18,9 @@ pub const ASSIGNMENTS_ELEMENT: &str = "cleave-assignments";
 
 /// Changes to make to the origin's response.
 #[derive(Debug, Default)]
-pub struct Finishing<'a> {
+pub struct Finishing {
     /// A new visitor's id, to set as a cookie.
-    pub new_uid: Option<&'a str>,
+    pub new_uid: Option<String>,
     /// The request carried a redirect hop count that this answer ends.
     pub clear_hops: bool,
     /// The page depends on assignments: downstream caches must keep it private.
@@ -34,7 +33,7 @@ pub struct Finishing<'a> {
     pub html: Option<String>,
 }
 
-impl Finishing<'_> {
+impl Finishing {
     fn changes_nothing(&self) -> bool {
         self.new_uid.is_none()
             && !self.clear_hops
@@ -45,46 +44,42 @@ impl Finishing<'_> {
 }
 
 /// The response to send: `response` itself when nothing changes (no copy of its body or
-/// headers), else a new response over the same body.
-pub fn finish(response: Response, f: &Finishing<'_>) -> Result<Response> {
-    let declares = response.headers().has(EXPOSED_HEADER).unwrap_or(true);
+/// headers), else a new response over the same body. `facts` are `response`'s.
+pub fn finish(response: Response, facts: &ResponseFacts, f: &Finishing) -> Result<Response> {
+    let declares = facts.exposed().is_some();
     if f.changes_nothing() && !declares {
         return Ok(response);
     }
-    let is_html = response
-        .headers()
-        .get("content-type")
-        .ok()
-        .flatten()
+    let is_html = facts
+        .content_type()
         .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("text/html"));
     let response = match &f.html {
         Some(html) if is_html => append_to_head(&response, html),
         _ => response,
     };
-    // Response headers from fetch and the cache are immutable: a new response over the same
-    // body, with the same status and headers, takes the changes.
-    let out = Response::new_with_opt_readable_stream_and_init(
-        response.body().as_ref(),
-        response.unchecked_ref::<ResponseInit>(),
-    )?;
-    let headers = out.headers();
-    // The origin's word to the edge, not to the visitor.
-    headers.delete(EXPOSED_HEADER)?;
-    if let Some(uid) = f.new_uid {
-        headers.append("set-cookie", &set_cookie(uid))?;
+    let mut cookies: Vec<String> = Vec::new();
+    if let Some(uid) = &f.new_uid {
+        cookies.push(set_cookie(uid));
     }
     if f.clear_hops {
-        headers.append("set-cookie", &format!("{HOPS_COOKIE}=; Path=/; Max-Age=0"))?;
-    }
-    if f.varies {
-        let origin = headers.get("cache-control")?;
-        headers.set("cache-control", &private_cache_control(origin.as_deref()))?;
-        headers.set("cleave-cache", f.cache)?;
+        cookies.push(format!("{HOPS_COOKIE}=; Path=/; Max-Age=0"));
     }
     if let Some(value) = &f.cookie {
-        headers.append("set-cookie", value)?;
+        cookies.push(value.clone());
     }
-    Ok(out)
+    let set = if f.varies {
+        format!(
+            "cache-control\n{}\ncleave-cache\n{}",
+            private_cache_control(facts.cache_control()),
+            f.cache
+        )
+    } else {
+        String::new()
+    };
+    // Response headers from fetch and the cache are immutable: a new response over the same
+    // body, with the same status and headers, takes the changes. `cleave-exposed` is the
+    // origin's word to the edge, not to the visitor.
+    Ok(rewrap(&response, EXPOSED_HEADER, &cookies.join("\n"), &set))
 }
 
 /// `Set-Cookie` exposing `pairs` to scripts (not HttpOnly); an empty list clears it.
