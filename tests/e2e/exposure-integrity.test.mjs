@@ -261,7 +261,8 @@ test("anonymousExposures \"any\" lets a caller name any unit again", async () =>
   assert.equal((await postJson("/_cleave/v1/events", foreign)).status, 403);
   await api("PUT", `/environments/${envId}/settings`, { anonymousExposures: "any" });
   const published = await api("POST", `/environments/${envId}/publish`);
-  const [open] = await waitFor(async () => (await call(`${worker.url}/_cleave/health`)).json?.data?.version === published.version, 15_000);
+  // As long as the first publish may take: the wrangler-local sink starts wrangler per key.
+  const [open] = await waitFor(async () => (await call(`${worker.url}/_cleave/health`)).json?.data?.version === published.version, 30_000);
   assert.ok(open, "the worker never served the version with the setting");
   const r = await postJson("/_cleave/v1/events", foreign);
   assert.equal(r.status, 202, r.text);

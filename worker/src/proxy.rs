@@ -51,16 +51,11 @@ pub fn forward_now(
     };
     match prepare(req, &ctx, &served, config, url, now) {
         Prepared::Answer(answer) => Ok(answer.map(JsValue::from)),
-        Prepared::Page(page) if !page.needs_lookup() => {
-            Ok(Ok(page.fetch_then(ctx, Rc::clone(config)).into()))
-        }
+        Prepared::Page(page) if !page.needs_lookup() => Ok(page.fetch_then(ctx, Rc::clone(config))),
         Prepared::Page(page) => {
             let config = Rc::clone(config);
-            let pending = async move { page.fetch(&ctx, &config).await };
-            Ok(Ok(crate::spawn(Box::pin(async move {
-                crate::respond_result(pending.await)
-            }))
-            .into()))
+            let pending = async move { crate::respond_result(page.fetch(&ctx, &config).await) };
+            Ok(Ok(crate::spawn(Box::pin(pending)).into()))
         }
     }
 }
@@ -159,12 +154,12 @@ struct Upstream {
 const MAX_UPSTREAMS: usize = 16;
 
 thread_local! {
-    static UPSTREAMS: RefCell<BTreeMap<String, Option<Upstream>>> = const { RefCell::new(BTreeMap::new()) };
+    static UPSTREAMS: RefCell<BTreeMap<String, Option<Rc<Upstream>>>> = const { RefCell::new(BTreeMap::new()) };
 }
 
 impl Upstream {
     /// `text` parsed, or `None` when it is not a URL.
-    fn of(text: &str) -> Option<Self> {
+    fn of(text: &str) -> Option<Rc<Self>> {
         if let Some(known) = UPSTREAMS.with(|u| u.borrow().get(text).cloned()) {
             return known;
         }
@@ -173,13 +168,13 @@ impl Upstream {
             url.set_hash("");
             let href = url.href();
             let path = url.pathname();
-            Upstream {
+            Rc::new(Upstream {
                 prefix: href
                     .strip_suffix(path.as_str())
                     .unwrap_or(href.as_str())
                     .to_owned(),
                 base: path.trim_end_matches('/').to_owned(),
-            }
+            })
         });
         UPSTREAMS.with(|u| {
             let mut map = u.borrow_mut();

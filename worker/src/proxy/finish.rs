@@ -79,7 +79,12 @@ pub fn finish(response: Response, facts: &ResponseFacts, f: &Finishing) -> Resul
     // Response headers from fetch and the cache are immutable: a new response over the same
     // body, with the same status and headers, takes the changes. `cleave-exposed` is the
     // origin's word to the edge, not to the visitor.
-    Ok(rewrap(&response, EXPOSED_HEADER, &cookies.join("\n"), &set))
+    Ok(rewrap(
+        &response,
+        EXPOSED_HEADER,
+        &cookies.join("\n"),
+        &set,
+    )?)
 }
 
 /// `Set-Cookie` exposing `pairs` to scripts (not HttpOnly); an empty list clears it.

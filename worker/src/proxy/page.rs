@@ -150,7 +150,7 @@ impl Page {
 
     /// The request to the origin. Past the platform's own cache when the edge cache is in
     /// use: it keys by URL alone, which would cross variants.
-    fn send(&self) -> Promise {
+    fn send(&self) -> std::result::Result<Promise, JsValue> {
         platform::forward(
             &self.req,
             &self.target,
@@ -170,7 +170,11 @@ impl Page {
             self.finishing.cache = "hit";
             return self.finish(hit, false, ctx, config);
         }
-        match JsFuture::from(self.send())
+        let sent = match self.send() {
+            Ok(sent) => sent,
+            Err(e) => return not_forwarded(&e),
+        };
+        match JsFuture::from(sent)
             .await
             .and_then(JsCast::dyn_into::<Response>)
         {
@@ -179,9 +183,13 @@ impl Page {
         }
     }
 
-    /// The synchronous path: the origin's answer is finished from a JavaScript `then`.
-    pub fn fetch_then(self, ctx: Context, config: Rc<Config>) -> Promise {
-        let sent = self.send();
+    /// The synchronous path: the origin's answer is finished from a JavaScript `then`. The
+    /// result is the promise of the response (or, when nothing could be sent, the 502).
+    pub fn fetch_then(self, ctx: Context, config: Rc<Config>) -> Result<JsValue> {
+        let sent = match self.send() {
+            Ok(sent) => sent,
+            Err(e) => return not_forwarded(&e).map(JsValue::from),
+        };
         let id = PENDING.with(|p| {
             p.borrow_mut().park(Parked {
                 page: self,
@@ -189,7 +197,9 @@ impl Page {
                 config,
             })
         });
-        FINISH.with(|finish| platform::settle(&sent, id, finish.as_ref().unchecked_ref()))
+        Ok(FINISH
+            .with(|finish| platform::settle(&sent, id, finish.as_ref().unchecked_ref()))
+            .into())
     }
 
     /// The origin's (`fetched`) or the cache's response, on its way to the visitor.
@@ -215,6 +225,12 @@ impl Page {
         }
         finish(response, &answer, &self.finishing)
     }
+}
+
+/// The request to the origin could not even be built (the runtime refused a header).
+fn not_forwarded(e: &JsValue) -> Result<Response> {
+    worker::console_error!("cleave: request not forwarded: {e:?}");
+    envelope::error(502, "request could not be forwarded to the origin")
 }
 
 fn origin_unreachable(e: &JsValue) -> Result<Response> {

@@ -8,6 +8,7 @@
 
 use worker::js_sys::{Function, Promise};
 use worker::wasm_bindgen::prelude::wasm_bindgen;
+use worker::wasm_bindgen::JsValue;
 use worker::web_sys::{Cache, Request, Response};
 
 #[wasm_bindgen(
@@ -19,9 +20,9 @@ export function request_facts(req) {
   return [req.method, present(h.get("cookie")), present(h.get("upgrade")),
     present(h.get("connection")), h.has("authorization") ? "1" : "", [...h.keys()].join(",")].join("\n");
 }
-export function response_facts(res) {
+export function response_facts(res, exposed) {
   const h = res.headers;
-  return [String(res.status), present(h.get("cleave-exposed")), present(h.get("content-type")),
+  return [String(res.status), present(h.get(exposed)), present(h.get("content-type")),
     present(h.get("cache-control")), present(h.get("vary")), h.has("set-cookie") ? "1" : ""].join("\n");
 }
 export function forward(req, target, remove, set, no_store) {
@@ -62,15 +63,27 @@ extern "C" {
     pub fn request_facts(req: &Request) -> String;
     /// `status`, then `cleave-exposed`, `content-type`, `cache-control` and `vary` (each
     /// `+value` or empty), and `1` when `set-cookie` is present.
-    pub fn response_facts(res: &Response) -> String;
+    pub fn response_facts(res: &Response, exposed: &str) -> String;
     /// `fetch(target)` with the request's method, body (not for GET/HEAD) and headers, minus
     /// `remove` (names), plus `set` (name, value, name, value…), not following redirects, past
     /// the platform's URL-keyed cache when `no_store`.
-    pub fn forward(req: &Request, target: &str, remove: &str, set: &str, no_store: bool)
-        -> Promise;
+    #[wasm_bindgen(catch)]
+    pub fn forward(
+        req: &Request,
+        target: &str,
+        remove: &str,
+        set: &str,
+        no_store: bool,
+    ) -> Result<Promise, JsValue>;
     /// A new response over `res`'s body, status and headers, without header `remove` (when
     /// not empty), with each of `append_cookies` appended as `set-cookie` and `set` set.
-    pub fn rewrap(res: &Response, remove: &str, append_cookies: &str, set: &str) -> Response;
+    #[wasm_bindgen(catch)]
+    pub fn rewrap(
+        res: &Response,
+        remove: &str,
+        append_cookies: &str,
+        set: &str,
+    ) -> Result<Response, JsValue>;
     /// `sent` settled through `finish(id, response or error, fulfilled)`.
     pub fn settle(sent: &Promise, id: u32, finish: &Function) -> Promise;
     /// `response` with `html` appended inside its `<head>`, streamed (no buffering).
@@ -131,7 +144,7 @@ impl RequestFacts {
 impl ResponseFacts {
     pub fn of(res: &Response) -> Self {
         Self {
-            text: response_facts(res),
+            text: response_facts(res, super::EXPOSED_HEADER),
         }
     }
     pub fn status(&self) -> u16 {
