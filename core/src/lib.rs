@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod keys;
 pub mod plan;
 pub mod pointer;
+pub mod pointer_register;
 pub mod problems;
 pub mod routing;
 mod seal;

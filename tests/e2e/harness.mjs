@@ -67,9 +67,10 @@ export async function startOrigin(respond) {
  * this worker reads. `kv: false` starts it without the SNAPSHOTS binding, so every KV access
  * fails. `queues` ({ producers: { BINDING: queue }, consumers: { queue: options } }) and
  * `ratelimits` add those bindings; `main` runs another module instead of the built worker.
+ * `pointers` (on for the built worker) binds CLEAVE_POINTERS to its SnapshotPointer object.
  * The worker's console output is collected in `output()`.
  */
-export async function startWorker({ vars = {}, kv = true, kvId = "cleave-e2e", persistDir, seed = [], main = BUILT_WORKER, queues, ratelimits, lifetimeMs = WORKER_LIFETIME_MS } = {}) {
+export async function startWorker({ vars = {}, kv = true, kvId = "cleave-e2e", persistDir, seed = [], main = BUILT_WORKER, queues, ratelimits, pointers = main === BUILT_WORKER, lifetimeMs = WORKER_LIFETIME_MS } = {}) {
   const { Miniflare } = await import("miniflare");
   const dir = persistDir ?? (await mkdtemp(join(tmpdir(), "cleave-e2e-")));
   let output = "";
@@ -87,6 +88,8 @@ export async function startWorker({ vars = {}, kv = true, kvId = "cleave-e2e", p
     queueProducers: Object.fromEntries(Object.entries(queues?.producers ?? {}).map(([binding, queueName]) => [binding, { queueName }])),
     queueConsumers: queues?.consumers ?? {},
     ratelimits: ratelimits ?? {},
+    // The environment's pointer register, as wrangler.toml binds it.
+    durableObjects: pointers ? { CLEAVE_POINTERS: "SnapshotPointer" } : {},
     cf: false,
     host: "127.0.0.1",
     port: 0,

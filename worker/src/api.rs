@@ -17,6 +17,7 @@ use worker::{Env, Result};
 use crate::request_url::RequestUrl;
 
 mod events;
+mod pointer;
 mod status;
 
 use events::{events, not_collecting};
@@ -32,11 +33,13 @@ use crate::snapshot_store::{self, Served};
 const DECIDE: &str = "/_cleave/v1/decide";
 const EVENTS: &str = "/_cleave/v1/events";
 const EXPOSURES: &str = "/_cleave/v1/exposures";
+const POINTER: &str = "/_cleave/v1/pointer";
 
-/// Answers a GET decide without waiting when its snapshot is in memory and not due for a
-/// refresh, which is nearly always; `None` sends the request down the asynchronous path.
+/// Answers a GET decide without waiting when the isolate holds its snapshot (a due refresh
+/// runs beside it); `None` sends the request down the asynchronous path.
 pub fn answer_now(
     req: &Request,
+    env: &Env,
     config: &Config,
     ctx: &Context,
     url: &RequestUrl,
@@ -55,7 +58,7 @@ pub fn answer_now(
         // Request errors need no snapshot.
         Err(BadRequest(message)) => return Some(envelope::error(400, message)),
     };
-    let served = snapshot_store::fresh(environment, config.refresh_ms, now)?;
+    let served = snapshot_store::fresh(env, ctx, config, environment, now)?;
     Some(decide_with(
         parsed,
         Purpose::Decide,
@@ -133,6 +136,10 @@ pub async fn handle(
             _ => envelope::error(405, "use POST for /_cleave/v1/events"),
         },
         "/_cleave/health" => health(env, config, url).await,
+        POINTER => match method.as_str() {
+            "PUT" => pointer::push(&req, env, ctx, config, url).await,
+            _ => envelope::error(405, "use PUT for /_cleave/v1/pointer"),
+        },
         "/_cleave/v1/snapshot" | "/_cleave/v1/context" => {
             if !authorized(&req, config) {
                 return unauthorized();

@@ -33,6 +33,9 @@ pub struct Config {
     /// Bearer token of trusted servers (`CLEAVE_SERVER_TOKEN`, a secret): a call carrying it
     /// may record exposures and events for any unit it names.
     pub server_token: Option<String>,
+    /// Bearer token the admin presents to push pointers (`CLEAVE_PUBLISH_TOKEN`, a secret);
+    /// without it no one can.
+    pub publish_token: Option<String>,
     /// When set, only snapshots signed by the matching private key are used.
     pub snapshot_public_key: Option<String>,
     /// Whether a `DECIDE_RATE_LIMITER` binding limits the decide API, and per what.
@@ -113,6 +116,7 @@ impl Config {
                 .collect(),
             admin_token: secret("CLEAVE_ADMIN_TOKEN"),
             server_token: secret("CLEAVE_SERVER_TOKEN"),
+            publish_token: secret("CLEAVE_PUBLISH_TOKEN"),
             snapshot_public_key: var("CLEAVE_SNAPSHOT_PUBLIC_KEY"),
             rate_limit: rate_limit::is_bound(env)
                 .then(|| ClientKey::parse(var("CLEAVE_RATE_LIMIT_KEY").as_deref())),

@@ -17,6 +17,7 @@ mod edge;
 mod envelope;
 pub mod identity;
 mod isolate;
+mod pointer_object;
 mod proxy;
 mod rate_limit;
 mod request_context;
@@ -48,7 +49,7 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
     };
     let own = url.path().starts_with(OWN_PREFIX);
     if own {
-        if let Some(answer) = api::answer_now(&req, &config, &ctx, &url, now_ms()) {
+        if let Some(answer) = api::answer_now(&req, &env, &config, &ctx, &url, now_ms()) {
             return respond(answer);
         }
     }
@@ -57,7 +58,7 @@ pub fn fetch(req: web_sys::Request, env: Env, ctx: worker::worker_sys::Context) 
     } else {
         // A second handle on the same context, for the page finished after this call returns.
         let page_ctx = ctx.clone().unchecked_into::<worker::worker_sys::Context>();
-        match proxy::forward_now(req, page_ctx, &config, &url, now_ms()) {
+        match proxy::forward_now(req, &env, page_ctx, &config, &url, now_ms()) {
             Ok(answer) => return answer.unwrap_or_else(|e| response_or_error(Err(e))),
             Err(req) => req,
         }

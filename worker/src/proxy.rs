@@ -41,12 +41,13 @@ pub const MAX_REDIRECT_HOPS: u32 = 5;
 /// request must wait first ([`forward`] takes it).
 pub fn forward_now(
     req: Request,
+    env: &Env,
     ctx: Context,
     config: &Rc<Config>,
     url: &RequestUrl,
     now: u64,
 ) -> std::result::Result<Result<JsValue>, Request> {
-    let Some(served) = snapshot_store::fresh(&config.environment, config.refresh_ms, now) else {
+    let Some(served) = snapshot_store::fresh(env, &ctx, config, &config.environment, now) else {
         return Err(req);
     };
     match prepare(req, &ctx, &served, config, url, now) {

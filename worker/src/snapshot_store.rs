@@ -12,10 +12,13 @@ use std::rc::Rc;
 use cleave_core::snapshot::{binary_key, body_key, pointer_key, Pointer, BINARY_FORMAT};
 use cleave_core::Engine;
 use worker::kv::KvStore;
+use worker::wasm_bindgen::JsValue;
+use worker::worker_sys::Context;
 use worker::Env;
 
 use crate::assignment_views::AssignmentViews;
 use crate::config::Config;
+use crate::pointer_object;
 use crate::snapshot_signature;
 use crate::telemetry::{self, Event};
 
@@ -47,6 +50,11 @@ pub struct Served {
     pub source: Source,
     /// When the pointer was last read, epoch ms.
     pub checked_at_ms: Option<u64>,
+    /// Where the latest refresh read the pointer: `object` (the environment's
+    /// `SnapshotPointer`) or `kv`.
+    pub pointer_from: &'static str,
+    /// Why the pointer object was not used at the latest refresh, when the worker has one.
+    pub pointer_problem: Option<Rc<str>>,
 }
 
 impl Served {
@@ -91,10 +99,13 @@ pub async fn current(env: &Env, config: &Config, environment: &str, now_ms: u64)
         };
     }
     if claim_refresh(environment, config.refresh_ms, now_ms) {
-        let held = snapshot_of(environment);
-        let public_key = config.snapshot_public_key.as_deref();
-        let outcome = load(env, environment, held.as_deref(), public_key, now_ms).await;
-        finish_refresh(environment, outcome, now_ms);
+        refresh(
+            env,
+            environment,
+            config.snapshot_public_key.as_deref(),
+            now_ms,
+        )
+        .await;
     }
     STATES.with(|states| {
         states
@@ -118,14 +129,41 @@ fn new_lookup_allowed(now_ms: u64) -> bool {
     })
 }
 
-/// The snapshot for `environment` when this request need not refresh it: what a request can
-/// be answered with synchronously. `None` when a refresh is due (or nothing was ever loaded).
-pub fn fresh(environment: &str, refresh_ms: u64, now_ms: u64) -> Option<Served> {
-    STATES.with(|states| {
+/// The snapshot for `environment` to answer with now, without waiting: what the isolate
+/// holds, with a refresh that is due started beside the request (`ctx.waitUntil`), so once an
+/// isolate holds a version no request waits on the pointer or KV. `None` when it holds nothing
+/// yet: the caller waits on [`current`].
+pub fn fresh(
+    env: &Env,
+    ctx: &Context,
+    config: &Config,
+    environment: &str,
+    now_ms: u64,
+) -> Option<Served> {
+    let served = STATES.with(|states| {
         let states = states.borrow();
         let state = states.get(environment)?;
-        (!needs_refresh(state, refresh_ms, now_ms)).then(|| state.served.clone())
-    })
+        state.served.engine.is_some().then(|| state.served.clone())
+    })?;
+    if claim_refresh(environment, config.refresh_ms, now_ms) {
+        let env = env.clone();
+        let environment = environment.to_owned();
+        let public_key = config.snapshot_public_key.clone();
+        let background = async move {
+            refresh(&env, &environment, public_key.as_deref(), now_ms).await;
+            Ok(JsValue::UNDEFINED)
+        };
+        // Without waitUntil the refresh may be cut short; the next due request retries it.
+        let _ = ctx.wait_until(&crate::spawn(Box::pin(background)));
+    }
+    Some(served)
+}
+
+/// One refresh of `environment`, its outcome recorded for the requests that follow.
+async fn refresh(env: &Env, environment: &str, public_key: Option<&str>, now_ms: u64) {
+    let held = snapshot_of(environment);
+    let outcome = load(env, environment, held.as_deref(), public_key, now_ms).await;
+    finish_refresh(environment, outcome, now_ms);
 }
 
 /// Decides whether this request refreshes, and if so marks the refresh as in flight.
@@ -180,9 +218,15 @@ fn snapshot_of(environment: &str) -> Option<Rc<Engine>> {
 
 /// Result of one refresh: a new engine, "unchanged", or why it failed.
 enum Outcome {
-    Loaded(Rc<Engine>, Source),
-    Unchanged,
+    Loaded(Rc<Engine>, Source, PointerRead),
+    Unchanged(PointerRead),
     Failed(String),
+}
+
+/// Where a refresh read the pointer, and why not from the object when it could not.
+struct PointerRead {
+    from: &'static str,
+    problem: Option<Rc<str>>,
 }
 
 fn finish_refresh(environment: &str, outcome: Outcome, now_ms: u64) {
@@ -192,7 +236,9 @@ fn finish_refresh(environment: &str, outcome: Outcome, now_ms: u64) {
         state.refreshing = false;
         state.served.checked_at_ms = Some(now_ms);
         match outcome {
-            Outcome::Loaded(engine, source) => {
+            Outcome::Loaded(engine, source, read) => {
+                state.served.pointer_from = read.from;
+                state.served.pointer_problem = read.problem;
                 let snapshot = engine.snapshot();
                 let published_ms = cleave_core::time::parse_rfc3339_ms(&snapshot.published_at);
                 state.served.published_ms = published_ms;
@@ -208,7 +254,11 @@ fn finish_refresh(environment: &str, outcome: Outcome, now_ms: u64) {
                 state.served.engine = Some(engine);
                 state.served.failure = None;
             }
-            Outcome::Unchanged => state.served.failure = None,
+            Outcome::Unchanged(read) => {
+                state.served.pointer_from = read.from;
+                state.served.pointer_problem = read.problem;
+                state.served.failure = None;
+            }
             Outcome::Failed(reason) => {
                 telemetry::report(Event::SnapshotRefused {
                     environment,
@@ -236,14 +286,9 @@ async fn load(
         Ok(kv) => kv,
         Err(e) => return Outcome::Failed(format!("KV binding {BINDING} unavailable: {e}")),
     };
-    let pointer_text = match kv.get(&pointer_key(environment)).text().await {
-        Ok(Some(text)) => text,
-        Ok(None) => return Outcome::Failed("no snapshot published (pointer missing)".to_owned()),
-        Err(e) => return Outcome::Failed(format!("KV error reading the pointer: {e}")),
-    };
-    let pointer: Pointer = match serde_json::from_str(&pointer_text) {
-        Ok(p) => p,
-        Err(e) => return Outcome::Failed(format!("pointer is not valid: {e}")),
+    let (pointer, read) = match read_pointer(env, &kv, environment).await {
+        Ok(found) => found,
+        Err(reason) => return Outcome::Failed(reason),
     };
     if let Some(public_key) = public_key {
         let now = i64::try_from(now_ms).unwrap_or(i64::MAX);
@@ -255,7 +300,7 @@ async fn load(
     }
     let held_version = held.map(|e| e.snapshot().version);
     if held_version == Some(pointer.version) {
-        return Outcome::Unchanged;
+        return Outcome::Unchanged(read);
     }
     let version = pointer.version;
     if public_key.is_some() {
@@ -290,7 +335,41 @@ async fn load(
             snapshot.environment, snapshot.version
         ));
     }
-    Outcome::Loaded(Rc::new(engine), source)
+    Outcome::Loaded(Rc::new(engine), source, read)
+}
+
+/// The environment's pointer: from its `SnapshotPointer` when the worker has one and it holds
+/// a pointer (strongly consistent, so fresh at every location), else from KV (cached up to
+/// about a minute per location).
+async fn read_pointer(
+    env: &Env,
+    kv: &KvStore,
+    environment: &str,
+) -> Result<(Pointer, PointerRead), String> {
+    let problem = match pointer_object::current(env, environment).await {
+        Ok(Some(pointer)) => {
+            let read = PointerRead {
+                from: "object",
+                problem: None,
+            };
+            return Ok((pointer, read));
+        }
+        Ok(None) => None,
+        Err(reason) => Some(Rc::from(reason)),
+    };
+    let text = match kv.get(&pointer_key(environment)).text().await {
+        Ok(Some(text)) => text,
+        Ok(None) => return Err("no snapshot published (pointer missing)".to_owned()),
+        Err(e) => return Err(format!("KV error reading the pointer: {e}")),
+    };
+    let pointer = serde_json::from_str(&text).map_err(|e| format!("pointer is not valid: {e}"))?;
+    Ok((
+        pointer,
+        PointerRead {
+            from: "kv",
+            problem,
+        },
+    ))
 }
 
 /// The engine from the version's binary sidecar: `Ok(None)` when the pointer offers none this

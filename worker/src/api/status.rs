@@ -43,6 +43,10 @@ pub async fn health(env: &Env, config: &Config, url: &RequestUrl) -> Result<Resp
         // offered but not used says why in `sidecar_problem`.
         "loaded_from": served.source.encoding,
         "sidecar_problem": served.source.sidecar_problem.as_deref(),
+        // `object` (the environment's SnapshotPointer, fresh everywhere) or `kv`; when the
+        // object could not be used, `pointer_problem` says why.
+        "pointer_from": served.pointer_from,
+        "pointer_problem": served.pointer_problem.as_deref(),
     });
     envelope::ok(&data, Some(SnapshotMeta::of(engine)))
 }
