@@ -253,6 +253,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         pool: pool.clone(),
         sink: cli.sink.sink()?,
         signer: cli.signing.signer()?,
+        relay: cli.sink.relay()?,
     };
     let actor = cli.actor.as_str();
     match cli.command {

@@ -5,6 +5,9 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
+use cleave_core::pointer::Pointer;
+
+use crate::relay::Relay;
 use crate::signing::SnapshotSigner;
 use crate::sink::Sink;
 
@@ -15,6 +18,8 @@ pub struct Ctx {
     pub sink: Sink,
     /// Signs every published pointer when set.
     pub signer: Option<Arc<SnapshotSigner>>,
+    /// Pushes every pointer to the workers' pointer objects when set.
+    pub relay: Option<Relay>,
 }
 
 impl Ctx {
@@ -23,6 +28,7 @@ impl Ctx {
         Outlet {
             sink: &self.sink,
             signer: self.signer.as_deref(),
+            relay: self.relay.as_ref(),
         }
     }
 }
@@ -32,4 +38,20 @@ impl Ctx {
 pub struct Outlet<'a> {
     pub sink: &'a Sink,
     pub signer: Option<&'a SnapshotSigner>,
+    pub relay: Option<&'a Relay>,
+}
+
+impl Outlet<'_> {
+    /// Points `env` at `pointer`: pushed to the worker's pointer object first (when a relay is
+    /// configured), so a refusal or an unreachable worker changes nothing anywhere, then
+    /// written to the sink, KV's durable copy.
+    ///
+    /// # Errors
+    /// What the worker or the sink answered.
+    pub async fn flip_pointer(&self, env: &str, pointer: &Pointer) -> Result<(), String> {
+        if let Some(relay) = self.relay {
+            relay.push(env, pointer).await?;
+        }
+        self.sink.put_pointer(env, pointer).await
+    }
 }

@@ -14,6 +14,7 @@ pub mod http;
 pub mod model;
 pub mod observability;
 pub mod publish;
+pub mod relay;
 pub mod service;
 pub mod signing;
 pub mod sink;

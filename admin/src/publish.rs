@@ -194,7 +194,7 @@ async fn upload_version(
         &body,
         Some(&sidecar),
     );
-    sink.put_pointer(&env.name, &pointer).await.map_err(|e| {
+    out.flip_pointer(&env.name, &pointer).await.map_err(|e| {
         AdminError::Upload(format!(
             "flipping the pointer of {} to v{version} failed: {e}; {pointer_note}",
             env.name
@@ -311,12 +311,9 @@ pub async fn resign_pointers(pool: &sqlx::PgPool, out: Outlet<'_>) -> Result<Vec
             continue;
         }
         signer.stamp_expiry(&env.name, &mut pointer, OffsetDateTime::now_utc());
-        out.sink
-            .put_pointer(&env.name, &pointer)
-            .await
-            .map_err(|e| {
-                AdminError::Upload(format!("re-signing the pointer of {}: {e}", env.name))
-            })?;
+        out.flip_pointer(&env.name, &pointer).await.map_err(|e| {
+            AdminError::Upload(format!("re-signing the pointer of {}: {e}", env.name))
+        })?;
         environments::set_pointer(&mut *tx, env.id, &pointer).await?;
         tx.commit().await?;
         tracing::info!(environment = %env.name, version = pointer.version, expires_at = ?pointer.expires_at, "pointer re-signed");
@@ -392,7 +389,7 @@ async fn rollback_locked(
         .put_body(&env.name, to, &stored.body, sidecar.as_deref())
         .await
     {
-        Ok(()) => sink.put_pointer(&env.name, &pointer).await,
+        Ok(()) => out.flip_pointer(&env.name, &pointer).await,
         Err(e) => Err(e),
     };
     uploaded.map_err(|e| {

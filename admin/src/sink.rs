@@ -139,21 +139,29 @@ impl Sink {
     }
 }
 
-/// The Workers KV namespace each cleave environment publishes to: one for all, or one per
-/// environment (`staging=<id>,production=<id>`, with `*=<id>` for the rest), so staging
-/// snapshots can never land in production's namespace.
+/// The Workers KV namespace each cleave environment publishes to.
+pub type Namespaces = PerEnvironment;
+
+/// A setting given once for every environment or per environment (`staging=<v>,production=<v>`,
+/// with `*=<v>` for the rest): KV namespaces, so staging snapshots can never land in
+/// production's namespace, and the workers pointers are pushed to.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Namespaces {
+pub struct PerEnvironment {
     by_environment: BTreeMap<String, String>,
     fallback: Option<String>,
+    /// The variable it was read from and what it names, for messages.
+    var: &'static str,
+    what: &'static str,
 }
 
-impl Namespaces {
-    /// One namespace for every environment.
+impl PerEnvironment {
+    /// One KV namespace for every environment.
     pub fn single(id: impl Into<String>) -> Self {
         Self {
             by_environment: BTreeMap::new(),
             fallback: Some(id.into()),
+            var: "CF_KV_NAMESPACE_ID",
+            what: "KV namespace",
         }
     }
 
@@ -162,42 +170,54 @@ impl Namespaces {
     /// # Errors
     /// A message naming the malformed entry.
     pub fn parse(text: &str) -> Result<Self, String> {
+        Self::parse_var(text, "CF_KV_NAMESPACE_ID", "KV namespace")
+    }
+
+    /// Parses variable `var` naming `what`: one value, or `env=value` pairs separated by
+    /// commas.
+    ///
+    /// # Errors
+    /// A message naming the malformed entry.
+    pub fn parse_var(text: &str, var: &'static str, what: &'static str) -> Result<Self, String> {
         let text = text.trim();
-        if !text.contains('=') {
-            return if text.is_empty() {
-                Err("CF_KV_NAMESPACE_ID is empty".to_owned())
-            } else {
-                Ok(Self::single(text))
-            };
-        }
         let mut out = Self {
             by_environment: BTreeMap::new(),
             fallback: None,
+            var,
+            what,
         };
-        for (i, entry) in text.split(',').map(str::trim).enumerate() {
-            let (env, id) = entry
+        // A URL's `=` (in a query) is not a pair: only `name=` before any `/` or `:` is.
+        let is_pairs = text.split(',').any(|entry| {
+            entry
                 .split_once('=')
-                .map(|(e, id)| (e.trim(), id.trim()))
-                .filter(|(e, id)| !e.is_empty() && !id.is_empty())
-                .ok_or_else(|| {
-                    format!(
-                        "CF_KV_NAMESPACE_ID entry {} is not environment=namespace-id",
-                        i + 1
-                    )
-                })?;
+                .is_some_and(|(e, _)| !e.contains(['/', ':']))
+        });
+        if !is_pairs {
+            if text.is_empty() {
+                return Err(format!("{var} is empty"));
+            }
+            out.fallback = Some(text.to_owned());
+            return Ok(out);
+        }
+        for (i, entry) in text.split(',').map(str::trim).enumerate() {
+            let (env, value) = entry
+                .split_once('=')
+                .map(|(e, v)| (e.trim(), v.trim()))
+                .filter(|(e, v)| !e.is_empty() && !v.is_empty())
+                .ok_or_else(|| format!("{var} entry {} is not environment=value", i + 1))?;
             if env == "*" {
-                out.fallback = Some(id.to_owned());
+                out.fallback = Some(value.to_owned());
             } else {
-                out.by_environment.insert(env.to_owned(), id.to_owned());
+                out.by_environment.insert(env.to_owned(), value.to_owned());
             }
         }
         Ok(out)
     }
 
-    /// The namespace `env` publishes to.
+    /// The value for `env`.
     ///
     /// # Errors
-    /// When no namespace is configured for `env`.
+    /// When none is configured for `env`.
     pub fn for_environment(&self, env: &str) -> Result<&str, String> {
         self.by_environment
             .get(env)
@@ -206,22 +226,24 @@ impl Namespaces {
             .ok_or_else(|| {
                 let known: Vec<&str> = self.by_environment.keys().map(String::as_str).collect();
                 format!(
-                    "no KV namespace configured for environment {env:?} (CF_KV_NAMESPACE_ID names {})",
+                    "no {} configured for environment {env:?} ({} names {})",
+                    self.what,
+                    self.var,
                     known.join(", ")
                 )
             })
     }
 }
 
-impl std::fmt::Display for Namespaces {
+impl std::fmt::Display for PerEnvironment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut parts: Vec<String> = self
             .by_environment
             .iter()
-            .map(|(env, id)| format!("{env} -> namespace {id}"))
+            .map(|(env, value)| format!("{env} -> {value}"))
             .collect();
-        if let Some(id) = &self.fallback {
-            parts.push(format!("namespace {id}"));
+        if let Some(value) = &self.fallback {
+            parts.push(value.clone());
         }
         f.write_str(&parts.join(", "))
     }

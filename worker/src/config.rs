@@ -7,6 +7,9 @@ use cleave_core::signing_keys::SigningKeys;
 
 use crate::rate_limit::{self, ClientKey};
 
+/// KV binding that holds snapshots and pointers.
+pub const SNAPSHOTS_BINDING: &str = "SNAPSHOTS";
+
 /// Refresh interval when `CLEAVE_REFRESH_MS` is unset or unreadable.
 pub const DEFAULT_REFRESH_MS: u64 = 5_000;
 

@@ -26,7 +26,7 @@ use worker::Env;
 // The exported struct's expansion names the crate as `wasm_bindgen`.
 use worker::wasm_bindgen;
 
-use crate::snapshot_store::BINDING as SNAPSHOTS;
+use crate::config::SNAPSHOTS_BINDING as SNAPSHOTS;
 
 /// Binding of the `SnapshotPointer` namespace. Without it the worker reads pointers from KV.
 pub const BINDING: &str = "CLEAVE_POINTERS";

@@ -23,7 +23,7 @@ use crate::snapshot_signature;
 use crate::telemetry::{self, Event};
 
 /// KV binding that holds snapshots.
-pub const BINDING: &str = "SNAPSHOTS";
+pub use crate::config::SNAPSHOTS_BINDING as BINDING;
 
 /// Environments remembered per isolate; bounds memory when callers name many environments.
 const MAX_ENVIRONMENTS: usize = 32;

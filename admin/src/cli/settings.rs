@@ -6,8 +6,9 @@ use std::sync::Arc;
 use clap::{Args, ValueEnum};
 
 use crate::error::{AdminError, Result};
+use crate::relay::Relay;
 use crate::signing::SnapshotSigner;
-use crate::sink::{Namespaces, Sink};
+use crate::sink::{Namespaces, PerEnvironment, Sink};
 
 #[derive(Debug, Clone, Args)]
 pub struct SigningArgs {
@@ -108,9 +109,44 @@ pub struct SinkArgs {
         default_value = "https://api.cloudflare.com/client/v4"
     )]
     pub cf_api_base: String,
+    /// The worker each environment's pointer is pushed to before KV is written, so changes
+    /// reach every location within its refresh interval: one base URL, or
+    /// `staging=<url>,production=<url>`. Needs CLEAVE_PUBLISH_TOKEN.
+    #[arg(long, env = "CLEAVE_WORKER_URL", global = true)]
+    pub worker_url: Option<String>,
+    /// The worker's CLEAVE_PUBLISH_TOKEN secret.
+    #[arg(
+        long,
+        env = "CLEAVE_PUBLISH_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub publish_token: Option<String>,
 }
 
 impl SinkArgs {
+    /// Where pointers are pushed, when CLEAVE_WORKER_URL is set.
+    ///
+    /// # Errors
+    /// When one of CLEAVE_WORKER_URL and CLEAVE_PUBLISH_TOKEN is set without the other, or the
+    /// URL list is malformed.
+    pub fn relay(&self) -> Result<Option<Relay>> {
+        match (&self.worker_url, &self.publish_token) {
+            (None, None) => Ok(None),
+            (Some(urls), Some(token)) => {
+                let workers = PerEnvironment::parse_var(urls, "CLEAVE_WORKER_URL", "worker URL")
+                    .map_err(AdminError::BadRequest)?;
+                Ok(Some(Relay { workers, token: token.clone() }))
+            }
+            (Some(_), None) => Err(AdminError::BadRequest(
+                "CLEAVE_WORKER_URL needs CLEAVE_PUBLISH_TOKEN (the worker's secret of that name)".to_owned(),
+            )),
+            (None, Some(_)) => Err(AdminError::BadRequest(
+                "CLEAVE_PUBLISH_TOKEN is set but CLEAVE_WORKER_URL is not: no worker to push pointers to".to_owned(),
+            )),
+        }
+    }
+
     /// The configured sink.
     ///
     /// # Errors

@@ -45,6 +45,7 @@ impl TestApp {
             pool: pool.clone(),
             sink,
             signer: None,
+            relay: None,
         };
         let router = app(AppState { ctx, access });
         Self { router, pool, dir }
