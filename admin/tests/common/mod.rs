@@ -8,6 +8,7 @@ use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use cleave_admin::access::Access;
 use cleave_admin::http::{app, AppState};
+use cleave_admin::relay::Relay;
 use cleave_admin::service::Ctx;
 use cleave_admin::sink::Sink;
 use http_body_util::BodyExt;
@@ -40,12 +41,27 @@ impl TestApp {
         Self::build(pool, sink, dir, Access::single(Some(TOKEN)))
     }
 
+    /// Publishing to `sink`, with every pointer pushed through `relay` first.
+    pub fn with_relay(pool: PgPool, sink: Sink, relay: Relay, dir: PathBuf) -> Self {
+        Self::build_with(pool, sink, Some(relay), dir, Access::single(Some(TOKEN)))
+    }
+
     fn build(pool: PgPool, sink: Sink, dir: PathBuf, access: Access) -> Self {
+        Self::build_with(pool, sink, None, dir, access)
+    }
+
+    fn build_with(
+        pool: PgPool,
+        sink: Sink,
+        relay: Option<Relay>,
+        dir: PathBuf,
+        access: Access,
+    ) -> Self {
         let ctx = Ctx {
             pool: pool.clone(),
             sink,
             signer: None,
-            relay: None,
+            relay,
         };
         let router = app(AppState { ctx, access });
         Self { router, pool, dir }
