@@ -41,6 +41,7 @@ test("wrangler deploy --env production --dry-run binds production's namespace an
     assert.match(stdout, /env\.SNAPSHOTS \(replace-with-production-namespace-id\)\s+KV Namespace/);
     assert.match(stdout, /env\.CLEAVE_ENV \("production"\)/);
     assert.match(stdout, /env\.CLEAVE_EVENTS \(cleave-events-production\)\s+Queue/);
+    assert.match(stdout, /env\.CLEAVE_POINTERS \(SnapshotPointer\)\s+Durable Object/, "production's pointers come from its pointer object");
     assert.doesNotMatch(stdout, /staging/);
   } finally {
     await rm(out, { recursive: true, force: true });
