@@ -10,6 +10,6 @@ const dataset = { writeDataPoint: (point) => points.push(structuredClone(point))
 export default class extends WorkerEntrypoint {
   fetch(request) {
     if (new URL(request.url).pathname === "/__analytics") return Response.json(points.splice(0));
-    return new Cleave(this.ctx, { ...this.env, CLEAVE_ANALYTICS: dataset }).fetch(request);
+    return Cleave.fetch(request, { ...this.env, CLEAVE_ANALYTICS: dataset }, this.ctx);
   }
 }
