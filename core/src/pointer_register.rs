@@ -33,12 +33,15 @@ pub const STORE_CHECK_MS: u64 = 30_000;
 
 impl Register {
     /// Takes a pointer the admin pushed: forward (or the same version re-signed), or back
-    /// with a rollback marker covering the version held (`Pointer::may_replace`).
+    /// with a rollback marker covering the version held (`Pointer::may_replace`). The first
+    /// push replaces whatever the register mirrored from KV, which nobody vouched for.
     ///
     /// # Errors
     /// [`Refusal::Downgrade`] or [`Refusal::StaleRollback`]; the register is unchanged.
     pub fn push(&mut self, offered: Pointer) -> Result<(), Refusal> {
-        offered.may_replace(self.held_version())?;
+        if self.pushed {
+            offered.may_replace(self.held_version())?;
+        }
         self.pushed = true;
         self.hold(offered);
         Ok(())
@@ -145,6 +148,11 @@ mod tests {
         assert!(!register.adopt_from_store(at(4, None)));
         assert_eq!(register.pointer, Some(at(4, None)));
         assert_eq!(register.highest, 5);
+        // What KV held (written by anyone) does not bind the admin's first push.
+        assert!(register.adopt_from_store(at(9, None)));
+        register.push(at(2, None)).unwrap();
+        assert_eq!(register.pointer, Some(at(2, None)));
+        assert!(register.push(at(1, None)).is_err());
     }
 
     #[test]

@@ -178,3 +178,27 @@ test("an old signed pointer written back after it expired serves no isolate, war
     await cold.stop();
   }
 });
+
+test("a KV writer's unsigned higher pointer is not taken by the pointer object, so pushes are not frozen", async () => {
+  const own = await startWorker({ vars: { CLEAVE_REFRESH_MS: REFRESH_MS, CLEAVE_SNAPSHOT_PUBLIC_KEY: PUBLIC_KEY, CLEAVE_PUBLISH_TOKEN: "push-token" } });
+  const store = await openKv(own);
+  const push = (pointer) => call(`${own.url}/_cleave/v1/pointer?env=cases`, {
+    method: "PUT", headers: { authorization: "Bearer push-token" }, body: JSON.stringify(pointer),
+  });
+  const served = async (n) => (await waitFor(async () => (await call(`${own.url}/_cleave/health`)).json?.data?.version === n, REFRESH_MS * 20))[0];
+  try {
+    await store.put("snapshot:cases:v1", JSON.stringify(version(1)));
+    assert.equal((await push(pointerTo(version(1)))).status, 200);
+    assert.ok(await served(1));
+    // KV's pointer now names v9, signed by nobody; the object reads KV every 30 s.
+    await store.put("snapshot:cases:current", JSON.stringify({ version: 9 }));
+    await new Promise((ok) => setTimeout(ok, 31_000 + REFRESH_MS * 3));
+    await store.put("snapshot:cases:v2", JSON.stringify(version(2)));
+    const next = await push(pointerTo(version(2)));
+    assert.equal(next.status, 200, `the admin's next push is taken: ${next.text}`);
+    assert.ok(await served(2), "v2 is served");
+  } finally {
+    await store.dispose();
+    await own.stop();
+  }
+});

@@ -426,11 +426,7 @@ fn environment_param(url: &RequestUrl, config: &Config) -> String {
 
 /// Whether the request carries `Authorization: Bearer <CLEAVE_ADMIN_TOKEN>`.
 fn authorized(req: &Request, config: &Config) -> bool {
-    let Some(expected) = config.admin_token.as_deref() else {
-        return false;
-    };
-    let presented = req.headers().get("authorization").ok().flatten();
-    crate::auth::bearer_matches(presented.as_deref(), expected)
+    crate::auth::request_presents(req, config.admin_token.as_deref())
 }
 
 fn unauthorized() -> Result<Response> {

@@ -27,6 +27,7 @@ use worker::Env;
 use worker::wasm_bindgen;
 
 use crate::config::SNAPSHOTS_BINDING as SNAPSHOTS;
+use crate::snapshot_signature;
 
 /// Binding of the `SnapshotPointer` namespace. Without it the worker reads pointers from KV.
 pub const BINDING: &str = "CLEAVE_POINTERS";
@@ -149,6 +150,24 @@ impl Object {
             .ok()
             .flatten()
             .and_then(|text| serde_json::from_str::<Pointer>(&text).ok());
+        // Once pushed to, with signatures required, a pointer nobody signed is not news:
+        // taken, a KV writer's higher version would make the admin's pushes look like
+        // downgrades. Before that the object mirrors KV and isolates judge what it holds.
+        let public_key = register
+            .pushed
+            .then(|| crate::isolate::start(&self.env).snapshot_public_key.clone())
+            .flatten();
+        let stored = match (stored, public_key) {
+            (Some(pointer), Some(key)) => {
+                let now = i64::try_from(now).unwrap_or(i64::MAX);
+                snapshot_signature::verify_fresh(&key, environment, &pointer, now)
+                    .await
+                    .is_ok()
+                    .then_some(pointer)
+            }
+            (stored, None) => stored,
+            (None, Some(_)) => None,
+        };
         // Loaded again: a push may have landed while KV was read.
         let mut register = self.load().await?;
         if let Some(memory) = self.memory.borrow_mut().as_mut() {

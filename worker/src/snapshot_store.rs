@@ -140,12 +140,14 @@ pub fn fresh(
     environment: &str,
     now_ms: u64,
 ) -> Option<Served> {
-    let served = STATES.with(|states| {
-        let states = states.borrow();
-        let state = states.get(environment)?;
-        state.served.engine.is_some().then(|| state.served.clone())
+    let (served, claimed) = STATES.with(|states| {
+        let mut states = states.borrow_mut();
+        let state = states.get_mut(environment)?;
+        state.served.engine.as_ref()?;
+        let claimed = claim(state, config.refresh_ms, now_ms);
+        Some((state.served.clone(), claimed))
     })?;
-    if claim_refresh(environment, config.refresh_ms, now_ms) {
+    if claimed {
         let env = env.clone();
         let environment = environment.to_owned();
         let public_key = config.snapshot_public_key.clone();
@@ -174,13 +176,18 @@ fn claim_refresh(environment: &str, refresh_ms: u64, now_ms: u64) -> bool {
             evict_one(&mut states);
         }
         let state = states.entry(environment.to_owned()).or_default();
-        let claim = needs_refresh(state, refresh_ms, now_ms);
-        if claim {
-            state.refreshing = true;
-            state.served.checked_at_ms = Some(now_ms);
-        }
-        claim
+        claim(state, refresh_ms, now_ms)
     })
+}
+
+/// Marks a due refresh of `state` as in flight; whether this caller runs it.
+fn claim(state: &mut EnvState, refresh_ms: u64, now_ms: u64) -> bool {
+    let due = needs_refresh(state, refresh_ms, now_ms);
+    if due {
+        state.refreshing = true;
+        state.served.checked_at_ms = Some(now_ms);
+    }
+    due
 }
 
 /// A refresh is due when the pointer was read more than `refresh_ms` ago and no refresh is in

@@ -25,11 +25,7 @@ pub async fn push(
     config: &Config,
     url: &RequestUrl,
 ) -> Result<Response> {
-    let presented = req.headers().get("authorization").ok().flatten();
-    let allowed = config
-        .publish_token
-        .as_deref()
-        .is_some_and(|token| crate::auth::bearer_matches(presented.as_deref(), token));
+    let allowed = crate::auth::request_presents(req, config.publish_token.as_deref());
     if !allowed {
         return envelope::error(
             401,
