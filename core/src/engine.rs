@@ -4,7 +4,11 @@
 //! that passes is turned into per-experiment lookup tables so a decision does no parsing and
 //! allocates only its result.
 
+use std::collections::BTreeSet;
+
 use thiserror::Error;
+
+use crate::flags::{prepare_flags, served_experiments, PreparedFlag};
 
 use crate::problems::Problems;
 use crate::routing::{check_origins, RouteMatcher};
@@ -55,6 +59,10 @@ pub struct Engine {
     pub(crate) has_prerequisites: bool,
     /// Whether any running experiment is scoped to routes.
     has_routes: bool,
+    /// Flags in key order.
+    pub(crate) flags: Vec<PreparedFlag>,
+    /// Experiments some flag is served by.
+    pub(crate) flag_experiments: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +164,11 @@ impl Engine {
         let by_key = key_order(&snapshot.experiments, &mut problems);
         layers.check_overlaps(&snapshot.experiments, &mut problems);
         links::check_prerequisites(&snapshot.experiments, &by_key, &mut problems);
+        let experiments = ExperimentsByKey {
+            experiments: &snapshot.experiments,
+            by_key: &by_key,
+        };
+        let flags = prepare_flags(&snapshot.flags, &audiences, &experiments, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -168,7 +181,12 @@ impl Engine {
         let uses_edge_attributes = running.iter().any(|p| p.rules.reads_any(is_reserved));
         let has_prerequisites = running.iter().any(|p| !p.prerequisites.is_empty());
         let has_routes = running.iter().any(|p| p.routes.is_some());
+        let uses_edge_attributes =
+            uses_edge_attributes || flags.iter().any(|f| f.reads_any(is_reserved));
+        let flag_experiments = served_experiments(&snapshot.flags);
         Ok(Self {
+            flags,
+            flag_experiments,
             by_key,
             layer_seeds: layers.seeds,
             bot_policy: snapshot.bot_policy,
@@ -207,6 +225,19 @@ impl Engine {
     pub fn experiment(&self, key: &str) -> Option<&Experiment> {
         let experiments = &self.snapshot.experiments;
         experiments.get(find_by_key(experiments, &self.by_key, key)?)
+    }
+}
+
+/// Experiments found by key, during preparation.
+pub(crate) struct ExperimentsByKey<'a> {
+    experiments: &'a [Experiment],
+    by_key: &'a [usize],
+}
+
+impl<'a> ExperimentsByKey<'a> {
+    pub(crate) fn get(&self, key: &str) -> Option<&'a Experiment> {
+        self.experiments
+            .get(find_by_key(self.experiments, self.by_key, key)?)
     }
 }
 

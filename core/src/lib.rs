@@ -13,6 +13,7 @@ pub mod context;
 pub mod decision;
 pub mod engine;
 pub mod exposure;
+pub mod flags;
 pub mod force;
 pub mod headers;
 pub mod ingest;

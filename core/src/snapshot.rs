@@ -10,8 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+mod flags;
 mod operator;
 mod routes;
+pub use flags::{ExperimentServe, Flag, FlagRule, FlagType, FlagVariant, Rollout, Serve, Split};
 pub use operator::{Operand, Operator};
 pub use routes::{RouteAction, Routes};
 
@@ -50,6 +52,9 @@ pub struct Snapshot {
     /// Whose exposures and events a caller without the server token may record.
     #[serde(default, skip_serializing_if = "AnonymousExposures::is_default")]
     pub anonymous_exposures: AnonymousExposures,
+    /// Feature flags, in the experiments' key space.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<Flag>,
 }
 
 /// Which variant is the control, among variant keys in order: the one keyed `control`, else

@@ -17,14 +17,14 @@ use serde_json::Value;
 
 use super::{
     AnonymousExposures, AttributeSource, AttributeType, BotPolicy, Condition, ContextAttribute,
-    Experiment, Holdout, LayerSlot, Operator, Prerequisite, Ranges, Rule, Snapshot, Status,
-    Variant,
+    Experiment, ExperimentServe, Flag, FlagType, Holdout, LayerSlot, Operator, Prerequisite,
+    Ranges, Rollout, Rule, Serve, Snapshot, Status, Variant,
 };
 
 const MAGIC: &[u8; 4] = b"CLVB";
 
 /// The sidecar format this build writes and reads.
-pub const BINARY_FORMAT: u32 = 2;
+pub const BINARY_FORMAT: u32 = 3;
 
 /// Why a sidecar cannot be used (the worker then reads the JSON body).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -110,6 +110,52 @@ struct Doc {
     bot_policy: BotPolicy,
     origins: BTreeMap<String, String>,
     anonymous_exposures: AnonymousExposures,
+    flags: Vec<FlagDoc>,
+}
+
+#[derive(Serialize)]
+struct FlagDoc {
+    key: String,
+    kind: FlagType,
+    enabled: bool,
+    unit: String,
+    salt: Option<String>,
+    /// `(key, value as JSON text)`.
+    variants: Vec<(String, String)>,
+    off_variant: String,
+    rules: Vec<(Vec<Vec<Cond>>, ServeDoc)>,
+    fallthrough: ServeDoc,
+}
+
+/// A [`Serve`]: `(variant, rollout, experiment)`.
+type ServeDoc = (Option<String>, Option<Rollout>, Option<ExperimentServe>);
+
+fn serve_out(s: &Serve) -> ServeDoc {
+    (s.variant.clone(), s.rollout.clone(), s.experiment.clone())
+}
+
+impl From<&Flag> for FlagDoc {
+    fn from(f: &Flag) -> Self {
+        Self {
+            key: f.key.clone(),
+            kind: f.kind,
+            enabled: f.enabled,
+            unit: f.unit.clone(),
+            salt: f.salt.clone(),
+            variants: f
+                .variants
+                .iter()
+                .map(|v| (v.key.clone(), v.value.as_json().to_owned()))
+                .collect(),
+            off_variant: f.off_variant.clone(),
+            rules: f
+                .rules
+                .iter()
+                .map(|r| (rules_out(&r.targeting), serve_out(&r.serve)))
+                .collect(),
+            fallthrough: serve_out(&f.fallthrough),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -248,6 +294,7 @@ impl From<&Snapshot> for Doc {
             bot_policy: s.bot_policy,
             origins: s.origins.clone(),
             anonymous_exposures: s.anonymous_exposures,
+            flags: s.flags.iter().map(FlagDoc::from).collect(),
         }
     }
 }

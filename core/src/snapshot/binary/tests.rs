@@ -20,6 +20,23 @@ fn everything() -> Snapshot {
         "holdout": {"salt": "h", "unit": "account", "ranges": [[0, 99], [500, 599]]},
         "bot_policy": "control", "anonymous_exposures": "any",
         "origins": {"beta": "https://beta.example.com", "main": "https://example.com/base"},
+        "flags": [
+            {
+                "key": "dark-mode", "type": "boolean", "enabled": false, "unit": "account", "salt": "dm",
+                "variants": [{"key": "on", "value": true}, {"key": "off", "value": false}],
+                "off_variant": "off",
+                "rules": [
+                    {"targeting": [{"conditions": [{"audience": "beta"}]}], "serve": {"variant": "on"}},
+                    {"serve": {"rollout": {"traffic": 2500, "split": [{"variant": "on", "weight": 10000}]}}}
+                ],
+                "fallthrough": {"experiment": {"key": "checkout", "variants": {"control": "off", "treatment": "on", "away": "off"}}}
+            },
+            {
+                "key": "limits", "type": "json",
+                "variants": [{"key": "base", "value": {"n": 1.5, "l": ["a"]}}],
+                "off_variant": "base", "fallthrough": {"variant": "base"}
+            }
+        ],
         "experiments": [
             {
                 "id": "e1", "key": "checkout", "status": "running", "unit": "user",
@@ -97,8 +114,8 @@ fn a_sidecar_is_refused_unless_it_is_exactly_this_format() {
     );
     assert_eq!(decode_binary(b"CLVB\x01"), Err(BinaryError::NotASidecar));
     let mut newer = bytes.clone();
-    newer[4] = 3;
-    assert_eq!(decode_binary(&newer), Err(BinaryError::Format(3)));
+    newer[4] = 4;
+    assert_eq!(decode_binary(&newer), Err(BinaryError::Format(4)));
     for cut in [9, bytes.len() / 2, bytes.len() - 1] {
         assert!(
             matches!(decode_binary(&bytes[..cut]), Err(BinaryError::Malformed(_))),
