@@ -167,6 +167,8 @@ fn assemble(
         bot_policy: content.settings.bot_policy,
         anonymous_exposures: content.settings.anonymous_exposures,
         origins: content.settings.origins,
+        // Flags are not kept in the control plane yet: its snapshots carry none.
+        flags: Vec::new(),
     }
 }
 

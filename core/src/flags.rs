@@ -10,6 +10,7 @@
 use std::collections::BTreeSet;
 
 use serde::Serialize;
+use sha2::{Digest as _, Sha256};
 
 use crate::bucket::draw;
 use crate::decision::Assignment;
@@ -23,7 +24,8 @@ use crate::targeting::{prepare_rules, AudienceTable, Targeting};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Reason {
-    /// No rule applied: the fallthrough's fixed variant.
+    /// No rule applied: the fallthrough's fixed variant. (OFREP's schema has no `DEFAULT`;
+    /// OpenFeature SDKs report `DEFAULT` themselves when they fall back to the code's default.)
     Static,
     /// A rule's targeting matched and it served its fixed variant.
     TargetingMatch,
@@ -31,6 +33,18 @@ pub enum Reason {
     Split,
     /// The kill switch is on.
     Disabled,
+}
+
+impl Reason {
+    /// OpenFeature's word for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Static => "STATIC",
+            Self::TargetingMatch => "TARGETING_MATCH",
+            Self::Split => "SPLIT",
+            Self::Disabled => "DISABLED",
+        }
+    }
 }
 
 /// A flag's value for one subject.
@@ -80,8 +94,8 @@ enum Served {
     Experiment(String, Vec<usize>),
 }
 
-/// Checks every flag of a snapshot and prepares the good ones, in key order. Keys are shared
-/// with experiments: a flag may not reuse one.
+/// Checks every flag of a snapshot and prepares the good ones, in snapshot order. Keys are
+/// shared with experiments: a flag may not reuse one.
 pub(crate) fn prepare_flags(
     flags: &[Flag],
     audiences: &AudienceTable,
@@ -89,7 +103,7 @@ pub(crate) fn prepare_flags(
     problems: &mut Problems,
 ) -> Vec<PreparedFlag> {
     let mut seen = BTreeSet::new();
-    let mut prepared: Vec<PreparedFlag> = flags
+    flags
         .iter()
         .enumerate()
         .filter_map(|(index, flag)| {
@@ -108,13 +122,7 @@ pub(crate) fn prepare_flags(
             }
             prepare_flag(index, flag, &path, audiences, experiments, problems)
         })
-        .collect();
-    prepared.sort_by(|a, b| key_of(flags, a).cmp(key_of(flags, b)));
-    prepared
-}
-
-fn key_of<'f>(flags: &'f [Flag], p: &PreparedFlag) -> &'f str {
-    flags.get(p.index).map_or("", |f| f.key.as_str())
+        .collect()
 }
 
 fn prepare_flag(
@@ -341,6 +349,21 @@ fn prepare_serve(
     (map.len() == exp.variants.len()).then(|| Served::Experiment(wanted.key.clone(), map))
 }
 
+/// The `ETag` of a bulk evaluation: it changes with the environment's snapshot version and
+/// with the evaluation context (as canonical JSON), and with nothing else, so a client that
+/// revalidates learns of a publish on its next poll.
+pub fn bulk_etag(environment: &str, version: u64, context: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(environment.as_bytes())
+        .chain_update(b"\n")
+        .chain_update(context.as_bytes())
+        .finalize();
+    format!(
+        "\"{version}-{}\"",
+        hex::encode(digest.get(..8).unwrap_or_default())
+    )
+}
+
 /// The experiments flags are served by, for the assignment flags need.
 pub(crate) fn served_experiments(flags: &[Flag]) -> BTreeSet<String> {
     let serves = flags
@@ -352,8 +375,8 @@ pub(crate) fn served_experiments(flags: &[Flag]) -> BTreeSet<String> {
 }
 
 impl Engine {
-    /// Every flag (or those in `only`) for `subject`, in key order. A key in `only` that is
-    /// no flag is skipped.
+    /// Every flag (or those in `only`) for `subject`, in snapshot order. A key in `only`
+    /// that is no flag is skipped.
     pub fn evaluate_flags(
         &self,
         subject: &Subject<'_>,
@@ -363,7 +386,9 @@ impl Engine {
         let chosen: Vec<&PreparedFlag> = self
             .flags
             .iter()
-            .filter(|p| only.is_none_or(|only| only.contains(key_of(flags, p))))
+            .filter(|p| {
+                only.is_none_or(|only| flags.get(p.index).is_some_and(|f| only.contains(&f.key)))
+            })
             .collect();
         let needs_experiments = chosen.iter().any(|p| p.uses_experiments());
         let assignments = if needs_experiments {
@@ -382,7 +407,8 @@ impl Engine {
 
     /// One flag for `subject`; `None` when no flag has `key`.
     pub fn evaluate_flag(&self, subject: &Subject<'_>, key: &str) -> Option<FlagOutcome<'_>> {
-        let only = BTreeSet::from([key.to_owned()]);
+        let mut only = BTreeSet::new();
+        only.insert(key.to_owned());
         self.evaluate_flags(subject, Some(&only)).into_iter().next()
     }
 

@@ -53,7 +53,11 @@ pub struct Snapshot {
     #[serde(default, skip_serializing_if = "AnonymousExposures::is_default")]
     pub anonymous_exposures: AnonymousExposures,
     /// Feature flags, in the experiments' key space.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "binary::flags_field"
+    )]
     pub flags: Vec<Flag>,
 }
 

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use cleave_core::exposure::Source;
+use cleave_core::flags::FlagOutcome;
 use cleave_core::routing::RequestRoute;
 use cleave_core::sticky::Sticky;
 use cleave_core::targeting::is_reserved;
@@ -17,6 +18,7 @@ use worker::{Env, Result};
 use crate::request_url::RequestUrl;
 
 mod events;
+mod ofrep;
 mod pointer;
 mod status;
 
@@ -93,6 +95,9 @@ pub async fn handle(
                 &format!("too many {what} from this client; retry later"),
             );
         }
+    }
+    if let Some(call) = crate::ofrep_request::ofrep_path(path) {
+        return ofrep::evaluate(call, &req, env, ctx, config, url).await;
     }
     match path {
         DECIDE => match method.as_str() {
@@ -185,6 +190,9 @@ struct Decision<'a> {
     /// The request attributes as converted by the context schema.
     context: Map<String, Value>,
     assignments: BTreeMap<&'a str, &'a RawValue>,
+    /// Every flag's value, when the snapshot has flags.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    flags: BTreeMap<&'a str, FlagView<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     explain: Option<BTreeMap<&'a str, Explanation<'a>>>,
     /// The visitor's sticky record to send back next time, when there is one to keep.
@@ -193,6 +201,32 @@ struct Decision<'a> {
     /// Why the sticky token sent was ignored.
     #[serde(skip_serializing_if = "Option::is_none")]
     sticky_ignored: Option<String>,
+}
+
+/// One flag's value in a decision: `null` when the flag could not be evaluated (a rollout
+/// without the unit it hashes on).
+#[derive(Serialize)]
+struct FlagView<'a> {
+    value: Option<&'a RawValue>,
+    variant: Option<&'a str>,
+    reason: &'static str,
+}
+
+impl<'a> FlagView<'a> {
+    fn of(outcome: &FlagOutcome<'a>) -> Self {
+        match outcome {
+            FlagOutcome::Value(v) => Self {
+                value: Some(v.variant.value.as_raw()),
+                variant: Some(&v.variant.key),
+                reason: v.reason.as_str(),
+            },
+            FlagOutcome::TargetingKeyMissing(_) => Self {
+                value: None,
+                variant: None,
+                reason: "TARGETING_KEY_MISSING",
+            },
+        }
+    }
 }
 
 /// Request attributes as the decision saw them: schema attributes typed, the rest as text.
@@ -391,11 +425,17 @@ fn decide_with(
             .map(|(e, why)| (e.key.as_str(), why))
             .collect()
     });
+    let flags = engine
+        .evaluate_flags(&subject, None)
+        .iter()
+        .map(|outcome| (outcome.flag().key.as_str(), FlagView::of(outcome)))
+        .collect();
     let decision = Decision {
         units: &request.units,
         environment,
         context: echo(&attributes, context.typed),
         assignments,
+        flags,
         explain,
         sticky,
         sticky_ignored,

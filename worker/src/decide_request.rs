@@ -254,7 +254,11 @@ fn require_identifier(req: DecideRequest) -> Result<DecideRequest, BadRequest> {
     Ok(req)
 }
 
-fn insert_unit(units: &mut Units, unit_type: &str, value: &str) -> Result<(), BadRequest> {
+pub(crate) fn insert_unit(
+    units: &mut Units,
+    unit_type: &str,
+    value: &str,
+) -> Result<(), BadRequest> {
     if !is_valid_key(unit_type) {
         return Err(bad(cleave_core::keys::key_message("unit type", unit_type)));
     }
@@ -318,7 +322,7 @@ fn depth(value: &Value) -> usize {
     1 + inner.unwrap_or(0)
 }
 
-fn attributes_from_map(map: Map<String, Value>) -> Result<Attributes, BadRequest> {
+pub(crate) fn attributes_from_map(map: Map<String, Value>) -> Result<Attributes, BadRequest> {
     let mut attributes = Attributes::new();
     for (name, value) in map {
         if depth(&value) > limits::CONTEXT_DEPTH {

@@ -159,9 +159,29 @@ pub fn assign<'e>(
 ) -> Decided<'e> {
     let environment = ask.environment;
     let assignments = engine.assign(subject);
+    let exposures = exposures(ask, subject, &assignments);
+    telemetry::report(Event::Decision {
+        environment,
+        mode: ask.mode.as_str(),
+        version: engine.snapshot().version,
+        assignments: assignments.len(),
+        age_ms: served.age_ms(now),
+    });
+    Decided {
+        assignments,
+        exposures,
+    }
+}
+
+/// What `assignments` become as exposures, as `ask` says.
+pub fn exposures(
+    ask: &Ask<'_>,
+    subject: &Subject<'_>,
+    assignments: &[Assignment<'_>],
+) -> Exposures {
     let records = match ask.source {
         Some(source) if !assignments.is_empty() => {
-            exposures_of(environment, subject, &assignments, source, &ask.binding)
+            exposures_of(ask.environment, subject, assignments, source, &ask.binding)
         }
         _ => Vec::new(),
     };
@@ -175,19 +195,9 @@ pub fn assign<'e>(
     } else {
         BTreeSet::new()
     };
-    telemetry::report(Event::Decision {
-        environment,
-        mode: ask.mode.as_str(),
-        version: engine.snapshot().version,
-        assignments: assignments.len(),
-        age_ms: served.age_ms(now),
-    });
-    Decided {
-        assignments,
-        exposures: Exposures {
-            environment: environment.to_owned(),
-            records,
-            route_scoped,
-        },
+    Exposures {
+        environment: ask.environment.to_owned(),
+        records,
+        route_scoped,
     }
 }

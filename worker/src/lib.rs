@@ -17,6 +17,7 @@ mod edge;
 mod envelope;
 pub mod identity;
 mod isolate;
+mod ofrep_request;
 mod pointer_object;
 mod proxy;
 mod rate_limit;

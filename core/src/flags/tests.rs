@@ -229,3 +229,16 @@ fn every_mistake_is_named() {
     }
     assert_eq!(found.len(), wanted.len(), "{found:#?}");
 }
+
+#[test]
+fn the_bulk_etag_follows_the_version_and_the_context() {
+    let tag = bulk_etag("prod", 7, r#"{"targetingKey":"u"}"#);
+    assert!(
+        tag.starts_with("\"7-") && tag.ends_with('"') && tag.len() == 20,
+        "{tag}"
+    );
+    assert_eq!(tag, bulk_etag("prod", 7, r#"{"targetingKey":"u"}"#));
+    assert_ne!(tag, bulk_etag("prod", 8, r#"{"targetingKey":"u"}"#));
+    assert_ne!(tag, bulk_etag("prod", 7, r#"{"targetingKey":"v"}"#));
+    assert_ne!(tag, bulk_etag("staging", 7, r#"{"targetingKey":"u"}"#));
+}

@@ -17,8 +17,8 @@ use serde_json::Value;
 
 use super::{
     AnonymousExposures, AttributeSource, AttributeType, BotPolicy, Condition, ContextAttribute,
-    Experiment, ExperimentServe, Flag, FlagType, Holdout, LayerSlot, Operator, Prerequisite,
-    Ranges, Rollout, Rule, Serve, Snapshot, Status, Variant,
+    Experiment, Flag, Holdout, LayerSlot, Operator, Prerequisite, Ranges, Rule, Snapshot, Status,
+    Variant,
 };
 
 const MAGIC: &[u8; 4] = b"CLVB";
@@ -82,6 +82,19 @@ pub(super) fn value_field<'de, D: Deserializer<'de>>(deserializer: D) -> Result<
     }
 }
 
+/// Deserializes the snapshot's flags: from JSON as themselves, from a sidecar from the JSON
+/// text it carries them as.
+pub(super) fn flags_field<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<Flag>, D::Error> {
+    if deserializer.is_human_readable() {
+        Vec::<Flag>::deserialize(deserializer)
+    } else {
+        let text = String::deserialize(deserializer)?;
+        serde_json::from_slice(text.as_bytes()).map_err(de::Error::custom)
+    }
+}
+
 /// [`value_field`] for an optional value.
 pub(super) fn optional_value_field<'de, D: Deserializer<'de>>(
     deserializer: D,
@@ -110,52 +123,8 @@ struct Doc {
     bot_policy: BotPolicy,
     origins: BTreeMap<String, String>,
     anonymous_exposures: AnonymousExposures,
-    flags: Vec<FlagDoc>,
-}
-
-#[derive(Serialize)]
-struct FlagDoc {
-    key: String,
-    kind: FlagType,
-    enabled: bool,
-    unit: String,
-    salt: Option<String>,
-    /// `(key, value as JSON text)`.
-    variants: Vec<(String, String)>,
-    off_variant: String,
-    rules: Vec<(Vec<Vec<Cond>>, ServeDoc)>,
-    fallthrough: ServeDoc,
-}
-
-/// A [`Serve`]: `(variant, rollout, experiment)`.
-type ServeDoc = (Option<String>, Option<Rollout>, Option<ExperimentServe>);
-
-fn serve_out(s: &Serve) -> ServeDoc {
-    (s.variant.clone(), s.rollout.clone(), s.experiment.clone())
-}
-
-impl From<&Flag> for FlagDoc {
-    fn from(f: &Flag) -> Self {
-        Self {
-            key: f.key.clone(),
-            kind: f.kind,
-            enabled: f.enabled,
-            unit: f.unit.clone(),
-            salt: f.salt.clone(),
-            variants: f
-                .variants
-                .iter()
-                .map(|v| (v.key.clone(), v.value.as_json().to_owned()))
-                .collect(),
-            off_variant: f.off_variant.clone(),
-            rules: f
-                .rules
-                .iter()
-                .map(|r| (rules_out(&r.targeting), serve_out(&r.serve)))
-                .collect(),
-            fallthrough: serve_out(&f.fallthrough),
-        }
-    }
+    /// JSON text: flags are few and small, and one decoder for them keeps the worker small.
+    flags: String,
 }
 
 #[derive(Serialize)]
@@ -257,7 +226,7 @@ impl Val {
             Self::Signed(n) => Value::from(n),
             Self::Float(f) => serde_json::Number::from_f64(f)
                 .map(Value::Number)
-                .ok_or_else(|| malformed(format!("{f} is not a JSON number")))?,
+                .ok_or_else(|| malformed("a number that is not finite"))?,
             Self::Text(s) => Value::String(s),
             Self::List(items) => Value::Array(
                 items
@@ -294,7 +263,7 @@ impl From<&Snapshot> for Doc {
             bot_policy: s.bot_policy,
             origins: s.origins.clone(),
             anonymous_exposures: s.anonymous_exposures,
-            flags: s.flags.iter().map(FlagDoc::from).collect(),
+            flags: serde_json::to_string(&s.flags).unwrap_or_default(),
         }
     }
 }

@@ -1,0 +1,303 @@
+//! OpenFeature remote evaluation (docs/contracts.md §9): `POST {base}/ofrep/v1/evaluate/flags`
+//! (bulk) and `.../flags/{key}` (one flag), answered from the snapshot in service.
+//!
+//! Flags and experiments share one key space: a flag evaluates by its rules, an experiment to
+//! its variant's payload. A single evaluation is an exposure of the experiment that decided it
+//! (under the caller's binding, §8); a bulk evaluation records none. Bulk answers carry an
+//! `ETag` over the snapshot version and the context, and `If-None-Match` gets a 304.
+
+use std::collections::BTreeSet;
+
+use cleave_core::exposure::Source;
+use cleave_core::flags::{bulk_etag, FlagOutcome};
+use cleave_core::{Assignment, Engine, Subject};
+use serde_json::value::RawValue;
+use serde_json::{json, Map, Value};
+use worker::web_sys::{Headers, Request, Response, ResponseInit};
+use worker::worker_sys::Context;
+use worker::{Env, Result};
+
+use crate::config::Config;
+use crate::decision::{self, Ask, Caller, Mode};
+use crate::ofrep_request::{context_of, is_flag_key, none_match, OfrepContext, OfrepPath};
+use crate::request_context::enrich;
+use crate::request_url::RequestUrl;
+use crate::snapshot_store;
+
+/// Answers an OFREP call.
+pub async fn evaluate(
+    call: OfrepPath<'_>,
+    req: &Request,
+    env: &Env,
+    ctx: &Context,
+    config: &Config,
+    url: &RequestUrl,
+) -> Result<Response> {
+    if req.method() != "POST" {
+        return failure(405, call.key, "GENERAL", "use POST for OFREP evaluation");
+    }
+    let environment = call.environment.unwrap_or(&config.environment);
+    if !cleave_core::keys::is_valid_key(environment) {
+        return failure(400, call.key, "INVALID_CONTEXT", "not an environment name");
+    }
+    let body = match crate::body::read_capped(req, crate::decide_request::limits::BODY_BYTES, ctx)
+        .await?
+    {
+        Ok(body) => body,
+        Err(_) => {
+            return failure(
+                413,
+                call.key,
+                "INVALID_CONTEXT",
+                "request body is too large",
+            )
+        }
+    };
+    let context = match context_of(&body) {
+        Ok(context) => context,
+        Err(problem) => return failure(400, call.key, problem.code(), problem.details()),
+    };
+    let now = crate::now_ms();
+    let served = snapshot_store::current(env, config, environment, now).await;
+    let Some(engine) = decision::engine(&served, environment, Mode::Api, req) else {
+        let reason = served.failure.as_deref().unwrap_or("not loaded");
+        return answer(
+            503,
+            &json!({"errorDetails": format!("no snapshot for environment {environment:?}: {reason}")}),
+            None,
+        );
+    };
+    let mut attributes = context.attributes.clone();
+    let enriched = match enrich(engine, req, url, &mut attributes, true) {
+        Ok(enriched) => enriched,
+        Err(e) => return failure(400, call.key, "INVALID_CONTEXT", &e.to_string()),
+    };
+    let subject = Subject {
+        bot: enriched.bot,
+        ..Subject::new(&context.units, &attributes, crate::api::signed_ms(now))
+    };
+    match call.key {
+        Some(key) => single(key, engine, &subject, req, ctx, config, environment),
+        None => bulk(engine, &subject, &context, req, environment),
+    }
+}
+
+/// One flag (or experiment), recording the exposure of the experiment that decided it.
+fn single(
+    key: &str,
+    engine: &Engine,
+    subject: &Subject<'_>,
+    req: &Request,
+    ctx: &Context,
+    config: &Config,
+    environment: &str,
+) -> Result<Response> {
+    let not_found = || {
+        failure(
+            404,
+            Some(key),
+            "FLAG_NOT_FOUND",
+            &format!("no flag or experiment {key:?} in {environment}"),
+        )
+    };
+    if !is_flag_key(key) {
+        return not_found();
+    }
+    let (result, decided) = if engine.flag(key).is_some() {
+        match engine.evaluate_flag(subject, key) {
+            Some(outcome) => flag_result(&outcome),
+            None => return not_found(),
+        }
+    } else if engine.experiment(key).is_some() {
+        experiment_result(engine, subject, key)
+    } else {
+        return not_found();
+    };
+    if result.get("errorCode").is_some() {
+        return answer(400, &result, None);
+    }
+    if let Some(assignment) = decided {
+        let source = decision::collected(config, Some(Source::Api));
+        if source.is_some() {
+            let caller = Caller::of(req, config);
+            let ask = Ask {
+                environment,
+                mode: Mode::Api,
+                source,
+                binding: caller.binding(Some(engine)),
+            };
+            decision::exposures(&ask, subject, &[assignment]).record(config, ctx);
+        }
+    }
+    answer(200, &result, None)
+}
+
+/// Every flag and every running experiment, with an `ETag`; a 304 when the client has it.
+fn bulk(
+    engine: &Engine,
+    subject: &Subject<'_>,
+    context: &OfrepContext,
+    req: &Request,
+    environment: &str,
+) -> Result<Response> {
+    let version = engine.snapshot().version;
+    let etag = bulk_etag(environment, version, &context.canonical);
+    let sent = req.headers().get("if-none-match").ok().flatten();
+    if sent.as_deref().is_some_and(|h| none_match(h, &etag)) {
+        return not_modified(&etag);
+    }
+    // Keyed, so the list comes out in key order.
+    let mut results = Map::new();
+    for outcome in engine.evaluate_flags(subject, None) {
+        results.insert(outcome.flag().key.clone(), flag_result(&outcome).0);
+    }
+    let running = engine
+        .snapshot()
+        .experiments
+        .iter()
+        .filter(|e| e.status == cleave_core::snapshot::Status::Running);
+    for experiment in running {
+        let key = &experiment.key;
+        results.insert(key.clone(), experiment_result(engine, subject, key).0);
+    }
+    let flags: Vec<Value> = results.into_iter().map(|(_, v)| v).collect();
+    let body = json!({
+        "flags": flags,
+        "metadata": {"environment": environment, "version": version},
+    });
+    answer(200, &body, Some(&etag))
+}
+
+/// A flag's OFREP result, and the experiment assignment that decided it.
+fn flag_result<'e>(outcome: &FlagOutcome<'e>) -> (Value, Option<Assignment<'e>>) {
+    match outcome {
+        FlagOutcome::Value(v) => {
+            let mut result = success(&v.flag.key, v.reason.as_str(), &v.variant.key);
+            result.insert("value".into(), raw(v.variant.value.as_raw()));
+            if let Some(a) = &v.assignment {
+                let metadata = json!({"experiment": a.experiment.key});
+                result.insert("metadata".into(), metadata);
+            }
+            (Value::Object(result), v.assignment)
+        }
+        FlagOutcome::TargetingKeyMissing(flag) => (
+            error_result(
+                Some(&flag.key),
+                "TARGETING_KEY_MISSING",
+                &format!(
+                    "flag {:?} rolls out by the targetingKey; the context has none",
+                    flag.key
+                ),
+            ),
+            None,
+        ),
+    }
+}
+
+/// An experiment's OFREP result: its variant's payload. A unit it does not enrol gets no
+/// value (OFREP's code default), so the application's own default applies.
+fn experiment_result<'e>(
+    engine: &'e Engine,
+    subject: &Subject<'_>,
+    key: &str,
+) -> (Value, Option<Assignment<'e>>) {
+    let running = engine
+        .experiment(key)
+        .is_some_and(|e| e.status == cleave_core::snapshot::Status::Running);
+    if !running {
+        return (Value::Object(code_default(key, "DISABLED")), None);
+    }
+    let experiment = engine
+        .experiment(key)
+        .map(|e| e.unit.as_str())
+        .unwrap_or("user");
+    let mut only = BTreeSet::new();
+    only.insert(key.to_owned());
+    let assigned = engine
+        .assign(&Subject {
+            only: Some(&only),
+            ..*subject
+        })
+        .into_iter()
+        .next();
+    let Some(a) = assigned else {
+        if !subject.units.contains_key(experiment) {
+            let details =
+                format!("experiment {key:?} assigns by the targetingKey; the context has none");
+            return (
+                error_result(Some(key), "TARGETING_KEY_MISSING", &details),
+                None,
+            );
+        }
+        return (Value::Object(code_default(key, "SPLIT")), None);
+    };
+    let mut result = success(key, "SPLIT", &a.variant.key);
+    let payload = a.variant.payload.as_raw();
+    if payload.get() != "null" {
+        result.insert("value".into(), raw(payload));
+    }
+    result.insert("metadata".into(), json!({"experiment": key}));
+    (Value::Object(result), Some(a))
+}
+
+fn success(key: &str, reason: &str, variant: &str) -> Map<String, Value> {
+    let mut result = Map::new();
+    result.insert("key".into(), Value::from(key));
+    result.insert("reason".into(), Value::from(reason));
+    result.insert("variant".into(), Value::from(variant));
+    result
+}
+
+/// A result without a value: the caller's code default applies.
+fn code_default(key: &str, reason: &str) -> Map<String, Value> {
+    let mut result = Map::new();
+    result.insert("key".into(), Value::from(key));
+    result.insert("reason".into(), Value::from(reason));
+    result
+}
+
+fn raw(value: &RawValue) -> Value {
+    serde_json::from_str(value.get()).unwrap_or(Value::Null)
+}
+
+fn error_result(key: Option<&str>, code: &str, details: &str) -> Value {
+    let mut result = Map::new();
+    if let Some(key) = key {
+        result.insert("key".into(), Value::from(key));
+    }
+    result.insert("errorCode".into(), Value::from(code));
+    result.insert("errorDetails".into(), Value::from(details));
+    Value::Object(result)
+}
+
+/// A refused call: a single evaluation names its flag, a bulk one does not.
+fn failure(status: u16, key: Option<&str>, code: &str, details: &str) -> Result<Response> {
+    answer(status, &error_result(key, code, details), None)
+}
+
+fn answer(status: u16, body: &Value, etag: Option<&str>) -> Result<Response> {
+    let headers = Headers::new()?;
+    headers.set("content-type", "application/json; charset=utf-8")?;
+    // Evaluations are per context: no shared cache may keep them.
+    headers.set("cache-control", "private, no-cache")?;
+    if let Some(etag) = etag {
+        headers.set("etag", etag)?;
+    }
+    let init = ResponseInit::new();
+    init.set_status(status);
+    init.set_headers(&headers);
+    Ok(Response::new_with_opt_str_and_init(
+        Some(&serde_json::to_string(body)?),
+        &init,
+    )?)
+}
+
+fn not_modified(etag: &str) -> Result<Response> {
+    let headers = Headers::new()?;
+    headers.set("etag", etag)?;
+    headers.set("cache-control", "private, no-cache")?;
+    let init = ResponseInit::new();
+    init.set_status(304);
+    init.set_headers(&headers);
+    Ok(Response::new_with_opt_str_and_init(None, &init)?)
+}
