@@ -9,7 +9,7 @@ use cleave_core::{Engine, Problems};
 use sha2::{Digest, Sha256};
 use time::format_description::well_known::Rfc3339;
 
-use crate::model::{Audience, EnvironmentSettings, Experiment, Status};
+use crate::model::{Audience, EnvironmentSettings, Experiment, Flag, Status};
 
 /// Experiments a snapshot carries: running ones enrol units; paused ones stay visible.
 pub fn is_published(status: Status) -> bool {
@@ -78,14 +78,18 @@ pub fn referenced_audiences(rules: &[Rule], out: &mut BTreeSet<String>) {
     }
 }
 
-/// The snapshot form of the audiences `experiments` reference.
+/// The snapshot form of the audiences `experiments` and `flags` reference.
 fn audiences_for(
     experiments: &[snapshot::Experiment],
     audiences: &[Audience],
+    flags: &[snapshot::Flag],
 ) -> Vec<snapshot::Audience> {
     let mut used = BTreeSet::new();
     for e in experiments {
         referenced_audiences(&e.targeting, &mut used);
+    }
+    for rule in flags.iter().flat_map(|f| &f.rules) {
+        referenced_audiences(&rule.targeting, &mut used);
     }
     audiences
         .iter()
@@ -108,13 +112,17 @@ pub struct Content {
     pub experiments: Vec<snapshot::Experiment>,
     pub audiences: Vec<snapshot::Audience>,
     pub settings: EnvironmentSettings,
+    /// In key order.
+    pub flags: Vec<snapshot::Flag>,
 }
 
-/// The published content of an environment (experiments in key order) and its hash.
+/// The published content of an environment (experiments and flags in key order) and its
+/// hash. `flags` are the environment's live flags.
 pub fn content(
     experiments: &[Experiment],
     audiences: &[Audience],
     settings: &EnvironmentSettings,
+    flags: &[Flag],
 ) -> (Content, String) {
     let mut published: Vec<snapshot::Experiment> = experiments
         .iter()
@@ -122,10 +130,17 @@ pub fn content(
         .map(to_snapshot_experiment)
         .collect();
     published.sort_by(|a, b| a.key.cmp(&b.key));
+    let mut flags: Vec<snapshot::Flag> = flags
+        .iter()
+        .filter(|f| !f.archived)
+        .map(|f| f.spec.to_snapshot(&f.key))
+        .collect();
+    flags.sort_by(|a, b| a.key.cmp(&b.key));
     let content = Content {
-        audiences: audiences_for(&published, audiences),
+        audiences: audiences_for(&published, audiences, &flags),
         experiments: published,
         settings: settings.clone(),
+        flags,
     };
     let bytes = serde_json::to_vec(&content).unwrap_or_default();
     (content, hex::encode(Sha256::digest(bytes)))
@@ -167,8 +182,7 @@ fn assemble(
         bot_policy: content.settings.bot_policy,
         anonymous_exposures: content.settings.anonymous_exposures,
         origins: content.settings.origins,
-        // Flags are not kept in the control plane yet: its snapshots carry none.
-        flags: Vec::new(),
+        flags: content.flags,
     }
 }
 
@@ -220,6 +234,7 @@ pub fn check_edit(
             origins: origins.clone(),
             ..EnvironmentSettings::default()
         },
+        flags: Vec::new(),
     });
     let Err(problems) = Engine::new(snapshot) else {
         return Ok(());
@@ -235,6 +250,29 @@ pub fn check_edit(
         Ok(())
     } else {
         Err(problems)
+    }
+}
+
+/// Checks flag `key` as the next snapshot would carry it in `content`; problems are the
+/// flag's own, with paths inside it (`rules[0].serve.variant`).
+pub fn check_flag(content: Content, key: &str) -> Result<(), Problems> {
+    let Some(index) = content.flags.iter().position(|f| f.key == key) else {
+        return Ok(());
+    };
+    let Err(problems) = Engine::new(probe(content)) else {
+        return Ok(());
+    };
+    let own = format!("flags[{index}]");
+    let mut out = Problems::default();
+    for p in problems.iter() {
+        if let Some(rest) = p.path.strip_prefix(&own) {
+            out.push_coded(rest.trim_start_matches('.'), p.code, p.message.clone());
+        }
+    }
+    if out.is_empty() {
+        Ok(())
+    } else {
+        Err(out)
     }
 }
 

@@ -6,6 +6,7 @@ pub mod audiences;
 pub mod audit;
 pub mod environments;
 pub mod experiments;
+pub mod flags;
 pub mod snapshots;
 
 use sqlx::postgres::PgPoolOptions;

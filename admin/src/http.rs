@@ -2,6 +2,7 @@
 
 mod analysis;
 mod dashboard;
+mod flags;
 pub mod policy;
 mod ui;
 
@@ -65,6 +66,7 @@ pub fn app(state: AppState) -> Router {
         .route("/audit", get(audit_log))
         .route("/metrics", get(crate::observability::metrics))
         .merge(analysis::routes())
+        .merge(flags::routes())
         .merge(dashboard::routes())
         .fallback(|| async { AdminError::NotFound("no such endpoint".to_owned()) })
         // Route layers see the matched route; the later one wraps the earlier, so refused

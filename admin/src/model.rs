@@ -1,6 +1,8 @@
 //! The control plane's entities as the REST API shows them (camelCase, docs/contracts.md §6).
 
+mod flags;
 mod metrics;
+pub use flags::{Flag, FlagSpec};
 pub use metrics::{Direction, MetricKind, MetricRole, Verdict};
 
 use std::collections::BTreeMap;

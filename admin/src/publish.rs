@@ -13,7 +13,7 @@ use crate::compile;
 use crate::context::Outlet;
 use crate::db::audit::{self, Change};
 use crate::db::snapshots::{self, NewSnapshot};
-use crate::db::{audiences, environments, experiments};
+use crate::db::{audiences, environments, experiments, flags};
 use crate::error::{AdminError, Result};
 use crate::model::{Environment, Published};
 use crate::observability;
@@ -30,7 +30,8 @@ pub async fn compile_next(
         .ok_or_else(|| AdminError::NotFound(format!("no environment {environment}")))?;
     let all = experiments::list(conn, Some(environment)).await?;
     let audiences = audiences::list(&mut *conn).await?;
-    let (content, sha256) = compile::content(&all, &audiences, &env.settings);
+    let flags = flags::list(&mut *conn, environment).await?;
+    let (content, sha256) = compile::content(&all, &audiences, &env.settings, &flags);
     let version = snapshots::latest_version(&mut *conn, environment).await? + 1;
     let now = OffsetDateTime::now_utc()
         .replace_nanosecond(0)
@@ -232,18 +233,42 @@ pub async fn publish_status_only(
     status: cleave_core::snapshot::Status,
     actor: &str,
 ) -> Result<Option<Published>> {
+    let change = |snapshot: &mut Snapshot| {
+        let found = snapshot
+            .experiments
+            .iter_mut()
+            .find(|e| e.key == experiment_key);
+        found.map(|e| e.status = status).is_some()
+    };
+    publish_change(
+        conn,
+        out,
+        environment,
+        actor,
+        "environment.publish_status",
+        change,
+    )
+    .await
+}
+
+/// Publishes the environment's current snapshot changed by `change` and nothing else (a
+/// status change, a flag's kill switch). `None` when nothing is published or `change` finds
+/// nothing to change (returns `false`).
+pub async fn publish_change(
+    conn: &mut PgConnection,
+    out: Outlet<'_>,
+    environment: Uuid,
+    actor: &str,
+    action: &str,
+    change: impl FnOnce(&mut Snapshot) -> bool,
+) -> Result<Option<Published>> {
     let env = lock(conn, environment).await?;
     let Some(mut snapshot) = current_snapshot(conn, &env).await? else {
         return Ok(None);
     };
-    let Some(experiment) = snapshot
-        .experiments
-        .iter_mut()
-        .find(|e| e.key == experiment_key)
-    else {
+    if !change(&mut snapshot) {
         return Ok(None);
-    };
-    experiment.status = status;
+    }
     let version = snapshots::latest_version(&mut *conn, environment).await? + 1;
     snapshot.version = u64::try_from(version).unwrap_or(0);
     snapshot.published_at = OffsetDateTime::now_utc()
@@ -258,16 +283,7 @@ pub async fn publish_status_only(
     let body = serde_json::to_vec(&snapshot).map_err(|e| AdminError::Internal(e.to_string()))?;
     let sha256 = hex::encode(Sha256::digest(&body));
     let name = env.name.clone();
-    let result = upload_version(
-        conn,
-        out,
-        &env,
-        &snapshot,
-        &sha256,
-        actor,
-        "environment.publish_status",
-    )
-    .await;
+    let result = upload_version(conn, out, &env, &snapshot, &sha256, actor, action).await;
     observability::count_publish(
         &name,
         "publish",

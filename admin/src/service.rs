@@ -11,6 +11,7 @@ use crate::error::AdminError;
 mod audiences;
 mod environments;
 mod experiments;
+mod flags;
 mod publishing;
 mod status;
 mod variants;
@@ -27,6 +28,7 @@ pub use experiments::{
     create_experiment, experiment, list_experiments, patch_experiment, ExperimentPatch,
     NewExperiment,
 };
+pub use flags::{archive_flag, create_flag, flag, kill_flag, list_flags, patch_flag};
 pub use publishing::{plan, publish};
 pub use status::{pause_alone, preview_status, set_status, StatusChange, StatusPreview};
 pub use variants::{

@@ -53,6 +53,13 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
         "GET",
         Need::Read,
     ),
+    ("/environments/{id}/flags", "GET", Need::Read),
+    ("/environments/{id}/flags", "POST", Need::Role(Role::Editor)),
+    ("/flags/{id}", "GET", Need::Read),
+    ("/flags/{id}", "PATCH", Need::Role(Role::Editor)),
+    ("/flags/{id}", "DELETE", Need::Role(Role::Editor)),
+    // It publishes at once.
+    ("/flags/{id}/kill", "PUT", Need::Role(Role::Publisher)),
     ("/targeting/operators", "GET", Need::Read),
     ("/audiences", "GET", Need::Read),
     ("/audiences", "POST", Need::Role(Role::Editor)),

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::{invalid, to_value, Ctx};
 use crate::compile::{self};
 use crate::db::audit::{self, Change};
-use crate::db::{audiences, environments, experiments};
+use crate::db::{audiences, environments, experiments, flags};
 use crate::error::{AdminError, Result};
 use crate::model::{Environment, EnvironmentSettings};
 
@@ -76,7 +76,8 @@ pub async fn set_settings(
     // next publish fail (an origin a variant still routes to, say) is refused now.
     let published = experiments::list(&mut tx, Some(id)).await?;
     let audiences = audiences::list(&mut *tx).await?;
-    let (content, _) = compile::content(&published, &audiences, &settings);
+    let flags = flags::list(&mut *tx, id).await?;
+    let (content, _) = compile::content(&published, &audiences, &settings, &flags);
     if let Err(problems) = compile::check_content(content) {
         let mut out = Problems::default();
         for p in problems.iter() {

@@ -1,0 +1,77 @@
+//! REST endpoints of feature flags: per environment, and the kill switch.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, put};
+use axum::Router;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::policy::Actor;
+use super::{created, ok, parse_id, Answer, AppState, Body};
+use crate::service;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/environments/{id}/flags",
+            get(list_flags).post(create_flag),
+        )
+        .route(
+            "/flags/{id}",
+            get(get_flag).patch(patch_flag).delete(archive_flag),
+        )
+        .route("/flags/{id}/kill", put(kill_flag))
+}
+
+async fn create_flag(
+    State(s): State<AppState>,
+    Actor(actor): Actor,
+    Path(id): Path<String>,
+    Body(body): Body<Value>,
+) -> Answer {
+    let env = parse_id(&id, "environment")?;
+    created(service::create_flag(&s.ctx, &actor, env, body).await?)
+}
+
+async fn list_flags(State(s): State<AppState>, Path(id): Path<String>) -> Answer {
+    ok(service::list_flags(&s.ctx, parse_id(&id, "environment")?).await?)
+}
+
+async fn get_flag(State(s): State<AppState>, Path(id): Path<String>) -> Answer {
+    ok(service::flag(&s.ctx, parse_id(&id, "flag")?).await?)
+}
+
+async fn patch_flag(
+    State(s): State<AppState>,
+    Actor(actor): Actor,
+    Path(id): Path<String>,
+    Body(body): Body<Value>,
+) -> Answer {
+    ok(service::patch_flag(&s.ctx, &actor, parse_id(&id, "flag")?, body).await?)
+}
+
+async fn archive_flag(
+    State(s): State<AppState>,
+    Actor(actor): Actor,
+    Path(id): Path<String>,
+) -> Answer {
+    ok(service::archive_flag(&s.ctx, &actor, parse_id(&id, "flag")?).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Kill {
+    killed: bool,
+}
+
+/// `{"killed": true}` serves the off variant everywhere, published at once.
+async fn kill_flag(
+    State(s): State<AppState>,
+    Actor(actor): Actor,
+    Path(id): Path<String>,
+    Body(kill): Body<Kill>,
+) -> Answer {
+    let (flag, published) =
+        service::kill_flag(&s.ctx, &actor, parse_id(&id, "flag")?, kill.killed).await?;
+    ok(serde_json::json!({"flag": flag, "published": published}))
+}

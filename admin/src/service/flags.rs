@@ -1,0 +1,237 @@
+//! Feature flags. Creating and editing one publishes nothing (an editor may edit, and only
+//! publishers publish); the kill switch publishes at once, changing only that flag in the
+//! snapshot in service, so other edits still waiting for a publisher stay waiting.
+
+use cleave_core::Problems;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::environments::record;
+use super::{invalid, to_value, Ctx};
+use crate::compile;
+use crate::db::{audiences, environments, experiments, flags};
+use crate::error::{AdminError, Result};
+use crate::model::{Flag, FlagSpec, Published};
+use crate::publish;
+
+/// Creates a flag in `environment` from the REST body: `key`, `name`, `description` and
+/// the [`FlagSpec`] fields.
+pub async fn create_flag(ctx: &Ctx, actor: &str, environment: Uuid, body: Value) -> Result<Flag> {
+    let Value::Object(mut fields) = body else {
+        return Err(invalid("", "a flag is a JSON object"));
+    };
+    let key = text_field(&mut fields, "key")?.unwrap_or_default();
+    if !cleave_core::keys::is_valid_key(&key) {
+        return Err(invalid("key", cleave_core::keys::key_problem(&key)));
+    }
+    let name = text_field(&mut fields, "name")?.unwrap_or_default();
+    let description = text_field(&mut fields, "description")?.unwrap_or_default();
+    let spec = spec_of(Value::Object(fields))?;
+    let mut tx = ctx.pool.begin().await?;
+    environments::get(&mut *tx, environment)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no environment {environment}")))?;
+    check(&mut tx, environment, &key, &spec, None).await?;
+    let flag = flags::insert(&mut *tx, environment, &key, &name, &description, &spec)
+        .await
+        .map_err(|e| AdminError::on_unique(e, format!("flag {key:?} already exists")))?;
+    record(
+        &mut tx,
+        actor,
+        "flag.create",
+        flag.id,
+        None,
+        Some(to_value(&flag)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(flag)
+}
+
+pub async fn list_flags(ctx: &Ctx, environment: Uuid) -> Result<Vec<Flag>> {
+    Ok(flags::list(&ctx.pool, environment).await?)
+}
+
+pub async fn flag(ctx: &Ctx, id: Uuid) -> Result<Flag> {
+    flags::get(&ctx.pool, id, false)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no flag {id}")))
+}
+
+/// Edits a flag: `name`, `description`, and any spec field, each replaced as a whole (the
+/// key stays). Nothing is published.
+pub async fn patch_flag(ctx: &Ctx, actor: &str, id: Uuid, body: Value) -> Result<Flag> {
+    let Value::Object(mut fields) = body else {
+        return Err(invalid("", "a flag patch is a JSON object"));
+    };
+    if fields.contains_key("key") {
+        return Err(invalid("key", "a flag's key cannot change"));
+    }
+    let mut tx = ctx.pool.begin().await?;
+    let before = live(&mut tx, id).await?;
+    let mut after = before.clone();
+    if let Some(name) = text_field(&mut fields, "name")? {
+        after.name = name;
+    }
+    if let Some(description) = text_field(&mut fields, "description")? {
+        after.description = description;
+    }
+    if !fields.is_empty() {
+        let Value::Object(mut merged) = to_value(&before.spec) else {
+            return Err(AdminError::Internal(
+                "a flag spec is not an object".to_owned(),
+            ));
+        };
+        merged.extend(fields);
+        after.spec = spec_of(Value::Object(merged))?;
+    }
+    check(
+        &mut tx,
+        after.environment_id,
+        &after.key,
+        &after.spec,
+        Some(id),
+    )
+    .await?;
+    flags::update(&mut *tx, &after).await?;
+    let saved = live(&mut tx, id).await?;
+    record(
+        &mut tx,
+        actor,
+        "flag.update",
+        id,
+        Some(to_value(&before)),
+        Some(to_value(&saved)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(saved)
+}
+
+/// The kill switch: `killed` serves the off variant to everyone, published at once (with
+/// nothing else changed) when the flag is in the snapshot in service; `false` turns the flag
+/// back on the same way.
+pub async fn kill_flag(
+    ctx: &Ctx,
+    actor: &str,
+    id: Uuid,
+    killed: bool,
+) -> Result<(Flag, Option<Published>)> {
+    let mut tx = ctx.pool.begin().await?;
+    let before = live(&mut tx, id).await?;
+    let mut after = before.clone();
+    after.spec.enabled = !killed;
+    flags::update(&mut *tx, &after).await?;
+    let saved = live(&mut tx, id).await?;
+    let action = if killed { "flag.kill" } else { "flag.revive" };
+    record(
+        &mut tx,
+        actor,
+        action,
+        id,
+        Some(to_value(&before)),
+        Some(to_value(&saved)),
+    )
+    .await?;
+    let key = saved.key.clone();
+    let published = publish::publish_change(
+        &mut tx,
+        ctx.outlet(),
+        saved.environment_id,
+        actor,
+        "environment.publish_flag",
+        |snapshot| match snapshot.flags.iter_mut().find(|f| f.key == key) {
+            Some(flag) => {
+                flag.enabled = !killed;
+                true
+            }
+            None => false,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((saved, published))
+}
+
+/// Archives a flag: the next publish leaves it out. Its key may then be used again.
+pub async fn archive_flag(ctx: &Ctx, actor: &str, id: Uuid) -> Result<Flag> {
+    let mut tx = ctx.pool.begin().await?;
+    let before = live(&mut tx, id).await?;
+    let mut after = before.clone();
+    after.archived = true;
+    flags::update(&mut *tx, &after).await?;
+    let saved = flags::get(&mut *tx, id, false)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no flag {id}")))?;
+    record(
+        &mut tx,
+        actor,
+        "flag.archive",
+        id,
+        Some(to_value(&before)),
+        Some(to_value(&saved)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(saved)
+}
+
+/// A live flag, its row held for the transaction.
+async fn live(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<Flag> {
+    match flags::get(&mut *conn, id, true).await? {
+        Some(flag) if !flag.archived => Ok(flag),
+        Some(flag) => Err(AdminError::Conflict(format!(
+            "flag {:?} is archived",
+            flag.key
+        ))),
+        None => Err(AdminError::NotFound(format!("no flag {id}"))),
+    }
+}
+
+/// Checks a flag as the environment's next snapshot would carry it, next to its published
+/// experiments, its other flags and every audience.
+async fn check(
+    conn: &mut sqlx::PgConnection,
+    environment: Uuid,
+    key: &str,
+    spec: &FlagSpec,
+    replacing: Option<Uuid>,
+) -> Result<()> {
+    let env = environments::get(&mut *conn, environment)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no environment {environment}")))?;
+    let all = experiments::list(&mut *conn, Some(environment)).await?;
+    let audiences = audiences::list(&mut *conn).await?;
+    let others: Vec<Flag> = flags::list(&mut *conn, environment)
+        .await?
+        .into_iter()
+        .filter(|f| Some(f.id) != replacing && f.key != key)
+        .collect();
+    let (mut content, _) = compile::content(&all, &audiences, &env.settings, &others);
+    content.flags.push(spec.to_snapshot(key));
+    compile::check_flag(content, key).map_err(|problems| AdminError::Invalid(camel(problems)))
+}
+
+/// Problem paths in the REST API's words.
+fn camel(problems: Problems) -> Problems {
+    let mut out = Problems::default();
+    for p in problems.iter() {
+        let path = p.path.replace("off_variant", "offVariant");
+        out.push_coded(path, p.code, p.message.clone());
+    }
+    out
+}
+
+/// Removes string field `name` from `fields`.
+fn text_field(fields: &mut Map<String, Value>, name: &str) -> Result<Option<String>> {
+    match fields.remove(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(_) => Err(invalid(name, format!("{name} must be a string"))),
+    }
+}
+
+/// The spec in `fields`, with serde's word on what does not fit.
+fn spec_of(fields: Value) -> Result<FlagSpec> {
+    serde_json::from_value(fields).map_err(|e| invalid("", format!("not a flag: {e}")))
+}
