@@ -181,6 +181,7 @@ fn assemble(
         holdout: content.settings.holdout,
         bot_policy: content.settings.bot_policy,
         anonymous_exposures: content.settings.anonymous_exposures,
+        ofrep: content.settings.ofrep.to_snapshot(),
         origins: content.settings.origins,
         flags: content.flags,
     }

@@ -46,6 +46,35 @@ pub struct EnvironmentSettings {
     /// (its own `cleave_uid`, the default) or `any` (any unit it names).
     #[serde(default)]
     pub anonymous_exposures: AnonymousExposures,
+    /// Who may call the environment's OFREP endpoints, and from which sites.
+    #[serde(default)]
+    pub ofrep: OfrepSettings,
+}
+
+/// OFREP access: browser origins allowed to call (CORS) and the client keys callers must
+/// present. Snapshots carry the keys' SHA-256 only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OfrepSettings {
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    #[serde(default)]
+    pub client_keys: Vec<String>,
+}
+
+impl OfrepSettings {
+    /// As the snapshot carries it.
+    pub fn to_snapshot(&self) -> cleave_core::snapshot::OfrepAccess {
+        use sha2::{Digest, Sha256};
+        cleave_core::snapshot::OfrepAccess {
+            allowed_origins: self.allowed_origins.clone(),
+            client_key_hashes: self
+                .client_keys
+                .iter()
+                .map(|k| hex::encode(Sha256::digest(k.as_bytes())))
+                .collect(),
+        }
+    }
 }
 
 /// A reusable targeting segment.

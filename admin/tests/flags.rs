@@ -287,3 +287,53 @@ async fn editors_edit_flags_and_only_publishers_kill_them(pool: PgPool) {
         "never published: nothing to publish"
     );
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn ofrep_access_is_a_setting_and_snapshots_carry_key_hashes_only(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let env = app.environment("prod").await;
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            &format!("/environments/{env}/settings"),
+            Some(json!({"ofrep": {"allowedOrigins": ["https://shop.example.com"], "clientKeys": ["short"]}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(
+        problems(&body),
+        ["ofrep.clientKeys[0]: a client key is at least 16 characters, without spaces"]
+    );
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            &format!("/environments/{env}/settings"),
+            Some(json!({"ofrep": {"allowedOrigins": ["shop.example.com/x"]}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        problems(&body)[0].starts_with("ofrep.allowedOrigins[0]: "),
+        "{body}"
+    );
+    let key = "client-key-for-the-shop";
+    app.ok(
+        Method::PUT,
+        &format!("/environments/{env}/settings"),
+        json!({"ofrep": {"allowedOrigins": ["https://shop.example.com"], "clientKeys": [key]}}),
+    )
+    .await;
+    publish(&app, &env).await;
+    let snapshot = app.current_file("prod");
+    assert_eq!(
+        snapshot["ofrep"]["allowed_origins"],
+        json!(["https://shop.example.com"])
+    );
+    let hashes = snapshot["ofrep"]["client_key_hashes"].as_array().unwrap();
+    assert_eq!(hashes.len(), 1);
+    assert_eq!(hashes[0].as_str().unwrap().len(), 64);
+    assert!(
+        !snapshot.to_string().contains(key),
+        "the key itself never reaches the edge"
+    );
+}

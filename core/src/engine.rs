@@ -169,6 +169,7 @@ impl Engine {
             by_key: &by_key,
         };
         let flags = prepare_flags(&snapshot.flags, &audiences, &experiments, &mut problems);
+        crate::flags::check_access(&snapshot.ofrep, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }

@@ -17,7 +17,7 @@ use crate::decision::Assignment;
 use crate::engine::{Engine, ExperimentsByKey, Subject};
 use crate::keys::{is_valid_key, key_message, salt_problem};
 use crate::problems::Problems;
-use crate::snapshot::{Flag, FlagType, FlagVariant, Serve};
+use crate::snapshot::{Flag, FlagType, FlagVariant, OfrepAccess, Serve};
 use crate::targeting::{prepare_rules, AudienceTable, Targeting};
 
 /// Why a flag has the value it has (OpenFeature's resolution reasons).
@@ -347,6 +347,45 @@ fn prepare_serve(
         }
     }
     (map.len() == exp.variants.len()).then(|| Served::Experiment(wanted.key.clone(), map))
+}
+
+/// Checks who may call OFREP: origins as a browser sends them (`https://host[:port]`, no
+/// path), key hashes as 64 hex digits.
+pub(crate) fn check_access(access: &OfrepAccess, problems: &mut Problems) {
+    for (i, origin) in access.allowed_origins.iter().enumerate() {
+        let rest = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"));
+        let fine = rest.is_some_and(|host| {
+            !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        });
+        if !fine {
+            problems.push(
+                format!("ofrep.allowed_origins[{i}]"),
+                format!("{origin:?} is not an origin like https://app.example.com (scheme and host, no path)"),
+            );
+        }
+    }
+    for (i, hash) in access.client_key_hashes.iter().enumerate() {
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            problems.push(
+                format!("ofrep.client_key_hashes[{i}]"),
+                "not a SHA-256 in hex (64 digits)",
+            );
+        }
+    }
+}
+
+/// Whether `presented` is one of the client keys `access` lists (by hash).
+pub fn is_client_key(access: &OfrepAccess, presented: &str) -> bool {
+    let hash = hex::encode(Sha256::digest(presented.as_bytes()));
+    access
+        .client_key_hashes
+        .iter()
+        .any(|h| crate::secrets_equal(h.to_ascii_lowercase().as_bytes(), hash.as_bytes()))
 }
 
 /// The `ETag` of a bulk evaluation: it changes with the environment's snapshot version and

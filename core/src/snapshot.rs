@@ -13,7 +13,9 @@ use serde_json::Value;
 mod flags;
 mod operator;
 mod routes;
-pub use flags::{ExperimentServe, Flag, FlagRule, FlagType, FlagVariant, Rollout, Serve, Split};
+pub use flags::{
+    ExperimentServe, Flag, FlagRule, FlagType, FlagVariant, OfrepAccess, Rollout, Serve, Split,
+};
 pub use operator::{Operand, Operator};
 pub use routes::{RouteAction, Routes};
 
@@ -59,6 +61,9 @@ pub struct Snapshot {
         deserialize_with = "binary::flags_field"
     )]
     pub flags: Vec<Flag>,
+    /// Who may call the OFREP endpoints, and from which sites.
+    #[serde(default, skip_serializing_if = "OfrepAccess::is_default")]
+    pub ofrep: OfrepAccess,
 }
 
 /// Which variant is the control, among variant keys in order: the one keyed `control`, else

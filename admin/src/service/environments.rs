@@ -68,6 +68,14 @@ pub async fn set_settings(
     id: Uuid,
     settings: EnvironmentSettings,
 ) -> Result<Environment> {
+    for (i, key) in settings.ofrep.client_keys.iter().enumerate() {
+        if key.len() < 16 || key.chars().any(char::is_whitespace) {
+            return Err(super::invalid(
+                &format!("ofrep.clientKeys[{i}]"),
+                "a client key is at least 16 characters, without spaces",
+            ));
+        }
+    }
     let mut tx = ctx.pool.begin().await?;
     let before = environments::lock(&mut *tx, id)
         .await?
@@ -81,7 +89,10 @@ pub async fn set_settings(
     if let Err(problems) = compile::check_content(content) {
         let mut out = Problems::default();
         for p in problems.iter() {
-            let path = p.path.replace("context_schema", "contextSchema");
+            let path = p
+                .path
+                .replace("context_schema", "contextSchema")
+                .replace("ofrep.allowed_origins", "ofrep.allowedOrigins");
             out.push_coded(path, p.code, p.message.clone());
         }
         return Err(AdminError::Invalid(out));

@@ -242,3 +242,31 @@ fn the_bulk_etag_follows_the_version_and_the_context() {
     assert_ne!(tag, bulk_etag("prod", 7, r#"{"targetingKey":"v"}"#));
     assert_ne!(tag, bulk_etag("staging", 7, r#"{"targetingKey":"u"}"#));
 }
+
+#[test]
+fn ofrep_access_is_checked_and_keys_match_by_hash() {
+    let mut snapshot = snapshot(json!([]));
+    snapshot.ofrep.allowed_origins = vec![
+        "https://app.example.com".into(),
+        "http://127.0.0.1:8080".into(),
+        "https://app.example.com/path".into(),
+        "app.example.com".into(),
+    ];
+    let key_hash = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+    snapshot.ofrep.client_key_hashes = vec![key_hash.into(), "beef".into()];
+    let found: Vec<String> = Engine::new(snapshot.clone())
+        .unwrap_err()
+        .iter()
+        .map(|p| p.path.clone())
+        .collect();
+    assert_eq!(
+        found,
+        [
+            "ofrep.allowed_origins[2]",
+            "ofrep.allowed_origins[3]",
+            "ofrep.client_key_hashes[1]"
+        ]
+    );
+    assert!(is_client_key(&snapshot.ofrep, "test"), "sha256(\"test\")");
+    assert!(!is_client_key(&snapshot.ofrep, "tes"));
+}

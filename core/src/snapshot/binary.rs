@@ -125,6 +125,8 @@ struct Doc {
     anonymous_exposures: AnonymousExposures,
     /// JSON text: flags are few and small, and one decoder for them keeps the worker small.
     flags: String,
+    /// `(allowed_origins, client_key_hashes)`.
+    ofrep: (Vec<String>, Vec<String>),
 }
 
 #[derive(Serialize)]
@@ -264,6 +266,10 @@ impl From<&Snapshot> for Doc {
             origins: s.origins.clone(),
             anonymous_exposures: s.anonymous_exposures,
             flags: serde_json::to_string(&s.flags).unwrap_or_default(),
+            ofrep: (
+                s.ofrep.allowed_origins.clone(),
+                s.ofrep.client_key_hashes.clone(),
+            ),
         }
     }
 }

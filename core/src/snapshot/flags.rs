@@ -133,3 +133,22 @@ pub struct ExperimentServe {
     /// Experiment variant key to flag variant key, for every variant of the experiment.
     pub variants: BTreeMap<String, String>,
 }
+
+/// Who may call an environment's OFREP endpoints from where. Nothing is open by default: no
+/// other site's page may read answers, and no key is asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfrepAccess {
+    /// Origins (`https://app.example.com`) whose pages may call from the browser (CORS).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_origins: Vec<String>,
+    /// SHA-256 (hex) of the client keys callers must present (`X-API-Key` or
+    /// `Authorization: Bearer`); empty asks for none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_key_hashes: Vec<String>,
+}
+
+impl OfrepAccess {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}

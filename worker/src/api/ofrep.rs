@@ -9,7 +9,8 @@
 use std::collections::BTreeSet;
 
 use cleave_core::exposure::Source;
-use cleave_core::flags::{bulk_etag, FlagOutcome};
+use cleave_core::flags::{bulk_etag, is_client_key, FlagOutcome};
+use cleave_core::snapshot::OfrepAccess;
 use cleave_core::{Assignment, Engine, Subject};
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
@@ -24,7 +25,7 @@ use crate::request_context::enrich;
 use crate::request_url::RequestUrl;
 use crate::snapshot_store;
 
-/// Answers an OFREP call.
+/// Answers an OFREP call, with CORS headers for an allowed origin.
 pub async fn evaluate(
     call: OfrepPath<'_>,
     req: &Request,
@@ -33,53 +34,141 @@ pub async fn evaluate(
     config: &Config,
     url: &RequestUrl,
 ) -> Result<Response> {
-    if req.method() != "POST" {
-        return failure(405, call.key, "GENERAL", "use POST for OFREP evaluation");
-    }
     let environment = call.environment.unwrap_or(&config.environment);
     if !cleave_core::keys::is_valid_key(environment) {
         return failure(400, call.key, "INVALID_CONTEXT", "not an environment name");
     }
-    let body = match crate::body::read_capped(req, crate::decide_request::limits::BODY_BYTES, ctx)
-        .await?
-    {
-        Ok(body) => body,
-        Err(_) => {
-            return failure(
-                413,
-                call.key,
-                "INVALID_CONTEXT",
-                "request body is too large",
-            )
-        }
-    };
-    let context = match context_of(&body) {
-        Ok(context) => context,
-        Err(problem) => return failure(400, call.key, problem.code(), problem.details()),
-    };
     let now = crate::now_ms();
     let served = snapshot_store::current(env, config, environment, now).await;
     let Some(engine) = decision::engine(&served, environment, Mode::Api, req) else {
         let reason = served.failure.as_deref().unwrap_or("not loaded");
-        return answer(
-            503,
-            &json!({"errorDetails": format!("no snapshot for environment {environment:?}: {reason}")}),
-            None,
-        );
+        let details = format!("no snapshot for environment {environment:?}: {reason}");
+        return answer(503, &json!({ "errorDetails": details }), None);
     };
+    let access = &engine.snapshot().ofrep;
+    let headers = req.headers();
+    let origin = headers.get("origin").ok().flatten();
+    let allowed = origin.filter(|o| access.allowed_origins.iter().any(|a| a == o));
+    let method = req.method();
+    if method == "OPTIONS" {
+        return match &allowed {
+            Some(origin) => preflight(origin),
+            None => answer(
+                403,
+                &json!({"errorDetails": "this origin may not call OFREP here (the environment's allowed origins)"}),
+                None,
+            ),
+        };
+    }
+    let response = if method != "POST" {
+        failure(405, call.key, "GENERAL", "use POST for OFREP evaluation")
+    } else if !presents_key(req, config, access) {
+        answer(
+            401,
+            &json!({"errorDetails": "missing or unknown client key (X-API-Key or Authorization: Bearer)"}),
+            None,
+        )
+    } else {
+        let body =
+            crate::body::read_capped(req, crate::decide_request::limits::BODY_BYTES, ctx).await?;
+        match body.map(|body| context_of(&body)) {
+            Err(_) => failure(
+                413,
+                call.key,
+                "INVALID_CONTEXT",
+                "request body is too large",
+            ),
+            Ok(Err(problem)) => failure(400, call.key, problem.code(), problem.details()),
+            Ok(Ok(context)) => evaluate_with(
+                call.key,
+                engine,
+                &context,
+                req,
+                ctx,
+                config,
+                url,
+                now,
+                environment,
+            ),
+        }
+    }?;
+    if let Some(origin) = &allowed {
+        allow_origin(&response.headers(), origin)?;
+    }
+    Ok(response)
+}
+
+/// The evaluation itself, with the context read.
+#[allow(clippy::too_many_arguments)]
+fn evaluate_with(
+    key: Option<&str>,
+    engine: &Engine,
+    context: &OfrepContext,
+    req: &Request,
+    ctx: &Context,
+    config: &Config,
+    url: &RequestUrl,
+    now: u64,
+    environment: &str,
+) -> Result<Response> {
     let mut attributes = context.attributes.clone();
     let enriched = match enrich(engine, req, url, &mut attributes, true) {
         Ok(enriched) => enriched,
-        Err(e) => return failure(400, call.key, "INVALID_CONTEXT", &e.to_string()),
+        Err(e) => return failure(400, key, "INVALID_CONTEXT", &e.to_string()),
     };
     let subject = Subject {
         bot: enriched.bot,
         ..Subject::new(&context.units, &attributes, crate::api::signed_ms(now))
     };
-    match call.key {
+    match key {
         Some(key) => single(key, engine, &subject, req, ctx, config, environment),
-        None => bulk(engine, &subject, &context, req, environment),
+        None => bulk(engine, &subject, context, req, environment),
     }
+}
+
+/// Whether the caller may evaluate: always when the environment asks for no client key;
+/// else with one of its keys (`X-API-Key`, or `Authorization: Bearer`), or the server token.
+fn presents_key(req: &Request, config: &Config, access: &OfrepAccess) -> bool {
+    if access.client_key_hashes.is_empty() {
+        return true;
+    }
+    let headers = req.headers();
+    let api_key = headers.get("x-api-key").ok().flatten();
+    let authorization = headers.get("authorization").ok().flatten();
+    let bearer = authorization
+        .as_deref()
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .map(str::trim);
+    let server = config.server_token.as_deref();
+    api_key.iter().map(String::as_str).chain(bearer).any(|k| {
+        is_client_key(access, k)
+            || server.is_some_and(|s| cleave_core::secrets_equal(s.as_bytes(), k.as_bytes()))
+    })
+}
+
+/// The answer to an allowed origin's preflight: POST with the headers the OFREP providers
+/// send, cached by the browser for ten minutes.
+fn preflight(origin: &str) -> Result<Response> {
+    let headers = Headers::new()?;
+    allow_origin(&headers, origin)?;
+    headers.set("access-control-allow-methods", "POST")?;
+    headers.set(
+        "access-control-allow-headers",
+        "content-type, if-none-match, x-api-key, authorization",
+    )?;
+    headers.set("access-control-max-age", "600")?;
+    let init = ResponseInit::new();
+    init.set_status(204);
+    init.set_headers(&headers);
+    Ok(Response::new_with_opt_str_and_init(None, &init)?)
+}
+
+/// Lets `origin`'s pages read the answer, its `ETag` included.
+fn allow_origin(headers: &Headers, origin: &str) -> Result<()> {
+    headers.set("access-control-allow-origin", origin)?;
+    headers.set("access-control-expose-headers", "etag")?;
+    headers.append("vary", "origin")?;
+    Ok(())
 }
 
 /// One flag (or experiment), recording the exposure of the experiment that decided it.

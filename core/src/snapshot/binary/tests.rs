@@ -20,6 +20,7 @@ fn everything() -> Snapshot {
         "holdout": {"salt": "h", "unit": "account", "ranges": [[0, 99], [500, 599]]},
         "bot_policy": "control", "anonymous_exposures": "any",
         "origins": {"beta": "https://beta.example.com", "main": "https://example.com/base"},
+        "ofrep": {"allowed_origins": ["https://app.example.com"], "client_key_hashes": ["9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"]},
         "flags": [
             {
                 "key": "dark-mode", "type": "boolean", "enabled": false, "unit": "account", "salt": "dm",
