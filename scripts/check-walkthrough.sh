@@ -29,4 +29,7 @@ grep -q '"code":"conflict"' <<<"$out"
 grep -q '"signup-cta":{"experiment_id"' <<<"$out"
 grep -q '"assignments":{}' <<<"$out"
 grep -q '"environment":"web"' <<<"$out"
+# The flags block: staff see the flag on by their rule, then the kill switch turns it off.
+grep -q '"key":"new-nav","reason":"TARGETING_MATCH","value":true,"variant":"on"' <<<"$out"
+grep -q '"key":"new-nav","reason":"DISABLED","value":false,"variant":"off"' <<<"$out"
 echo "walkthrough ok" >&2

@@ -136,9 +136,12 @@ pub fn cache_key(url: &str, assignments: Option<&str>) -> String {
 }
 
 impl Engine {
-    /// Whether any running experiment applies to `route`: then the response depends on the
-    /// visitor's assignments.
+    /// Whether any running experiment applies to `route`, or the environment has flags: then
+    /// the response depends on the visitor's assignments and flag values.
     pub fn varies(&self, route: RequestRoute<'_>) -> bool {
+        if !self.flags.is_empty() {
+            return true;
+        }
         // Without route-scoped experiments, every running experiment applies everywhere.
         if !self.has_routes() {
             return !self.running.is_empty();

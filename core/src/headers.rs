@@ -2,10 +2,12 @@
 //! and the HMAC that lets the origin trust it.
 
 use hmac::{Hmac, Mac};
-use sfv::{DictSerializer, KeyRef, StringRef};
+use serde_json::Value;
+use sfv::{Decimal, DictSerializer, Integer, KeyRef, StringRef};
 use sha2::Sha256;
 
 use crate::decision::Assignment;
+use crate::flags::FlagValue;
 
 /// Encodes assignments as an sf-dictionary of experiment key -> variant key (sf-string), e.g.
 /// `checkout-button-color="treatment", hero="control"`. `None` when there are none (the header
@@ -38,6 +40,61 @@ pub fn sign(key: &[u8], unit: &str, snapshot: &str, assignments: &str) -> String
     mac.update(snapshot.as_bytes());
     mac.update(b"\n");
     mac.update(assignments.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Encodes flag values as an sf-dictionary of flag key -> value, e.g.
+/// `new-nav=?1, theme="blue", limit=20.5`: booleans as sf-boolean, strings as sf-string,
+/// numbers as sf-integer or sf-decimal. A value RFC 8941 cannot carry exactly is left out —
+/// a string outside printable ASCII, a number with more than three decimals or of 10^12 or
+/// more, any `json` flag — and the origin can ask OFREP for it. `None` when nothing travels.
+pub fn flags_header(values: &[FlagValue<'_>]) -> Option<String> {
+    let mut dict = DictSerializer::new();
+    for v in values {
+        let Ok(key) = KeyRef::from_str(&v.flag.key) else {
+            continue;
+        };
+        match v.variant.value.to_value() {
+            Value::Bool(b) => {
+                let _params = dict.bare_item(key, b);
+            }
+            Value::String(text) => {
+                if let Ok(text) = StringRef::from_str(&text) {
+                    let _params = dict.bare_item(key, text);
+                }
+            }
+            Value::Number(n) => {
+                if let Some(i) = n.as_i64().and_then(|i| Integer::try_from(i).ok()) {
+                    let _params = dict.bare_item(key, i);
+                } else if let Some(d) = n.as_f64().and_then(exact_decimal) {
+                    let _params = dict.bare_item(key, d);
+                }
+            }
+            _ => {}
+        }
+    }
+    dict.finish()
+}
+
+/// `x` as an sf-decimal when that is exact (at most three decimals, under 10^12).
+fn exact_decimal(x: f64) -> Option<Decimal> {
+    let scaled = x * 1000.0;
+    let exact = x.abs() < 1e12 && scaled.round() == scaled;
+    exact.then(|| Decimal::try_from(x).ok()).flatten()
+}
+
+/// `hex(HMAC-SHA256(key, "flags\n" ++ unit ++ "\n" ++ snapshot ++ "\n" ++ flags))` with the
+/// key of [`sign`], `flags` the exact `cleave-flags` value. The `flags` line keeps it from
+/// ever verifying as an assignments signature (an sf-dictionary holds no newline).
+pub fn sign_flags(key: &[u8], unit: &str, snapshot: &str, flags: &str) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        return String::new();
+    };
+    for part in [b"flags".as_slice(), unit.as_bytes(), snapshot.as_bytes()] {
+        mac.update(part);
+        mac.update(b"\n");
+    }
+    mac.update(flags.as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
 
@@ -129,6 +186,56 @@ mod tests {
         assert_eq!(
             sign(b"k", "u1", "7", r#"a="b""#),
             "d69ad48dc3bd3574e94c749fbbf84905a18bcec225fa805a99cfff586a95b171"
+        );
+    }
+
+    #[test]
+    fn flags_travel_when_rfc_8941_carries_them_exactly() {
+        let flag = |key: &str, kind: &str, value: serde_json::Value| {
+            serde_json::json!({
+                "key": key, "type": kind, "off_variant": "only", "fallthrough": {"variant": "only"},
+                "variants": [{"key": "only", "value": value}]
+            })
+        };
+        let snapshot: crate::Snapshot = serde_json::from_value(serde_json::json!({
+            "schema": 1, "environment": "t", "version": 1, "published_at": "", "published_by": "",
+            "flags": [
+                flag("new-nav", "boolean", serde_json::json!(true)),
+                flag("theme", "string", serde_json::json!("blue")),
+                flag("accent", "string", serde_json::json!("bleu é")),
+                flag("limit", "number", serde_json::json!(20.5)),
+                flag("ratio", "number", serde_json::json!(0.12345)),
+                flag("seats", "number", serde_json::json!(-12)),
+                flag("layout", "json", serde_json::json!({"cols": 3})),
+                flag("off", "boolean", serde_json::json!(false)),
+            ]
+        }))
+        .unwrap();
+        let engine = Engine::new(snapshot).unwrap();
+        let units = BTreeMap::new();
+        let attributes = BTreeMap::new();
+        let values: Vec<_> = engine
+            .evaluate_flags(&crate::Subject::new(&units, &attributes, 0), None)
+            .into_iter()
+            .filter_map(|o| match o {
+                crate::flags::FlagOutcome::Value(v) => Some(v),
+                crate::flags::FlagOutcome::TargetingKeyMissing(_) => None,
+            })
+            .collect();
+        assert_eq!(
+            flags_header(&values).unwrap(),
+            r#"new-nav, theme="blue", limit=20.5, seats=-12, off=?0"#
+        );
+        assert_eq!(flags_header(&[]), None);
+    }
+
+    #[test]
+    fn the_flags_signature_matches_an_independent_hmac() {
+        // python3 -c 'import hmac,hashlib; print(hmac.new(b"k",
+        //   b"flags\nu1\n7\nnew-nav=?1, theme=\"blue\"", hashlib.sha256).hexdigest())'
+        assert_eq!(
+            sign_flags(b"k", "u1", "7", r#"new-nav=?1, theme="blue""#),
+            "27208155d4863eec41525fcc2f83535fd8a0f9ed4453d407898c4b4ad8edea8b"
         );
     }
 

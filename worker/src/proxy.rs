@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use cleave_core::headers::{is_hop_by_hop, is_reserved_header, sign};
+use cleave_core::headers::{is_hop_by_hop, is_reserved_header, sign, sign_flags};
 use worker::wasm_bindgen::JsValue;
 use worker::web_sys::{Headers, Request, Response, ResponseInit};
 use worker::worker_sys::Context;
@@ -97,7 +97,8 @@ fn redirect(location: &str, status: u16, hops: u32, new_uid: Option<&str>) -> Re
     Ok(Response::new_with_opt_str_and_init(None, &init)?)
 }
 
-/// `cleave-unit`, `cleave-snapshot`, `cleave-assignments` and `cleave-signature`, plus
+/// `cleave-unit`, `cleave-snapshot`, `cleave-assignments`, `cleave-signature`,
+/// `cleave-flags` and `cleave-flags-signature`, plus
 /// `x-forwarded-host`, as `name\nvalue\n…` for [`platform::forward`].
 fn added_headers(uid: &str, decision: &Decision, url: &RequestUrl, config: &Config) -> String {
     let mut set = format!("cleave-unit\n{uid}\ncleave-snapshot\n{}", decision.snapshot);
@@ -114,6 +115,14 @@ fn added_headers(uid: &str, decision: &Decision, url: &RequestUrl, config: &Conf
         );
         set.push_str("\ncleave-signature\n");
         set.push_str(&signature);
+    }
+    if let Some(flags) = &decision.flags {
+        set.push_str("\ncleave-flags\n");
+        set.push_str(flags);
+        if let Some(keys) = &config.signing_keys {
+            set.push_str("\ncleave-flags-signature\n");
+            set.push_str(&sign_flags(&keys.headers, uid, &decision.snapshot, flags));
+        }
     }
     if let Some(host) = url.host_str() {
         set.push_str("\nx-forwarded-host\n");

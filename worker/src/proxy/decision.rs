@@ -2,7 +2,8 @@
 //! its route, and what their variants ask of the request (redirect, origin, rewrite).
 
 use cleave_core::exposure::Source;
-use cleave_core::headers::assignments_header;
+use cleave_core::flags::FlagOutcome;
+use cleave_core::headers::{assignments_header, flags_header};
 use cleave_core::routing::{redirect_location, rewrite_path, RequestRoute, Routing};
 use cleave_core::{Attributes, Subject, Units};
 use worker::web_sys::Request;
@@ -21,6 +22,8 @@ pub struct Decision {
     pub snapshot: String,
     /// `cleave-assignments`, absent when enrolled in nothing.
     pub assignments: Option<String>,
+    /// `cleave-flags`, absent when no flag value travels.
+    pub flags: Option<String>,
     /// `(experiment, variant)` pairs, only when pages expose them (`CLEAVE_EXPOSE_ASSIGNMENTS`).
     pub pairs: Vec<(String, String)>,
     /// Whether any experiment applies to the route: the response then depends on the visitor.
@@ -33,6 +36,20 @@ pub struct Decision {
     pub path: Option<String>,
     /// The page's exposures, recorded once the origin has said what it used.
     pub exposures: Exposures,
+}
+
+impl Decision {
+    /// What the page's variant depends on, for the edge cache's key: the assignments, and
+    /// the flag values when any travel.
+    pub fn variation(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match (&self.assignments, &self.flags) {
+            (a, None) => a.as_deref().map(std::borrow::Cow::Borrowed),
+            (a, Some(flags)) => Some(std::borrow::Cow::Owned(format!(
+                "{}\nflags:{flags}",
+                a.as_deref().unwrap_or("")
+            ))),
+        }
+    }
 }
 
 /// Who is asking: the visitor id, the request's `Cookie` header and its method.
@@ -97,12 +114,26 @@ pub fn decide(
         assignments: decided,
         exposures,
     } = decision::assign(engine, served, &ask, &subject, now);
+    let flags = if engine.snapshot().flags.is_empty() {
+        None
+    } else {
+        let values: Vec<_> = engine
+            .evaluate_flags(&subject, None)
+            .into_iter()
+            .filter_map(|outcome| match outcome {
+                FlagOutcome::Value(v) => Some(v),
+                FlagOutcome::TargetingKeyMissing(_) => None,
+            })
+            .collect();
+        flags_header(&values)
+    };
     let safe_method = matches!(visitor.method, "GET" | "HEAD");
     let routing = Routing::of(&decided, safe_method, bot);
     let origins = &engine.snapshot().origins;
     Decision {
         snapshot: engine.snapshot().version.to_string(),
         assignments: assignments_header(&decided),
+        flags,
         pairs: if config.expose.cookie || config.expose.html {
             decided
                 .iter()

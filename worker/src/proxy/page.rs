@@ -109,7 +109,7 @@ pub fn prepare(
     let path = decision.path.as_deref().unwrap_or(url.path());
     let websocket = is_websocket_upgrade(facts.method(), facts.upgrade());
     let lookup = if decision.varies && config.edge_cache && !websocket {
-        Lookup::for_request(&facts, url, decision.assignments.as_deref(), config)
+        Lookup::for_request(&facts, url, decision.variation().as_deref(), config)
     } else {
         None
     };
