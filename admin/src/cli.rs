@@ -17,6 +17,7 @@ mod analysis;
 mod audiences;
 mod environments;
 mod experiments;
+mod flags;
 mod keys;
 mod publishing;
 mod serve;
@@ -25,6 +26,7 @@ mod settings;
 pub use audiences::AudienceCommand;
 pub use environments::EnvironmentCommand;
 pub use experiments::ExperimentCommand;
+pub use flags::FlagCommand;
 pub use settings::{SigningArgs, SinkArgs, SinkKind};
 
 #[derive(Debug, Parser)]
@@ -148,6 +150,9 @@ pub enum Command {
     /// Audiences: reusable targeting segments.
     #[command(subcommand)]
     Audiences(AudienceCommand),
+    /// Feature flags of an environment, and their kill switch.
+    #[command(subcommand)]
+    Flags(FlagCommand),
     /// Metric definitions, and the metrics an experiment is judged on.
     #[command(subcommand)]
     Metrics(analysis::MetricCommand),
@@ -281,6 +286,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Environments(command) => environments::run(&ctx, actor, command).await,
         Command::Experiments(command) => experiments::run(&ctx, actor, command).await,
         Command::Audiences(command) => audiences::run(&ctx, actor, command).await,
+        Command::Flags(command) => flags::run(&ctx, actor, command).await,
         Command::Metrics(command) => analysis::metric_command(&ctx, actor, command).await,
         Command::Results {
             experiment,

@@ -386,3 +386,41 @@ async fn signed_publishes_and_rollback_markers(pool: PgPool) {
     let left = resigned.expires_ms().unwrap() - now;
     assert!((500_000..=600_000).contains(&left), "expires in {left} ms");
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn flags_from_the_command_line(pool: PgPool) {
+    let url = url_of(&pool);
+    let url = url.as_str();
+    let out = admin(Some(url), &["environments", "create", "prod"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let flag = r#"{"key": "new-nav", "type": "boolean", "offVariant": "off",
+        "variants": [{"key": "on", "value": true}, {"key": "off", "value": false}],
+        "fallthrough": {"variant": "on"}}"#;
+    let out = admin(Some(url), &["flags", "create", "prod", flag]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let created: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = created["id"].as_str().unwrap();
+    let out = admin(
+        Some(url),
+        &[
+            "flags",
+            "create",
+            "prod",
+            &flag.replace("\"on\"}}", "\"gone\"}}"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(5), "invalid");
+    assert!(
+        text(&out.stderr).contains("fallthrough.variant: no variant \"gone\""),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = admin(Some(url), &["flags", "kill", id]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let killed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(killed["flag"]["enabled"], false);
+    let out = admin(Some(url), &["flags", "list", "prod"]);
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(listed[0]["key"], "new-nav");
+    assert_eq!(listed[0]["enabled"], false);
+}

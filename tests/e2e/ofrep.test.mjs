@@ -12,6 +12,7 @@ import { OFREPProvider } from "@openfeature/ofrep-provider";
 import Ajv2020 from "ajv/dist/2020.js";
 import { parse } from "yaml";
 import { ROOT, call, openKv, pool, startOrigin, startWorker, waitFor } from "./harness.mjs";
+import { eventsUrl, withCleaveTracking } from "../../clients/openfeature/cleave-tracking.mjs";
 
 const SERVER = "ofrep-server-token";
 let worker, kv, ingest;
@@ -49,6 +50,15 @@ function snapshot(version, { navTraffic = 1000, killed = false } = {}) {
   };
 }
 
+/** Event records the ingest has received, `{unit: [[metric, value], ...]}`. */
+function tracked() {
+  const out = {};
+  for (const r of ingest.received) {
+    for (const e of JSON.parse(r.body).events ?? []) (out[e.unit] ??= []).push([e.metric, e.value]);
+  }
+  return out;
+}
+
 /** Exposure records the ingest has received, `{unit: [experiment, ...]}`. */
 function exposed() {
   const out = {};
@@ -77,7 +87,8 @@ before(async () => {
     seed: [snapshot(1), { ...snapshot(1), environment: "staging", flags: [boolean("new-nav", { fallthrough: { variant: "on" } })] }],
   });
   kv = await openKv(worker);
-  await OpenFeature.setProviderAndWait(new OFREPProvider({ baseUrl: `${worker.url}/_cleave`, headers: [["authorization", `Bearer ${SERVER}`]] }));
+  const options = { baseUrl: `${worker.url}/_cleave`, headers: [["authorization", `Bearer ${SERVER}`]] };
+  await OpenFeature.setProviderAndWait(withCleaveTracking(new OFREPProvider(options), options));
 });
 
 after(async () => {
@@ -242,4 +253,15 @@ test("raising a rollout keeps everyone already in, and the kill switch serves of
   }, 10_000);
   assert.ok(off, "the kill switch never showed");
   assert.deepEqual([off.json.value, off.json.variant], [false, "off"]);
+});
+
+test("OpenFeature track calls become cleave events", async () => {
+  assert.equal(eventsUrl("https://edge.example.com/_cleave"), "https://edge.example.com/_cleave/v1/events");
+  assert.equal(eventsUrl("https://edge.example.com/_cleave/env/staging"), "https://edge.example.com/_cleave/v1/events?env=staging");
+  const client = OpenFeature.getClient();
+  client.track("purchase", { targetingKey: "buyer-1" }, { value: 42.5 });
+  client.track("signup", { targetingKey: "buyer-1" });
+  const [arrived] = await waitFor(() => (tracked()["buyer-1"] ?? []).length === 2, 20_000);
+  assert.ok(arrived, `events never arrived\n${worker.output().slice(-2000)}`);
+  assert.deepEqual(tracked()["buyer-1"].sort(), [["purchase", 42.5], ["signup", 1]]);
 });

@@ -1,0 +1,47 @@
+//! `cleave-admin flags …`.
+
+use clap::Subcommand;
+use uuid::Uuid;
+
+use super::{json_arg, print};
+use crate::error::Result;
+use crate::service::{self, Ctx};
+
+#[derive(Debug, Subcommand)]
+pub enum FlagCommand {
+    /// JSON as for POST /environments/:id/flags.
+    Create { env: String, json: String },
+    /// The environment's live flags.
+    List { env: String },
+    /// JSON as for PATCH /flags/:id (each field named is replaced); publishes nothing.
+    Update { id: Uuid, json: String },
+    /// The kill switch: off for everyone, published at once.
+    Kill { id: Uuid },
+    /// Turns a killed flag back on, published at once.
+    Revive { id: Uuid },
+    /// Archives a flag; the next publish drops it.
+    Archive { id: Uuid },
+}
+
+pub async fn run(ctx: &Ctx, actor: &str, command: FlagCommand) -> Result<()> {
+    match command {
+        FlagCommand::Create { env, json } => {
+            let env = service::environment_named(ctx, &env).await?;
+            print(&service::create_flag(ctx, actor, env.id, json_arg(&json)?).await?);
+        }
+        FlagCommand::List { env } => {
+            let env = service::environment_named(ctx, &env).await?;
+            print(&service::list_flags(ctx, env.id).await?);
+        }
+        FlagCommand::Update { id, json } => {
+            print(&service::patch_flag(ctx, actor, id, json_arg(&json)?).await?);
+        }
+        FlagCommand::Kill { id } | FlagCommand::Revive { id } => {
+            let killed = matches!(command, FlagCommand::Kill { .. });
+            let (flag, published) = service::kill_flag(ctx, actor, id, killed).await?;
+            print(&serde_json::json!({"flag": flag, "published": published}));
+        }
+        FlagCommand::Archive { id } => print(&service::archive_flag(ctx, actor, id).await?),
+    }
+    Ok(())
+}
