@@ -161,6 +161,16 @@ async fn flags_publish_and_the_kill_switch_publishes_only_itself(pool: PgPool) {
         .await;
     assert_eq!(patched["rules"][0]["serve"]["rollout"]["traffic"], 2000);
     assert_eq!(patched["name"], "New navigation", "fields not named stay");
+    // The plan counts exactly who changes: the rollout moved from rule 1 to rule 0 and the
+    // staff rule is gone, so the targeting changed; an untargeted unit gains 10%.
+    let (_, plan) = app
+        .call(Method::GET, &format!("/environments/{env}/plan"), None)
+        .await;
+    let change = &plan["flags"][0];
+    assert_eq!(change["flag"], "new-nav");
+    assert_eq!(change["kind"], "changed");
+    assert_eq!(change["changed_share"], 0.1);
+    assert_eq!(change["also_changed"], json!(["targeting"]));
     let killed = app
         .ok(
             Method::PUT,

@@ -15,6 +15,9 @@ use serde::Serialize;
 use crate::bucket::BUCKETS;
 use crate::snapshot::{Experiment, Snapshot, Status};
 
+mod flags;
+pub use flags::{plan_flags, FlagChange, FlagChangeKind, FLAG_CELLS};
+
 /// Cells in the (layer, gate, bucket) space.
 pub const CELLS: u64 = (BUCKETS as u64).pow(3);
 
@@ -28,6 +31,9 @@ pub struct Plan {
     /// Experiments that would move already-enrolled units between variants; publishing
     /// them needs an explicit confirmation or a new salt (a new phase).
     pub needs_confirmation: Vec<String>,
+    /// Changed flags only, by key.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<FlagChange>,
 }
 
 /// What happens to one experiment.
@@ -95,6 +101,7 @@ pub fn plan(published: Option<&Snapshot>, next: &Snapshot) -> Plan {
         changes,
         holdout_changed: published.map_or(next.holdout.is_some(), |s| s.holdout != next.holdout),
         needs_confirmation,
+        flags: plan_flags(published, next),
     }
 }
 
