@@ -3,6 +3,7 @@ import { setToken, token } from "./api.js";
 import { clear, h } from "./dom.js";
 import { renderAudit, renderList, renderNewExperiment } from "./lists.js";
 import { renderExperiment } from "./experiment.js";
+import { renderFlag, renderFlags } from "./flags.js";
 import { renderHistory } from "./history.js";
 import { renderResults } from "./results.js";
 import { loadSession, session, setRouter } from "./session.js";
@@ -13,6 +14,8 @@ const routes = [
   [/^#\/experiments\/([0-9a-f-]{36})\/results$/, renderResults],
   [/^#\/experiments\/([0-9a-f-]{36})$/, renderExperiment],
   [/^#\/environments\/([0-9a-f-]{36})\/history$/, renderHistory],
+  [/^#\/environments\/([0-9a-f-]{36})\/flags$/, renderFlags],
+  [/^#\/flags\/([0-9a-f-]{36})$/, renderFlag],
   [/^#\/audit$/, renderAudit],
 ];
 

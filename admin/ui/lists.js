@@ -77,6 +77,7 @@ function environmentCard(env, experiments) {
     h("p", { class: "muted small" }, `${running} running`),
     h("div", { class: "actions" },
       h("a", { href: `#/environments/${env.id}/history` }, "Publish history"),
+      h("a", { href: `#/environments/${env.id}/flags` }, "Flags"),
       h("button", { type: "button", disabled: !session.canPublish, onclick: () => publishWithPlan(env) }, "Publish…")));
 }
 

@@ -8,14 +8,13 @@ use std::collections::BTreeSet;
 
 use thiserror::Error;
 
-use crate::flags::{prepare_flags, served_experiments, PreparedFlag};
-
 use crate::problems::Problems;
 use crate::routing::{check_origins, RouteMatcher};
 use crate::snapshot::{BotPolicy, Experiment, Holdout, Snapshot, Status, SCHEMA_VERSION};
 use crate::targeting::{is_reserved, prepare_audiences, Targeting};
 
 mod evaluate;
+mod flags;
 mod layers;
 mod links;
 mod prepare;
@@ -23,6 +22,7 @@ mod prepare;
 pub(crate) use evaluate::unit_for;
 pub use evaluate::Subject;
 
+use flags::{prepare_flags, served_experiments, PreparedFlag};
 use layers::LayerTable;
 
 /// Why a snapshot cannot be used.

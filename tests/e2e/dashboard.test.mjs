@@ -364,6 +364,54 @@ test("results show interval charts and the sequential status, then the SRM and g
   await shot("results-warnings");
 });
 
+test("flags are made, ramped with the slider and killed from the dashboard, and the worker follows", async () => {
+  const env = (await api("GET", "/environments")).find((e) => e.name === "shop");
+  await page.goto(`${admin.url}/ui/#/`);
+  await page.locator('article.env[data-env="shop"]').getByRole("link", { name: "Flags" }).click();
+  await page.locator("#new-flag-key").fill("new-nav");
+  await clickFor(page.getByRole("button", { name: "Create flag" }));
+  await page.locator("#flag-rules").waitFor();
+  const id = page.url().split("/").pop();
+  // A rollout rule typed in, then its slider moved from 10% to 20% with the keyboard.
+  const rollout = [{ serve: { rollout: { traffic: 1000, split: [{ variant: "on", weight: 10000 }] } } }];
+  await page.locator("#flag-rules").fill(JSON.stringify(rollout));
+  await page.locator("#flag-rules").dispatchEvent("change");
+  const slider = page.locator("input.rollout");
+  assert.equal(await slider.inputValue(), "10");
+  await slider.focus();
+  for (let i = 0; i < 10; i++) await page.keyboard.press("ArrowRight");
+  assert.match(await page.locator(".slider output").textContent(), /20%/);
+  assert.equal(JSON.parse(await page.locator("#flag-rules").inputValue())[0].serve.rollout.traffic, 2000);
+  assert.equal(await clickFor(page.getByRole("button", { name: "Save", exact: true })), "Saved");
+  assert.equal((await api("GET", `/flags/${id}`)).rules[0].serve.rollout.traffic, 2000);
+  // A mistake lands next to its field, and nothing is kept.
+  await page.locator("#flag-off").fill("nope");
+  await page.getByRole("button", { name: "Save", exact: true }).click();
+  await page.locator('[data-path="offVariant"] .field-error', { hasText: 'no variant "nope"' }).waitFor();
+  assert.equal((await api("GET", `/flags/${id}`)).offVariant, "off");
+  await shot("flag");
+
+  await api("POST", `/environments/${env.id}/publish?confirm=true`);
+  const evaluate = () => call(`${worker.url}/_cleave/ofrep/v1/evaluate/flags/new-nav`, {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ context: { targetingKey: "shopper-1" } }),
+  });
+  const [live] = await waitFor(async () => (await evaluate()).status === 200, REFRESH_MS * 20);
+  assert.ok(live, "the worker never served the flag");
+  assert.equal((await evaluate()).json.value, draw("new-nav", "shopper-1").gate < 2000);
+
+  await page.goto(`${admin.url}/ui/#/environments/${env.id}/flags`);
+  const row = page.locator('tr[data-flag="new-nav"]');
+  assert.match(await row.textContent(), /roll out to 20%/);
+  await row.getByRole("button", { name: "Kill" }).click();
+  const dialog = page.getByRole("dialog");
+  assert.match(await dialog.textContent(), /Everyone gets "off"/);
+  assert.match(await clickFor(dialog.getByRole("button", { name: "Kill it" }), /Published/), /Published v\d+/);
+  await page.locator('tr[data-flag="new-nav"] .badge', { hasText: "KILLED" }).waitFor();
+  await shot("flags");
+  const [killed] = await waitFor(async () => (await evaluate()).json?.reason === "DISABLED", REFRESH_MS * 20);
+  assert.ok(killed, "the kill switch never reached the worker");
+});
+
 test("a viewer sees everything but every change is disabled; long keys never widen a phone screen", async () => {
   const env = (await api("GET", "/environments"))[0].id;
   const longKey = `k${"very-long-experiment-key-".repeat(2)}x`.slice(0, 64);
@@ -379,7 +427,7 @@ test("a viewer sees everything but every change is disabled; long keys never wid
     assert.ok(await page.getByRole("button", { name, exact: true }).isDisabled(), `${name} should be disabled for a viewer`);
   }
   for (const width of [390, 1280]) {
-    for (const hash of ["#/", `#/experiments/${long.id}`, `#/experiments/${long.id}/results`, "#/audit"]) {
+    for (const hash of ["#/", `#/experiments/${long.id}`, `#/experiments/${long.id}/results`, "#/audit", `#/environments/${env}/flags`]) {
       await page.setViewportSize({ width, height: 844 });
       await page.goto(`${admin.url}/ui/${hash}`);
       await page.locator("main h1").first().waitFor();

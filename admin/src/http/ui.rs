@@ -77,6 +77,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../ui/results.js"),
     ),
+    (
+        "flags.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../ui/flags.js"),
+    ),
 ];
 
 pub fn routes() -> Router<AppState> {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::{Engine, Subject};
 use crate::decision::Units;
 use crate::targeting::Attributes;
 
