@@ -93,17 +93,7 @@ pub async fn patch_flag(ctx: &Ctx, actor: &str, id: Uuid, body: Value) -> Result
         Some(id),
     )
     .await?;
-    flags::update(&mut *tx, &after).await?;
-    let saved = live(&mut tx, id).await?;
-    record(
-        &mut tx,
-        actor,
-        "flag.update",
-        id,
-        Some(to_value(&before)),
-        Some(to_value(&saved)),
-    )
-    .await?;
+    let saved = save(&mut tx, actor, "flag.update", &before, &after).await?;
     tx.commit().await?;
     Ok(saved)
 }
@@ -121,18 +111,8 @@ pub async fn kill_flag(
     let before = live(&mut tx, id).await?;
     let mut after = before.clone();
     after.spec.enabled = !killed;
-    flags::update(&mut *tx, &after).await?;
-    let saved = live(&mut tx, id).await?;
     let action = if killed { "flag.kill" } else { "flag.revive" };
-    record(
-        &mut tx,
-        actor,
-        action,
-        id,
-        Some(to_value(&before)),
-        Some(to_value(&saved)),
-    )
-    .await?;
+    let saved = save(&mut tx, actor, action, &before, &after).await?;
     let key = saved.key.clone();
     let published = publish::publish_change(
         &mut tx,
@@ -159,20 +139,25 @@ pub async fn archive_flag(ctx: &Ctx, actor: &str, id: Uuid) -> Result<Flag> {
     let before = live(&mut tx, id).await?;
     let mut after = before.clone();
     after.archived = true;
-    flags::update(&mut *tx, &after).await?;
-    let saved = flags::get(&mut *tx, id, false)
-        .await?
-        .ok_or_else(|| AdminError::NotFound(format!("no flag {id}")))?;
-    record(
-        &mut tx,
-        actor,
-        "flag.archive",
-        id,
-        Some(to_value(&before)),
-        Some(to_value(&saved)),
-    )
-    .await?;
+    let saved = save(&mut tx, actor, "flag.archive", &before, &after).await?;
     tx.commit().await?;
+    Ok(saved)
+}
+
+/// Writes `after` over `before` and records the change; the flag as stored.
+async fn save(
+    conn: &mut sqlx::PgConnection,
+    actor: &str,
+    action: &str,
+    before: &Flag,
+    after: &Flag,
+) -> Result<Flag> {
+    flags::update(&mut *conn, after).await?;
+    let saved = flags::get(&mut *conn, after.id, false)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no flag {}", after.id)))?;
+    let (was, now) = (Some(to_value(before)), Some(to_value(&saved)));
+    record(conn, actor, action, after.id, was, now).await?;
     Ok(saved)
 }
 

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::{Engine, Subject};
 use crate::decision::Units;
 use crate::targeting::Attributes;
+use crate::{Engine, Subject};
 
 fn snapshot(flags: Value) -> crate::Snapshot {
     serde_json::from_value(json!({
