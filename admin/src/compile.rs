@@ -182,6 +182,7 @@ fn assemble(
         bot_policy: content.settings.bot_policy,
         anonymous_exposures: content.settings.anonymous_exposures,
         ofrep: content.settings.ofrep.to_snapshot(),
+        consent: content.settings.consent,
         origins: content.settings.origins,
         flags: content.flags,
     }

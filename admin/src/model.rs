@@ -49,6 +49,10 @@ pub struct EnvironmentSettings {
     /// Who may call the environment's OFREP endpoints, and from which sites.
     #[serde(default)]
     pub ofrep: OfrepSettings,
+    /// The consent signal (`{"source": "cookie", "name", "value", "without": "control"}`)
+    /// without which the edge identifies and records nobody; none by default.
+    #[serde(default)]
+    pub consent: Option<cleave_core::snapshot::Consent>,
 }
 
 /// OFREP access: browser origins allowed to call (CORS) and the client keys callers must

@@ -347,3 +347,35 @@ async fn the_operator_list_is_cores_and_each_listed_operator_is_accepted(pool: P
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn the_consent_signal_is_a_setting_checked_and_published(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let env = app.environment("prod").await;
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            &format!("/environments/{env}/settings"),
+            Some(json!({"consent": {"source": "query", "name": "a b", "value": "yes"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let found = problems(&body);
+    assert!(found[0].starts_with("consent.source: "), "{found:?}");
+    assert!(found[1].starts_with("consent.name: "), "{found:?}");
+    let consent =
+        json!({"source": "cookie", "name": "cookie_consent", "value": "yes", "without": "none"});
+    app.ok(
+        Method::PUT,
+        &format!("/environments/{env}/settings"),
+        json!({ "consent": consent }),
+    )
+    .await;
+    app.ok(
+        Method::POST,
+        &format!("/environments/{env}/publish"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(app.current_file("prod")["consent"], consent);
+}

@@ -170,6 +170,9 @@ impl Engine {
         };
         let flags = prepare_flags(&snapshot.flags, &audiences, &experiments, &mut problems);
         crate::flags::check_access(&snapshot.ofrep, &mut problems);
+        if let Some(consent) = &snapshot.consent {
+            crate::consent::check_consent(consent, &mut problems);
+        }
         if !problems.is_empty() {
             return Err(problems);
         }

@@ -9,6 +9,7 @@
 
 pub mod bucket;
 pub mod caching;
+pub mod consent;
 pub mod context;
 pub mod decision;
 pub mod engine;

@@ -64,6 +64,33 @@ pub struct Snapshot {
     /// Who may call the OFREP endpoints, and from which sites.
     #[serde(default, skip_serializing_if = "OfrepAccess::is_default")]
     pub ofrep: OfrepAccess,
+    /// The signal without which the edge identifies and records nobody.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent: Option<Consent>,
+}
+
+/// Where consent is read and what happens without it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consent {
+    /// `cookie` or `header`.
+    pub source: AttributeSource,
+    /// The cookie or header name.
+    pub name: String,
+    /// The value that means yes.
+    pub value: String,
+    #[serde(default)]
+    pub without: WithoutConsent,
+}
+
+/// What a proxied page of a visitor without consent is assigned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WithoutConsent {
+    /// Each running experiment's control variant.
+    #[default]
+    Control,
+    /// Nothing: no assignment header.
+    None,
 }
 
 /// Which variant is the control, among variant keys in order: the one keyed `control`, else

@@ -370,7 +370,7 @@ fn decide_with(
     // Who the caller is only matters when something will be recorded; reading its headers
     // crosses into JavaScript.
     let caller = match source {
-        Some(_) => Caller::of(req, config),
+        Some(_) => Caller::of(req, config, Some(engine)),
         None => Caller::Bound(Vec::new()),
     };
     let ask = Ask {

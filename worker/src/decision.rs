@@ -12,7 +12,7 @@ use worker::web_sys::Request;
 use worker::worker_sys::Context;
 
 use crate::config::Config;
-use crate::identity::uid_from_cookies;
+use crate::identity::{cookie_value, uid_from_cookies};
 use crate::snapshot_store::Served;
 use crate::telemetry::{self, Event};
 
@@ -58,11 +58,15 @@ pub enum Caller {
     Server,
     /// Bound to these `(unit type, id)` pairs: its own `cleave_uid` as its `user` unit.
     Bound(Vec<(String, String)>),
+    /// A visitor who has not given the environment's consent signal: nothing of theirs is
+    /// recorded.
+    Unconsented,
 }
 
 impl Caller {
-    /// The caller of `req`: a trusted server, or bound to the `cleave_uid` its cookie carries.
-    pub fn of(req: &Request, config: &Config) -> Self {
+    /// The caller of `req`: a trusted server, else bound to the `cleave_uid` its cookie
+    /// carries — when `engine`'s environment asks for consent, only if it gave it.
+    pub fn of(req: &Request, config: &Config, engine: Option<&Engine>) -> Self {
         let headers = req.headers();
         if let Some(expected) = config.server_token.as_deref() {
             let presented = headers.get("authorization").ok().flatten();
@@ -71,6 +75,9 @@ impl Caller {
             }
         }
         let cookie = headers.get("cookie").ok().flatten();
+        if !consented(engine, req, cookie.as_deref()) {
+            return Self::Unconsented;
+        }
         Self::visitor(cookie.as_deref().and_then(uid_from_cookies))
     }
 
@@ -89,10 +96,28 @@ impl Caller {
             engine.is_some_and(|e| e.snapshot().anonymous_exposures == AnonymousExposures::Any);
         match self {
             Self::Server => Binding::Any,
+            Self::Unconsented => Binding::Units(&[]),
             Self::Bound(_) if open => Binding::Any,
             Self::Bound(units) => Binding::Units(units),
         }
     }
+}
+
+/// Whether `req` (with its `Cookie` header `cookie`) gives the consent `engine`'s environment
+/// asks for; true when it asks for none.
+pub fn consented(engine: Option<&Engine>, req: &Request, cookie: Option<&str>) -> bool {
+    let Some(consent) = engine.and_then(|e| e.snapshot().consent.as_ref()) else {
+        return true;
+    };
+    cleave_core::consent::consents(
+        consent,
+        |name| req.headers().get(name).ok().flatten(),
+        |name| {
+            cookie
+                .and_then(|c| cookie_value(c, name))
+                .map(str::to_owned)
+        },
+    )
 }
 
 /// One decision's assignments and the exposures they may become.

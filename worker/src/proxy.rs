@@ -101,7 +101,16 @@ fn redirect(location: &str, status: u16, hops: u32, new_uid: Option<&str>) -> Re
 /// `cleave-flags` and `cleave-flags-signature`, plus
 /// `x-forwarded-host`, as `name\nvalue\n…` for [`platform::forward`].
 fn added_headers(uid: &str, decision: &Decision, url: &RequestUrl, config: &Config) -> String {
-    let mut set = format!("cleave-unit\n{uid}\ncleave-snapshot\n{}", decision.snapshot);
+    // A visitor without consent has no id: no `cleave-unit`.
+    let mut set = if uid.is_empty() {
+        format!("cleave-snapshot\n{}", decision.snapshot)
+    } else {
+        format!("cleave-unit\n{uid}\ncleave-snapshot\n{}", decision.snapshot)
+    };
+    if let Some(consent) = decision.consent {
+        set.push_str("\ncleave-consent\n");
+        set.push_str(consent);
+    }
     if let Some(value) = &decision.assignments {
         set.push_str("\ncleave-assignments\n");
         set.push_str(value);

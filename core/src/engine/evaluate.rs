@@ -88,6 +88,32 @@ impl Engine {
             .collect()
     }
 
+    /// Each running experiment's control variant, for a visitor who has not consented, in key
+    /// order; `route` leaves out experiments scoped to other pages.
+    pub fn controls(&self, route: Option<RequestRoute<'_>>) -> Vec<Assignment<'_>> {
+        let experiments = &self.snapshot().experiments;
+        self.running
+            .iter()
+            .filter(|p| {
+                route.is_none_or(|r| {
+                    p.routes
+                        .as_ref()
+                        .is_none_or(|m| m.applies(Some(r.host), r.path))
+                })
+            })
+            .filter_map(|p| {
+                let experiment = experiments.get(p.index)?;
+                Some(Assignment {
+                    experiment,
+                    variant: experiment.variants.get(p.control)?,
+                    experiment_index: p.index,
+                    variant_index: p.control,
+                    by_fallback: false,
+                })
+            })
+            .collect()
+    }
+
     /// For every experiment in the snapshot (any status), the step that decided it, in key
     /// order.
     pub fn explain(&self, subject: &Subject<'_>) -> Vec<(&Experiment, Explanation<'_>)> {

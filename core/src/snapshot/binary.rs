@@ -16,9 +16,9 @@ use serde::{de, Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::{
-    AnonymousExposures, AttributeSource, AttributeType, BotPolicy, Condition, ContextAttribute,
-    Experiment, Flag, Holdout, LayerSlot, Operator, Prerequisite, Ranges, Rule, Snapshot, Status,
-    Variant,
+    AnonymousExposures, AttributeSource, AttributeType, BotPolicy, Condition, Consent,
+    ContextAttribute, Experiment, Flag, Holdout, LayerSlot, Operator, Prerequisite, Ranges, Rule,
+    Snapshot, Status, Variant,
 };
 
 const MAGIC: &[u8; 4] = b"CLVB";
@@ -127,6 +127,7 @@ struct Doc {
     flags: String,
     /// `(allowed_origins, client_key_hashes)`.
     ofrep: (Vec<String>, Vec<String>),
+    consent: Option<Consent>,
 }
 
 #[derive(Serialize)]
@@ -270,6 +271,7 @@ impl From<&Snapshot> for Doc {
                 s.ofrep.allowed_origins.clone(),
                 s.ofrep.client_key_hashes.clone(),
             ),
+            consent: s.consent.clone(),
         }
     }
 }

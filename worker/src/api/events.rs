@@ -39,7 +39,13 @@ pub async fn events(
     };
     let environment = environment_param(url, config);
     let served = snapshot_store::current(env, config, &environment, now).await;
-    let caller = Caller::of(req, config);
+    let caller = Caller::of(req, config, served.engine.as_deref());
+    if caller == Caller::Unconsented {
+        return envelope::error(
+            403,
+            "this visitor has not given the environment's consent signal: no event is recorded",
+        );
+    }
     let binding = caller.binding(served.engine.as_deref());
     let mut accepted = Vec::new();
     let mut refused = Vec::new();

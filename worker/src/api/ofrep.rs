@@ -208,7 +208,7 @@ fn single(
     if let Some(assignment) = decided {
         let source = decision::collected(config, Some(Source::Api));
         if source.is_some() {
-            let caller = Caller::of(req, config);
+            let caller = Caller::of(req, config, Some(engine));
             let ask = Ask {
                 environment,
                 mode: Mode::Api,

@@ -5,6 +5,7 @@ use cleave_core::exposure::Source;
 use cleave_core::flags::FlagOutcome;
 use cleave_core::headers::{assignments_header, flags_header};
 use cleave_core::routing::{redirect_location, rewrite_path, RequestRoute, Routing};
+use cleave_core::snapshot::WithoutConsent;
 use cleave_core::{Attributes, Subject, Units};
 use worker::web_sys::Request;
 
@@ -24,6 +25,8 @@ pub struct Decision {
     pub assignments: Option<String>,
     /// `cleave-flags`, absent when no flag value travels.
     pub flags: Option<String>,
+    /// `cleave-consent`, when the environment asks for consent: `yes` or `no`.
+    pub consent: Option<&'static str>,
     /// `(experiment, variant)` pairs, only when pages expose them (`CLEAVE_EXPOSE_ASSIGNMENTS`).
     pub pairs: Vec<(String, String)>,
     /// Whether any experiment applies to the route: the response then depends on the visitor.
@@ -58,6 +61,8 @@ pub struct Visitor<'a> {
     pub uid: &'a str,
     pub cookie: Option<&'a str>,
     pub method: &'a str,
+    /// Gave the environment's consent signal (or it asks for none).
+    pub consented: bool,
 }
 
 /// Decides for `visitor`; with no snapshot in service, fails open.
@@ -80,7 +85,12 @@ pub fn decide(
         host: url.host_str().unwrap_or(""),
         path: url.path(),
     };
-    let units = Units::from([("user".to_owned(), visitor.uid.to_owned())]);
+    // Without consent the visitor is nobody: no unit, nothing recorded.
+    let units = if visitor.consented {
+        Units::from([("user".to_owned(), visitor.uid.to_owned())])
+    } else {
+        Units::new()
+    };
     let mut attributes = Attributes::new();
     // Lenient: a missing or malformed schema attribute only makes its conditions false.
     let bot = enrich(engine, req, url, &mut attributes, false).is_ok_and(|c| c.bot);
@@ -107,13 +117,20 @@ pub fn decide(
     let ask = Ask {
         environment,
         mode: Mode::Proxy,
-        source: decision::collected(config, Some(Source::ProxyImplicit)),
+        source: decision::collected(config, Some(Source::ProxyImplicit))
+            .filter(|_| visitor.consented),
         binding: caller.binding(Some(engine)),
     };
     let decision::Decided {
-        assignments: decided,
+        assignments: mut decided,
         exposures,
     } = decision::assign(engine, served, &ask, &subject, now);
+    let consent = engine.snapshot().consent.as_ref();
+    if let Some(c) = consent.filter(|_| !visitor.consented) {
+        if c.without == WithoutConsent::Control {
+            decided = engine.controls(Some(route));
+        }
+    }
     let flags = if engine.snapshot().flags.is_empty() {
         None
     } else {
@@ -134,6 +151,7 @@ pub fn decide(
         snapshot: engine.snapshot().version.to_string(),
         assignments: assignments_header(&decided),
         flags,
+        consent: consent.map(|_| if visitor.consented { "yes" } else { "no" }),
         pairs: if config.expose.cookie || config.expose.html {
             decided
                 .iter()

@@ -69,10 +69,16 @@ pub fn prepare(
     };
     let facts = RequestFacts::of(&req);
     let cookie = facts.cookie();
-    let existing = cookie.and_then(uid_from_cookies).map(str::to_owned);
+    // Without the environment's consent signal no id is read or issued.
+    let consented = crate::decision::consented(served.engine.as_deref(), &req, cookie);
+    let existing = cookie
+        .filter(|_| consented)
+        .and_then(uid_from_cookies)
+        .map(str::to_owned);
     let (uid, fresh) = match existing {
         Some(uid) => (uid, false),
-        None => (new_uid().unwrap_or_default(), true),
+        None if consented => (new_uid().unwrap_or_default(), true),
+        None => (String::new(), false),
     };
     let mut decision = decision::decide(
         served,
@@ -82,6 +88,7 @@ pub fn prepare(
             uid: &uid,
             cookie,
             method: facts.method(),
+            consented,
         },
         config,
         now,
@@ -125,7 +132,9 @@ pub fn prepare(
             (Some(_), true) => "pass",
             (Some(_), false) => "miss",
         },
-        cookie: (exposed && config.expose.cookie).then(|| assignments_cookie(&decision.pairs)),
+        // A cookie of any kind waits for consent.
+        cookie: (exposed && config.expose.cookie && consented)
+            .then(|| assignments_cookie(&decision.pairs)),
         html: (exposed && config.expose.html)
             .then(|| assignments_script(&decision.snapshot, &decision.pairs)),
     };

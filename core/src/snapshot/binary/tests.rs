@@ -6,7 +6,7 @@ use super::*;
 
 /// A snapshot that sets every field the format carries, nested conditions included.
 fn everything() -> Snapshot {
-    serde_json::from_value(json!({
+    let mut snapshot: Snapshot = serde_json::from_value(json!({
         "schema": 1, "environment": "prod", "version": 12,
         "published_at": "2026-11-21T10:00:00Z", "published_by": "alice",
         "audiences": [{"key": "beta", "targeting": [{"conditions": [
@@ -74,7 +74,14 @@ fn everything() -> Snapshot {
             }
         ]
     }))
-    .unwrap()
+    .unwrap();
+    snapshot.consent = Some(super::super::Consent {
+        source: AttributeSource::Cookie,
+        name: "cookie_consent".into(),
+        value: "yes".into(),
+        without: super::super::WithoutConsent::None,
+    });
+    snapshot
 }
 
 #[test]
