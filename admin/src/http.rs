@@ -58,7 +58,9 @@ pub fn app(state: AppState) -> Router {
         )
         .route(
             "/experiments/{id}",
-            get(get_experiment).patch(patch_experiment),
+            get(get_experiment)
+                .patch(patch_experiment)
+                .delete(delete_experiment),
         )
         .route("/experiments/{id}/variants", post(add_variant))
         .route("/experiments/{id}/allocations", put(set_allocations))
@@ -112,6 +114,16 @@ fn created(value: impl serde::Serialize) -> Answer {
 
 fn ok(value: impl serde::Serialize) -> Answer {
     Ok(Json(value).into_response())
+}
+
+/// Deletes a draft experiment (409 for any other status).
+async fn delete_experiment(
+    State(s): State<AppState>,
+    Actor(actor): Actor,
+    Path(id): Path<String>,
+) -> Answer {
+    service::delete_experiment(&s.ctx, &actor, parse_id(&id, "experiment")?).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn create_environment(

@@ -9,6 +9,7 @@ use cleave_core::Problems;
 use crate::error::AdminError;
 
 mod audiences;
+mod drafts;
 mod environments;
 mod experiments;
 mod flags;
@@ -21,6 +22,7 @@ pub use audiences::{
     audience, create_audience, delete_audience, list_audiences, patch_audience, AudiencePatch,
     NewAudience,
 };
+pub use drafts::{delete_experiment, delete_variant};
 pub use environments::{
     create_environment, environment, environment_named, set_settings, NewEnvironment,
 };

@@ -362,3 +362,77 @@ async fn patch_validates_targeting_traffic_schedule_and_layers(pool: PgPool) {
     assert_eq!(update["before"]["name"], "a");
     assert_eq!(update["after"]["name"], "renamed");
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn drafts_can_be_deleted_and_nothing_that_ran_can(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let env = app.environment("prod").await;
+    let (draft, variants) = app.experiment(&env, "mistake").await;
+    // A draft's variant goes with its allocation.
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/experiments/{draft}/variants/{}", variants[1]),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, left) = app
+        .call(Method::GET, &format!("/experiments/{draft}"), None)
+        .await;
+    assert_eq!(left["variants"].as_array().unwrap().len(), 1);
+    assert_eq!(left["allocations"].as_array().unwrap().len(), 1);
+    let (status, _) = app
+        .call(Method::DELETE, &format!("/experiments/{draft}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app
+        .call(Method::GET, &format!("/experiments/{draft}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let actions: Vec<String> = app
+        .audit(&draft)
+        .await
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        actions.contains(&"variant.delete".to_owned())
+            && actions.contains(&"experiment.delete".to_owned()),
+        "{actions:?}"
+    );
+    // Its key is free again.
+    app.experiment(&env, "mistake").await;
+
+    let (running, variants) = app.experiment(&env, "live").await;
+    app.ok(
+        Method::PATCH,
+        &format!("/experiments/{running}/status"),
+        json!({"status": "RUNNING"}),
+    )
+    .await;
+    let (status, body) = app
+        .call(Method::DELETE, &format!("/experiments/{running}"), None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("only drafts can be deleted"));
+    let (status, _) = app
+        .call(
+            Method::DELETE,
+            &format!("/experiments/{running}/variants/{}", variants[0]),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let (_, still) = app
+        .call(Method::GET, &format!("/experiments/{running}"), None)
+        .await;
+    assert_eq!(
+        still["variants"].as_array().unwrap().len(),
+        2,
+        "nothing was deleted"
+    );
+}

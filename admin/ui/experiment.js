@@ -21,7 +21,23 @@ function lifecycle(experiment) {
   };
   return h("div", { class: "lifecycle", role: "group", "aria-label": "Lifecycle" },
     action("RUNNING", experiment.status === "PAUSED" ? "Resume" : "Start"),
-    action("PAUSED", "Pause"), action("STOPPED", "Stop"), action("ARCHIVED", "Archive"));
+    action("PAUSED", "Pause"), action("STOPPED", "Stop"), action("ARCHIVED", "Archive"),
+    experiment.status === "DRAFT" && h("button", { type: "button", class: "danger", disabled: !session.canEdit,
+      onclick: () => removeDraft(experiment, `/experiments/${experiment.id}`, `Delete ${experiment.key}?`, "#/") }, "Delete draft"));
+}
+
+/** Deletes a draft experiment or one of its variants, once asked; nothing that ran can be. */
+async function removeDraft(experiment, path, title, then) {
+  const choice = await ask(title, h("p", {}, "A draft never enrolled anyone: it is deleted for good (the audit log keeps what it was)."),
+    [["Cancel", null], ["Delete", "go", "danger"]]);
+  if (!choice) return;
+  try {
+    await api("DELETE", path);
+    await navigate(then);
+    toast("Deleted");
+  } catch (e) {
+    toast(e.message, "error");
+  }
 }
 
 async function changeStatus(experiment, to, label) {
@@ -107,7 +123,10 @@ function variantForm(experiment, variant, reload) {
   field("Name", name, { path: "name" }),
   field("Payload (JSON)", payload, { path: "payload" }),
   variant.allow.length > 0 && h("p", { class: "muted small" }, `Always for: ${variant.allow.join(", ")}`),
-  h("div", { class: "actions" }, h("button", { type: "submit", disabled: !session.canEdit }, "Save variant")));
+  h("div", { class: "actions" }, h("button", { type: "submit", disabled: !session.canEdit }, "Save variant"),
+    experiment.status === "DRAFT" && h("button", { type: "button", class: "danger", disabled: !session.canEdit,
+      onclick: () => removeDraft(experiment, `/experiments/${experiment.id}/variants/${variant.id}`,
+        `Delete variant ${variant.key}?`, location.hash) }, "Delete variant")));
   return form;
 }
 

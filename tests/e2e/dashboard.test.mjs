@@ -412,6 +412,25 @@ test("flags are made, ramped with the slider and killed from the dashboard, and 
   assert.ok(killed, "the kill switch never reached the worker");
 });
 
+test("a draft and its variants are deleted from the dashboard, and nothing that ran offers it", async () => {
+  const env = (await api("GET", "/environments")).find((e) => e.name === "shop");
+  const draft = await api("POST", "/experiments", { key: "typo-experiment", environmentId: env.id });
+  for (const key of ["control", "oops"]) await api("POST", `/experiments/${draft.id}/variants`, { key });
+  await page.goto(`${admin.url}/ui/#/experiments/${draft.id}`);
+  await page.locator('form.variant[data-variant="oops"]').getByRole("button", { name: "Delete variant" }).click();
+  assert.equal(await clickFor(page.getByRole("dialog").getByRole("button", { name: "Delete" })), "Deleted");
+  await page.locator('form.variant[data-variant="control"]').waitFor();
+  assert.deepEqual((await api("GET", `/experiments/${draft.id}`)).variants.map((v) => v.key), ["control"]);
+  await page.getByRole("button", { name: "Delete draft" }).click();
+  assert.equal(await clickFor(page.getByRole("dialog").getByRole("button", { name: "Delete" })), "Deleted");
+  await page.getByRole("heading", { name: "Experiments" }).waitFor();
+  const gone = await fetch(`${admin.url}/experiments/${draft.id}`, { headers: auth() });
+  assert.equal(gone.status, 404);
+  await page.goto(`${admin.url}/ui/#/experiments/${state.id}`);
+  await page.locator("#experiment-key").waitFor();
+  assert.equal(await page.getByRole("button", { name: "Delete draft" }).count(), 0, "a running experiment offers no delete");
+});
+
 test("a viewer sees everything but every change is disabled; long keys never widen a phone screen", async () => {
   const env = (await api("GET", "/environments"))[0].id;
   const longKey = `k${"very-long-experiment-key-".repeat(2)}x`.slice(0, 64);

@@ -62,6 +62,15 @@ pub enum ExperimentCommand {
         #[arg(long)]
         confirm: bool,
     },
+    /// Delete a DRAFT experiment (anything that ran can only be archived).
+    Delete {
+        id: Uuid,
+    },
+    /// Delete a variant of a DRAFT experiment.
+    DeleteVariant {
+        id: Uuid,
+        variant: Uuid,
+    },
 }
 
 pub async fn run(ctx: &Ctx, actor: &str, command: ExperimentCommand) -> Result<()> {
@@ -122,6 +131,14 @@ pub async fn run(ctx: &Ctx, actor: &str, command: ExperimentCommand) -> Result<(
             let change = service::StatusChange { status, confirm };
             let (experiment, published) = service::set_status(ctx, actor, id, change).await?;
             print(&serde_json::json!({"experiment": experiment, "published": published}));
+        }
+        ExperimentCommand::Delete { id } => {
+            service::delete_experiment(ctx, actor, id).await?;
+            eprintln!("experiment {id} deleted");
+        }
+        ExperimentCommand::DeleteVariant { id, variant } => {
+            service::delete_variant(ctx, actor, id, variant).await?;
+            eprintln!("variant {variant} deleted");
         }
     }
     Ok(())

@@ -353,3 +353,35 @@ pub async fn replace_allocations(
         .await?;
     Ok(())
 }
+
+/// Deletes an experiment with its variants, allocations and metric links.
+pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    for sql in [
+        "delete from allocations where experiment_id = $1",
+        "delete from experiment_metrics where experiment_id = $1",
+        "delete from variants where experiment_id = $1",
+        "delete from experiments where id = $1",
+    ] {
+        sqlx::query(sql).bind(id).execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Deletes one variant of an experiment with its allocation.
+pub async fn delete_variant(
+    conn: &mut PgConnection,
+    experiment: Uuid,
+    variant: Uuid,
+) -> Result<(), sqlx::Error> {
+    for sql in [
+        "delete from allocations where experiment_id = $1 and variant_id = $2",
+        "delete from variants where experiment_id = $1 and id = $2",
+    ] {
+        sqlx::query(sql)
+            .bind(experiment)
+            .bind(variant)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}

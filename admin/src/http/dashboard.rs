@@ -4,6 +4,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
+use axum::response::IntoResponse;
 use axum::routing::{get, patch};
 use axum::Router;
 use serde::Deserialize;
@@ -23,7 +24,22 @@ pub fn routes() -> Router<AppState> {
         .route("/environments/{id}/snapshots/{version}", get(version_body))
         .route("/environments/{id}/snapshots/{version}/diff", get(diff))
         .route("/experiments/{id}/plan", get(status_plan))
-        .route("/experiments/{id}/variants/{variant}", patch(patch_variant))
+        .route(
+            "/experiments/{id}/variants/{variant}",
+            patch(patch_variant).delete(delete_variant),
+        )
+}
+
+/// Deletes a variant of a draft experiment.
+async fn delete_variant(
+    State(s): State<AppState>,
+    Actor(actor): Actor,
+    Path((id, variant)): Path<(String, String)>,
+) -> Answer {
+    let experiment = parse_id(&id, "experiment")?;
+    let variant = parse_id(&variant, "variant")?;
+    service::delete_variant(&s.ctx, &actor, experiment, variant).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }
 
 async fn session(State(s): State<AppState>, headers: HeaderMap) -> Answer {

@@ -70,6 +70,7 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("/experiments", "POST", Need::Role(Role::Editor)),
     ("/experiments/{id}", "GET", Need::Read),
     ("/experiments/{id}", "PATCH", Need::Role(Role::Editor)),
+    ("/experiments/{id}", "DELETE", Need::Role(Role::Editor)),
     (
         "/experiments/{id}/variants",
         "POST",
@@ -78,6 +79,11 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     (
         "/experiments/{id}/variants/{variant}",
         "PATCH",
+        Need::Role(Role::Editor),
+    ),
+    (
+        "/experiments/{id}/variants/{variant}",
+        "DELETE",
         Need::Role(Role::Editor),
     ),
     (
