@@ -13,6 +13,7 @@ mod drafts;
 mod environments;
 mod experiments;
 mod flags;
+mod promotion;
 mod publishing;
 mod status;
 mod variants;
@@ -30,7 +31,8 @@ pub use experiments::{
     create_experiment, experiment, list_experiments, patch_experiment, ExperimentPatch,
     NewExperiment,
 };
-pub use flags::{archive_flag, create_flag, flag, kill_flag, list_flags, patch_flag};
+pub use flags::{archive_flag, create_flag, flag, kill_flag, list_flags, patch_flag, promote_flag};
+pub use promotion::promote_experiment;
 pub use publishing::{plan, publish};
 pub use status::{pause_alone, preview_status, set_status, StatusChange, StatusPreview};
 pub use variants::{

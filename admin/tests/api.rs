@@ -436,3 +436,129 @@ async fn drafts_can_be_deleted_and_nothing_that_ran_can(pool: PgPool) {
         "nothing was deleted"
     );
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn definitions_are_promoted_to_another_environment_as_drafts(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let staging = app.environment("staging").await;
+    let prod = app.environment("prod").await;
+    let (id, _) = app.experiment(&staging, "checkout").await;
+    app.ok(
+        Method::PATCH,
+        &format!("/experiments/{id}"),
+        json!({"traffic": 2500, "targetingRules": [{"conditions": [
+            {"attribute": "country", "operator": "eq", "value": "US"}]}]}),
+    )
+    .await;
+    app.ok(
+        Method::PATCH,
+        &format!("/experiments/{id}/status"),
+        json!({"status": "RUNNING"}),
+    )
+    .await;
+    let copy = app
+        .ok(
+            Method::POST,
+            &format!("/experiments/{id}/promote"),
+            json!({"environmentId": prod}),
+        )
+        .await;
+    assert_eq!(copy["environmentId"], prod.as_str());
+    assert_eq!(copy["status"], "DRAFT");
+    let (_, source) = app
+        .call(Method::GET, &format!("/experiments/{id}"), None)
+        .await;
+    for field in ["key", "salt", "traffic", "targetingRules", "unit"] {
+        assert_eq!(copy[field], source[field], "{field}");
+    }
+    let keys = |e: &serde_json::Value| {
+        e["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| (v["key"].clone(), v["payload"].clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys(&copy), keys(&source));
+    let ranges = |e: &serde_json::Value| {
+        e["allocations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| (a["rangeStart"].clone(), a["rangeEnd"].clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ranges(&copy), ranges(&source));
+    let copy_id = copy["id"].as_str().unwrap();
+    let actions: Vec<String> = app
+        .audit(copy_id)
+        .await
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(actions, ["experiment.promote"]);
+    // Twice is a conflict, and the target keeps one.
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("/experiments/{id}/promote"),
+            Some(json!({"environmentId": prod})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    // A copy the target cannot take is refused whole: nothing is left behind.
+    let (routed, _) = app.experiment(&staging, "routed").await;
+    app.ok(
+        Method::PUT,
+        &format!("/environments/{staging}/settings"),
+        json!({"origins": {"beta": "https://beta.example.com"}}),
+    )
+    .await;
+    app.ok(
+        Method::PATCH,
+        &format!("/experiments/{routed}"),
+        json!({"variantRoutes": {"treatment": {"origin": "beta"}}}),
+    )
+    .await;
+    let (status, body) = app
+        .call(
+            Method::POST,
+            &format!("/experiments/{routed}/promote"),
+            Some(json!({"environmentId": prod})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (_, in_prod) = app
+        .call(
+            Method::GET,
+            &format!("/experiments?environmentId={prod}"),
+            None,
+        )
+        .await;
+    let prod_keys: Vec<&str> = in_prod
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(prod_keys, ["checkout"]);
+
+    let flag = app
+        .ok(
+            Method::POST,
+            &format!("/environments/{staging}/flags"),
+            json!({"key": "new-nav", "type": "boolean", "offVariant": "off",
+                   "variants": [{"key": "on", "value": true}, {"key": "off", "value": false}],
+                   "fallthrough": {"variant": "on"}}),
+        )
+        .await;
+    let promoted = app
+        .ok(
+            Method::POST,
+            &format!("/flags/{}/promote", flag["id"].as_str().unwrap()),
+            json!({"environmentId": prod}),
+        )
+        .await;
+    assert_eq!(promoted["environmentId"], prod.as_str());
+    assert_eq!(promoted["fallthrough"], flag["fallthrough"]);
+}

@@ -71,6 +71,11 @@ pub enum ExperimentCommand {
         id: Uuid,
         variant: Uuid,
     },
+    /// Copy an experiment into another environment (by name) as a draft.
+    Promote {
+        id: Uuid,
+        env: String,
+    },
 }
 
 pub async fn run(ctx: &Ctx, actor: &str, command: ExperimentCommand) -> Result<()> {
@@ -135,6 +140,10 @@ pub async fn run(ctx: &Ctx, actor: &str, command: ExperimentCommand) -> Result<(
         ExperimentCommand::Delete { id } => {
             service::delete_experiment(ctx, actor, id).await?;
             eprintln!("experiment {id} deleted");
+        }
+        ExperimentCommand::Promote { id, env } => {
+            let env = service::environment_named(ctx, &env).await?;
+            print(&service::promote_experiment(ctx, actor, id, env.id).await?);
         }
         ExperimentCommand::DeleteVariant { id, variant } => {
             service::delete_variant(ctx, actor, id, variant).await?;

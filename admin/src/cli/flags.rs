@@ -21,6 +21,8 @@ pub enum FlagCommand {
     Revive { id: Uuid },
     /// Archives a flag; the next publish drops it.
     Archive { id: Uuid },
+    /// Copies a flag into another environment (by name).
+    Promote { id: Uuid, env: String },
 }
 
 pub async fn run(ctx: &Ctx, actor: &str, command: FlagCommand) -> Result<()> {
@@ -42,6 +44,10 @@ pub async fn run(ctx: &Ctx, actor: &str, command: FlagCommand) -> Result<()> {
             print(&serde_json::json!({"flag": flag, "published": published}));
         }
         FlagCommand::Archive { id } => print(&service::archive_flag(ctx, actor, id).await?),
+        FlagCommand::Promote { id, env } => {
+            let env = service::environment_named(ctx, &env).await?;
+            print(&service::promote_flag(ctx, actor, id, env.id).await?);
+        }
     }
     Ok(())
 }

@@ -1,7 +1,8 @@
-//! REST endpoints of feature flags: per environment, and the kill switch.
+//! REST endpoints of feature flags (per environment, the kill switch) and of promotion:
+//! copying a flag or an experiment into another environment.
 
 use axum::extract::{Path, State};
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::Router;
 use serde::Deserialize;
 use serde_json::Value;
@@ -21,6 +22,8 @@ pub fn routes() -> Router<AppState> {
             get(get_flag).patch(patch_flag).delete(archive_flag),
         )
         .route("/flags/{id}/kill", put(kill_flag))
+        .route("/flags/{id}/promote", post(promote_flag))
+        .route("/experiments/{id}/promote", post(promote_experiment))
 }
 
 async fn create_flag(
@@ -56,6 +59,41 @@ async fn archive_flag(
     Path(id): Path<String>,
 ) -> Answer {
     ok(service::archive_flag(&s.ctx, &actor, parse_id(&id, "flag")?).await?)
+}
+
+/// Where a definition is copied to.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Promotion {
+    environment_id: String,
+}
+
+/// Copies a flag into another environment.
+async fn promote_flag(
+    State(s): State<AppState>,
+    Actor(actor): Actor,
+    Path(id): Path<String>,
+    Body(to): Body<Promotion>,
+) -> Answer {
+    let (id, target) = (
+        parse_id(&id, "flag")?,
+        parse_id(&to.environment_id, "environment")?,
+    );
+    created(service::promote_flag(&s.ctx, &actor, id, target).await?)
+}
+
+/// Copies an experiment into another environment as a draft.
+async fn promote_experiment(
+    State(s): State<AppState>,
+    Actor(actor): Actor,
+    Path(id): Path<String>,
+    Body(to): Body<Promotion>,
+) -> Answer {
+    let (id, target) = (
+        parse_id(&id, "experiment")?,
+        parse_id(&to.environment_id, "environment")?,
+    );
+    created(service::promote_experiment(&s.ctx, &actor, id, target).await?)
 }
 
 #[derive(Deserialize)]

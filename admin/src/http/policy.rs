@@ -60,6 +60,12 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("/flags/{id}", "DELETE", Need::Role(Role::Editor)),
     // It publishes at once.
     ("/flags/{id}/kill", "PUT", Need::Role(Role::Publisher)),
+    ("/flags/{id}/promote", "POST", Need::Role(Role::Editor)),
+    (
+        "/experiments/{id}/promote",
+        "POST",
+        Need::Role(Role::Editor),
+    ),
     ("/targeting/operators", "GET", Need::Read),
     ("/audiences", "GET", Need::Read),
     ("/audiences", "POST", Need::Role(Role::Editor)),

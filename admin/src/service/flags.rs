@@ -161,6 +161,50 @@ async fn save(
     Ok(saved)
 }
 
+/// Copies a live flag into environment `target` (same key, spec and salt), checked as the
+/// target would compile it; it goes out with the target's next publish.
+pub async fn promote_flag(ctx: &Ctx, actor: &str, id: Uuid, target: Uuid) -> Result<Flag> {
+    let mut tx = ctx.pool.begin().await?;
+    let source = live(&mut tx, id).await?;
+    let env = environments::get(&mut *tx, target)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no environment {target}")))?;
+    if target == source.environment_id {
+        return Err(AdminError::BadRequest(format!(
+            "flag {:?} is already in {}",
+            source.key, env.name
+        )));
+    }
+    check(&mut tx, target, &source.key, &source.spec, None).await?;
+    let flag = flags::insert(
+        &mut *tx,
+        target,
+        &source.key,
+        &source.name,
+        &source.description,
+        &source.spec,
+    )
+    .await
+    .map_err(|e| {
+        AdminError::on_unique(
+            e,
+            format!("{} already has a flag {:?}", env.name, source.key),
+        )
+    })?;
+    let from = serde_json::json!({"from": source.id, "environmentId": source.environment_id});
+    record(
+        &mut tx,
+        actor,
+        "flag.promote",
+        flag.id,
+        Some(from),
+        Some(to_value(&flag)),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(flag)
+}
+
 /// A live flag, its row held for the transaction.
 async fn live(conn: &mut sqlx::PgConnection, id: Uuid) -> Result<Flag> {
     match flags::get(&mut *conn, id, true).await? {
