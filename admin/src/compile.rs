@@ -16,6 +16,12 @@ pub fn is_published(status: Status) -> bool {
     matches!(status, Status::Running | Status::Paused)
 }
 
+/// A draft with variants travels too, marked `draft`: it enrols nobody, and a force token can
+/// preview it at the edge.
+pub fn is_previewable(e: &Experiment) -> bool {
+    e.status == Status::Draft && !e.variants.is_empty()
+}
+
 /// The snapshot form of one experiment.
 pub fn to_snapshot_experiment(e: &Experiment) -> snapshot::Experiment {
     let variants = e
@@ -126,7 +132,7 @@ pub fn content(
 ) -> (Content, String) {
     let mut published: Vec<snapshot::Experiment> = experiments
         .iter()
-        .filter(|e| is_published(e.status))
+        .filter(|e| is_published(e.status) || is_previewable(e))
         .map(to_snapshot_experiment)
         .collect();
     published.sort_by(|a, b| a.key.cmp(&b.key));
@@ -246,7 +252,8 @@ pub fn check_edit(
     let own = format!("experiments[{}]", edited.key);
     problems.retain(|p| p.path.starts_with(&own) || p.path.starts_with("audiences"));
     if edited.status == Status::Draft {
-        problems.retain(|p| p.code != cleave_core::problems::Code::NoVariants);
+        use cleave_core::problems::Code;
+        problems.retain(|p| !matches!(p.code, Code::NoVariants | Code::DraftPrerequisite));
     }
     if problems.is_empty() {
         Ok(())

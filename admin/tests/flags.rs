@@ -72,9 +72,9 @@ async fn a_flag_is_checked_before_it_is_kept(pool: PgPool) {
         problems(&body)[0].contains("unknown field `colour`"),
         "{body}"
     );
-    // Drafts are not in the snapshot, so no flag may be served by one yet.
+    // A flag may be served by a draft (it enrols nobody until it runs), not by nothing.
     let mut by_draft = new_nav();
-    by_draft["fallthrough"] = json!({"experiment": {"key": "checkout", "variants": {"control": "off", "treatment": "on"}}});
+    by_draft["fallthrough"] = json!({"experiment": {"key": "nowhere", "variants": {"control": "off", "treatment": "on"}}});
     let (status, body) = app
         .call(
             Method::POST,
@@ -85,7 +85,7 @@ async fn a_flag_is_checked_before_it_is_kept(pool: PgPool) {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(
         problems(&body),
-        ["fallthrough.experiment.key: no experiment \"checkout\""]
+        ["fallthrough.experiment.key: no experiment \"nowhere\""]
     );
     let mut taken = new_nav();
     taken["key"] = json!("checkout");

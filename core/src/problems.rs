@@ -21,6 +21,8 @@ pub enum Code {
     Other,
     /// An experiment without variants: fine while it is a draft, refused once it runs.
     NoVariants,
+    /// A running experiment requiring a draft: fine while both are drafts.
+    DraftPrerequisite,
 }
 
 /// Every problem found, in the order found.

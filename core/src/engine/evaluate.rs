@@ -16,11 +16,11 @@ use crate::bucket::draw;
 use crate::decision::{Assignment, Explanation, Units};
 use crate::force::Forced;
 use crate::routing::RequestRoute;
-use crate::snapshot::{BotPolicy, Experiment};
+use crate::snapshot::{BotPolicy, Experiment, Status};
 use crate::sticky::Sticky;
 use crate::targeting::Attributes;
 
-use super::{Engine, PreparedExperiment};
+use super::{find_by_key, Engine, PreparedExperiment};
 
 /// Everything a decision depends on. Time is an input: core reads no clock.
 #[derive(Debug, Clone, Copy)]
@@ -66,7 +66,7 @@ impl Engine {
     pub fn assign(&self, subject: &Subject<'_>) -> Vec<Assignment<'_>> {
         let mut run = Evaluation::new(self, subject);
         let experiments = &self.snapshot().experiments;
-        (0..self.running.len())
+        let assigned: Vec<Assignment<'_>> = (0..self.running.len())
             .filter_map(|pos| {
                 let prepared = self.running.get(pos)?;
                 let experiment = experiments.get(prepared.index)?;
@@ -85,7 +85,52 @@ impl Engine {
                     by_fallback: run.by_fallback(pos, prepared),
                 })
             })
-            .collect()
+            .collect();
+        self.with_previews(assigned, subject)
+    }
+
+    /// `assigned` plus the drafts a verified force token previews, in key order. A draft
+    /// enrols nobody otherwise; its forced exposures are excluded from results like any
+    /// forced one.
+    fn with_previews<'e>(
+        &'e self,
+        mut assigned: Vec<Assignment<'e>>,
+        subject: &Subject<'_>,
+    ) -> Vec<Assignment<'e>> {
+        let Some(forced) = subject.forced else {
+            return assigned;
+        };
+        let before = assigned.len();
+        for (key, wanted) in forced {
+            if subject.only.is_some_and(|only| !only.contains(key)) {
+                continue;
+            }
+            let Some(index) = find_by_key(&self.snapshot().experiments, &self.by_key, key) else {
+                continue;
+            };
+            let Some(experiment) = self.snapshot().experiments.get(index) else {
+                continue;
+            };
+            if experiment.status != Status::Draft {
+                continue;
+            }
+            let Some(v) = experiment.variants.iter().position(|x| x.key == *wanted) else {
+                continue;
+            };
+            if let Some(variant) = experiment.variants.get(v) {
+                assigned.push(Assignment {
+                    experiment,
+                    variant,
+                    experiment_index: index,
+                    variant_index: v,
+                    by_fallback: false,
+                });
+            }
+        }
+        if assigned.len() > before {
+            assigned.sort_by(|a, b| a.experiment.key.cmp(&b.experiment.key));
+        }
+        assigned
     }
 
     /// Each running experiment's control variant, for a visitor who has not consented, in key

@@ -1,8 +1,8 @@
 //! Prerequisites between experiments: references checked, cycles refused, then resolved to
 //! positions in the engine's running list.
 
-use crate::problems::Problems;
-use crate::snapshot::Experiment;
+use crate::problems::{Code, Problems};
+use crate::snapshot::{Experiment, Status};
 
 use super::{find_by_key, PreparedExperiment};
 
@@ -34,6 +34,16 @@ pub(super) fn check_prerequisites(
             let Some(required) = experiments.get(target) else {
                 continue;
             };
+            if exp.status == Status::Running && required.status == Status::Draft {
+                problems.push_coded(
+                    format!("{}.experiment", path()),
+                    Code::DraftPrerequisite,
+                    format!(
+                        "{:?} is a draft: it enrols nobody, so this experiment would enrol nobody",
+                        pre.experiment
+                    ),
+                );
+            }
             for name in &pre.variants {
                 if !required.variants.iter().any(|v| v.key == *name) {
                     problems.push(
