@@ -1,5 +1,6 @@
 // Small DOM helpers: elements are built, never parsed from strings, so keys and payloads
 // from the API are always text.
+import { api } from "./api.js";
 
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
@@ -145,4 +146,25 @@ export function ask(title, body, buttons) {
     document.body.append(dialog);
     dialog.showModal();
   });
+}
+
+/**
+ * "Copy to another environment": the other environments to choose from, and a button that
+ * posts `{environmentId}` to `path` and opens what `open(created)` names.
+ */
+export function promoteControl(path, environments, currentEnv, canEdit, open) {
+  const others = environments.filter((e) => e.id !== currentEnv);
+  const target = h("select", { id: "promote-env", "aria-label": "Copy to environment" },
+    others.map((e) => h("option", { value: e.id }, e.name)));
+  const copy = async () => {
+    try {
+      const created = await api("POST", path, { environmentId: target.value });
+      toast("Copied");
+      location.hash = open(created);
+    } catch (e) {
+      toast(e.message, "error");
+    }
+  };
+  return others.length > 0 && h("div", { class: "promote", role: "group", "aria-label": "Promote" },
+    target, h("button", { type: "button", disabled: !canEdit, onclick: copy }, "Copy to environment"));
 }

@@ -4,7 +4,7 @@
 import { api, get } from "./api.js";
 import { navigate, session } from "./session.js";
 import { allocationEditor } from "./allocation.js";
-import { ask, clear, field, formErrors, h, statusBadge, submit, toast, when } from "./dom.js";
+import { ask, clear, field, formErrors, h, promoteControl, statusBadge, submit, toast, when } from "./dom.js";
 import { planSummary } from "./history.js";
 import { targetingEditor } from "./targeting.js";
 
@@ -174,6 +174,8 @@ export async function renderExperiment(view, id) {
         h("a", { class: "button", href: `#/experiments/${id}/results` }, "Results"),
         env && h("a", { class: "button", href: `#/environments/${env.id}/history` }, "Publish history"))),
     lifecycle(experiment),
+    promoteControl(`/experiments/${id}/promote`, environments, experiment.environmentId, session.canEdit,
+      (created) => `#/experiments/${created.id}`),
     experiment.status === "ARCHIVED" && h("p", { class: "warning" }, "Archived experiments are read-only."),
     settingsForm(experiment, reload),
     h("section", { class: "card", "aria-labelledby": "variants-h" },

@@ -2,7 +2,7 @@
 // and one flag's editor (rules as JSON, a slider for each rollout's share, the kill switch).
 import { api, get } from "./api.js";
 import { navigate, session } from "./session.js";
-import { ask, clear, field, formErrors, h, percent, submit, toast, when } from "./dom.js";
+import { ask, clear, field, formErrors, h, percent, promoteControl, submit, toast, when } from "./dom.js";
 
 /** What a serve does, in a few words. */
 function serveText(serve) {
@@ -99,7 +99,7 @@ function rolloutSlider(label, rollout, onchange) {
 }
 
 export async function renderFlag(view, id) {
-  const flag = await get(`/flags/${id}`);
+  const [flag, environments] = await Promise.all([get(`/flags/${id}`), get("/environments")]);
   const spec = { rules: structuredClone(flag.rules), fallthrough: structuredClone(flag.fallthrough) };
   const json = (value) => JSON.stringify(value, null, 2);
   const rules = h("textarea", { id: "flag-rules", rows: 12, class: "code", value: json(spec.rules) });
@@ -158,6 +158,7 @@ export async function renderFlag(view, id) {
     h("button", { type: "submit", class: "primary", disabled: !session.canEdit }, "Save"),
     h("button", { type: "button", class: flag.enabled ? "danger kill" : "kill", disabled: !session.canPublish,
       onclick: () => toggleKill(flag, () => navigate(location.hash)) }, flag.enabled ? "Kill switch" : "Turn on")));
-  clear(view, form);
+  clear(view, form, promoteControl(`/flags/${id}/promote`, environments, flag.environmentId, session.canEdit,
+    (created) => `#/flags/${created.id}`));
   drawSliders();
 }

@@ -429,6 +429,16 @@ test("a draft and its variants are deleted from the dashboard, and nothing that 
   await page.goto(`${admin.url}/ui/#/experiments/${state.id}`);
   await page.locator("#experiment-key").waitFor();
   assert.equal(await page.getByRole("button", { name: "Delete draft" }).count(), 0, "a running experiment offers no delete");
+  // Promotion: the running experiment copied into another environment as a draft.
+  const staging = await api("POST", "/environments", { name: "staging" });
+  await page.reload();
+  await page.locator("#promote-env").selectOption(staging.id);
+  await clickFor(page.getByRole("button", { name: "Copy to environment" }));
+  await page.waitForURL((u) => !u.hash.endsWith(state.id));
+  await page.locator("#experiment-key", { hasText: "checkout-cta" }).waitFor();
+  await page.locator(".badge.status-draft").first().waitFor();
+  const copies = await api("GET", `/experiments?environmentId=${staging.id}`);
+  assert.deepEqual(copies.map((e) => [e.key, e.status]), [["checkout-cta", "DRAFT"]]);
 });
 
 test("a viewer sees everything but every change is disabled; long keys never widen a phone screen", async () => {
