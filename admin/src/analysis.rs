@@ -30,6 +30,9 @@ pub struct Options {
     pub alpha: f64,
     #[serde(default)]
     pub correction: Correction,
+    /// The phase to analyse (1 is the first run); the current one unless given.
+    #[serde(default)]
+    pub phase: Option<i32>,
 }
 
 /// `holm` or `bh` (Benjamini-Hochberg).
@@ -53,6 +56,7 @@ impl Default for Options {
         Self {
             alpha: default_alpha(),
             correction: Correction::Holm,
+            phase: None,
         }
     }
 }
@@ -158,7 +162,11 @@ pub async fn results(ctx: &Ctx, id: Uuid, options: Options) -> Result<Results> {
             options.alpha
         )));
     }
-    let experiment = service::experiment(ctx, id).await?;
+    let mut experiment = service::experiment(ctx, id).await?;
+    if let Some(number) = options.phase {
+        // An earlier phase: its exposures are those drawn with its salt.
+        experiment.salt = service::phase_salt(ctx, id, number).await?;
+    }
     let metrics = store::experiment_metrics(&ctx.pool, id).await?;
     compute(ctx, &experiment, &metrics, options).await
 }

@@ -169,6 +169,9 @@ pub enum Command {
         /// holm or bh.
         #[arg(long, default_value = "holm")]
         correction: String,
+        /// An earlier phase (1 is the first run); the current one unless given.
+        #[arg(long)]
+        phase: Option<i32>,
     },
     /// Guardrails: `check` pauses running experiments in breach (which publishes).
     Guardrails {
@@ -293,7 +296,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             env,
             alpha,
             correction,
-        } => analysis::results(&ctx, &experiment, env.as_deref(), alpha, &correction).await,
+            phase,
+        } => {
+            let env = env.as_deref();
+            analysis::results(&ctx, &experiment, env, alpha, &correction, phase).await
+        }
         Command::Guardrails {
             action: GuardrailAction::Check,
         } => analysis::check_guardrails(&ctx).await,

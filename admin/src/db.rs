@@ -7,6 +7,7 @@ pub mod audit;
 pub mod environments;
 pub mod experiments;
 pub mod flags;
+pub mod phases;
 pub mod snapshots;
 
 use sqlx::postgres::PgPoolOptions;

@@ -13,6 +13,7 @@ mod drafts;
 mod environments;
 mod experiments;
 mod flags;
+mod phases;
 mod promotion;
 mod publishing;
 mod status;
@@ -32,6 +33,7 @@ pub use experiments::{
     NewExperiment,
 };
 pub use flags::{archive_flag, create_flag, flag, kill_flag, list_flags, patch_flag, promote_flag};
+pub use phases::{list_phases, new_phase, phase_salt};
 pub use promotion::promote_experiment;
 pub use publishing::{plan, publish};
 pub use status::{pause_alone, preview_status, set_status, StatusChange, StatusPreview};

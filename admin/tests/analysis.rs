@@ -467,3 +467,130 @@ async fn the_first_exposure_is_the_earliest_whatever_order_records_arrive_in(poo
             .unwrap();
     assert!((still - ten_ms).abs() < 1.0);
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_second_phase_draws_again_and_has_results_of_its_own(pool: PgPool) {
+    let app = app(pool.clone());
+    let id = running_experiment(&app).await;
+    let at = now_ms();
+    // Phase 1 (salt "checkout"): three exposed units.
+    let first: Vec<Value> = ["a", "b", "c"]
+        .iter()
+        .map(|u| exposure("prod", "checkout", "control", u, at))
+        .collect();
+    let (status, _) = ingest(&app, json!({"environment": "prod", "exposures": first})).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = app
+        .call(
+            Method::POST,
+            &format!("/experiments/{id}/phases"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a running experiment cannot start a phase"
+    );
+    app.ok(
+        Method::PATCH,
+        &format!("/experiments/{id}/status"),
+        json!({"status": "STOPPED"}),
+    )
+    .await;
+    let (status, body) = app
+        .call(
+            Method::POST,
+            &format!("/experiments/{id}/phases"),
+            Some(json!({"salt": "checkout"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(problems(&body)[0].contains("was used before"), "{body}");
+    let phased = app
+        .ok(
+            Method::POST,
+            &format!("/experiments/{id}/phases"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (phased["status"].clone(), phased["salt"].clone()),
+        (json!("DRAFT"), json!("checkout-2"))
+    );
+    let (_, phases) = app
+        .call(Method::GET, &format!("/experiments/{id}/phases"), None)
+        .await;
+    let salts: Vec<&str> = phases
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["salt"].as_str().unwrap())
+        .collect();
+    assert_eq!(salts, ["checkout", "checkout-2"]);
+    // Starting it again is a new phase in the plan: everyone is drawn anew.
+    let (_, preview) = app
+        .call(
+            Method::GET,
+            &format!("/experiments/{id}/plan?status=RUNNING"),
+            None,
+        )
+        .await;
+    assert!(preview["publishes"].as_bool().unwrap(), "{preview}");
+    app.ok(
+        Method::PATCH,
+        &format!("/experiments/{id}/status"),
+        json!({"status": "RUNNING"}),
+    )
+    .await;
+    // Phase 2's exposures carry its salt; each phase counts only its own.
+    let day = utc_day(at).unwrap();
+    let second = json!({
+        "id": exposure_id("prod", "checkout", "checkout-2", "treatment", "user", "z", &day),
+        "experiment": "checkout", "variant": "treatment", "unit_type": "user", "unit": "z",
+        "salt": "checkout-2", "day": day, "at_ms": at,
+    });
+    let (status, _) = ingest(&app, json!({"environment": "prod", "exposures": [second]})).await;
+    assert_eq!(status, StatusCode::OK);
+    let units = |r: &Value| -> i64 {
+        r["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["units"].as_i64().unwrap())
+            .sum()
+    };
+    let (_, now) = app
+        .call(Method::GET, &format!("/experiments/{id}/results"), None)
+        .await;
+    assert_eq!(
+        (units(&now), now["salt"].clone()),
+        (1, json!("checkout-2")),
+        "{now}"
+    );
+    let (_, before) = app
+        .call(
+            Method::GET,
+            &format!("/experiments/{id}/results?phase=1"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (units(&before), before["salt"].clone()),
+        (3, json!("checkout")),
+        "{before}"
+    );
+    let (status, _) = app
+        .call(
+            Method::GET,
+            &format!("/experiments/{id}/results?phase=9"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(app
+        .audit(&id)
+        .await
+        .iter()
+        .any(|e| e["action"] == "experiment.phase"));
+}

@@ -116,11 +116,13 @@ pub async fn results(
     env: Option<&str>,
     alpha: f64,
     correction: &str,
+    phase: Option<i32>,
 ) -> Result<()> {
     let id = experiment_id(ctx, experiment, env).await?;
     let options = analysis::Options {
         alpha,
         correction: analysis::parse_correction(correction).map_err(AdminError::BadRequest)?,
+        phase,
     };
     let results = analysis::results(ctx, id, options).await?;
     describe(&results);

@@ -76,6 +76,13 @@ pub enum ExperimentCommand {
         id: Uuid,
         env: String,
     },
+    /// Run a STOPPED experiment again as a new phase (a DRAFT under a new salt).
+    NewPhase {
+        id: Uuid,
+        /// The new salt; `<key>-<phase number>` unless given.
+        #[arg(long)]
+        salt: Option<String>,
+    },
 }
 
 pub async fn run(ctx: &Ctx, actor: &str, command: ExperimentCommand) -> Result<()> {
@@ -140,6 +147,9 @@ pub async fn run(ctx: &Ctx, actor: &str, command: ExperimentCommand) -> Result<(
         ExperimentCommand::Delete { id } => {
             service::delete_experiment(ctx, actor, id).await?;
             eprintln!("experiment {id} deleted");
+        }
+        ExperimentCommand::NewPhase { id, salt } => {
+            print(&service::new_phase(ctx, actor, id, salt).await?);
         }
         ExperimentCommand::Promote { id, env } => {
             let env = service::environment_named(ctx, &env).await?;

@@ -385,3 +385,15 @@ pub async fn delete_variant(
     }
     Ok(())
 }
+
+/// Makes the experiment a DRAFT under `salt`, its next phase.
+pub async fn begin_phase(db: impl PgExecutor<'_>, id: Uuid, salt: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "update experiments set salt = $2, status = 'DRAFT', updated_at = now() where id = $1",
+    )
+    .bind(id)
+    .bind(salt)
+    .execute(db)
+    .await?;
+    Ok(())
+}

@@ -10,6 +10,7 @@ use super::policy::Actor;
 use super::{created, ok, parse_id, Answer, AppState, Body};
 use crate::analysis::{self, guardrails, ingest, metrics};
 use crate::error::AdminError;
+use crate::service;
 
 /// Largest ingest body: a queue batch of 100 requests' exposures fits with room to spare.
 const INGEST_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -26,6 +27,7 @@ pub fn routes() -> Router<AppState> {
             get(experiment_metrics).put(set_experiment_metrics),
         )
         .route("/experiments/{id}/results", get(results))
+        .route("/experiments/{id}/phases", get(list_phases).post(new_phase))
         .route("/guardrails/check", post(check_guardrails))
 }
 
@@ -67,6 +69,8 @@ struct ResultsQuery {
     alpha: Option<f64>,
     /// `holm` (default) or `bh`.
     correction: Option<String>,
+    /// The phase to analyse; the current one unless given.
+    phase: Option<i32>,
 }
 
 async fn results(
@@ -83,7 +87,29 @@ async fn results(
         options.correction =
             analysis::parse_correction(correction).map_err(AdminError::BadRequest)?;
     }
+    options.phase = query.phase;
     ok(analysis::results(&s.ctx, id, options).await?)
+}
+
+async fn list_phases(State(s): State<AppState>, Path(id): Path<String>) -> Answer {
+    ok(service::list_phases(&s.ctx, parse_id(&id, "experiment")?).await?)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NewPhase {
+    salt: Option<String>,
+}
+
+/// Runs a STOPPED experiment again as a new phase (it becomes a DRAFT under a new salt).
+async fn new_phase(
+    State(s): State<AppState>,
+    Actor(actor): Actor,
+    Path(id): Path<String>,
+    Body(req): Body<NewPhase>,
+) -> Answer {
+    let id = parse_id(&id, "experiment")?;
+    created(service::new_phase(&s.ctx, &actor, id, req.salt).await?)
 }
 
 async fn check_guardrails(State(s): State<AppState>) -> Answer {

@@ -106,6 +106,8 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("/experiments/{id}/metrics", "GET", Need::Read),
     ("/experiments/{id}/metrics", "PUT", Need::Role(Role::Editor)),
     ("/experiments/{id}/results", "GET", Need::Read),
+    ("/experiments/{id}/phases", "GET", Need::Read),
+    ("/experiments/{id}/phases", "POST", Need::Role(Role::Editor)),
     ("/metric-definitions", "GET", Need::Read),
     ("/metric-definitions", "POST", Need::Role(Role::Editor)),
     ("/guardrails/check", "POST", Need::Role(Role::Publisher)),
