@@ -22,8 +22,26 @@ function lifecycle(experiment) {
   return h("div", { class: "lifecycle", role: "group", "aria-label": "Lifecycle" },
     action("RUNNING", experiment.status === "PAUSED" ? "Resume" : "Start"),
     action("PAUSED", "Pause"), action("STOPPED", "Stop"), action("ARCHIVED", "Archive"),
+    experiment.status === "STOPPED" && h("button", { type: "button", disabled: !session.canEdit,
+      onclick: () => newPhase(experiment) }, "Run again as a new phase"),
     experiment.status === "DRAFT" && h("button", { type: "button", class: "danger", disabled: !session.canEdit,
       onclick: () => removeDraft(experiment, `/experiments/${experiment.id}`, `Delete ${experiment.key}?`, "#/") }, "Delete draft"));
+}
+
+/** Makes a stopped experiment a draft of its next phase under a new salt, once asked. */
+async function newPhase(experiment) {
+  const salt = h("input", { id: "phase-salt", autocomplete: "off", placeholder: "defaults to <key>-<phase number>" });
+  const choice = await ask(`Run ${experiment.key} again?`, h("div", {},
+    h("p", {}, "A new phase draws every unit again under a new salt; its results are its own (the earlier phase stays in Results). It becomes a draft: edit it, then start it."),
+    field("New salt", salt)), [["Cancel", null], ["New phase", "go", "primary"]]);
+  if (!choice) return;
+  try {
+    const done = await api("POST", `/experiments/${experiment.id}/phases`, salt.value.trim() ? { salt: salt.value.trim() } : {});
+    await navigate(location.hash);
+    toast(`New phase under salt ${done.salt}`);
+  } catch (e) {
+    toast(e.message, "error");
+  }
 }
 
 /** Deletes a draft experiment or one of its variants, once asked; nothing that ran can be. */

@@ -70,12 +70,19 @@ function breakdown(counts, words) {
 }
 
 export async function renderResults(view, id) {
-  const [experiment, results] = await Promise.all([get(`/experiments/${id}`), get(`/experiments/${id}/results`)]);
+  const phase = new URLSearchParams(location.hash.split("?")[1] ?? "").get("phase");
+  const [experiment, results, phases] = await Promise.all([get(`/experiments/${id}`),
+    get(`/experiments/${id}/results${phase ? `?phase=${encodeURIComponent(phase)}` : ""}`), get(`/experiments/${id}/phases`)]);
+  // Each phase has results of its own; the current one unless the URL names another.
+  const phasePicker = phases.length > 1 && h("label", { class: "phase-picker" }, "Phase ",
+    h("select", { id: "results-phase", onchange: (ev) => { location.hash = `#/experiments/${id}/results?phase=${ev.target.value}`; } },
+      phases.map((p) => h("option", { value: p.number, selected: p.salt === results.salt }, `${p.number} (${p.salt})`))));
   const excluded = Object.entries(results.excludedUnits).filter(([, n]) => n > 0);
   const decided = results.metrics.flatMap((m) => m.comparisons).filter((c) => c.sequentialSignificant).length;
   clear(view,
     h("p", {}, h("a", { href: `#/experiments/${id}` }, `← ${experiment.key}`)),
     h("h1", {}, "Results: ", h("span", { class: "key" }, experiment.key), " ", statusBadge(results.status)),
+    phasePicker,
     h("p", { class: "muted" }, `Phase (salt) ${results.salt}; control ${results.control}; α = ${results.alpha}; ${results.correction} correction across primary and secondary metrics.`),
     results.srm?.mismatch && h("div", { class: "banner danger", role: "alert", id: "srm-warning" },
       h("strong", {}, "Sample ratio mismatch. "),

@@ -439,6 +439,19 @@ test("a draft and its variants are deleted from the dashboard, and nothing that 
   await page.locator(".badge.status-draft").first().waitFor();
   const copies = await api("GET", `/experiments?environmentId=${staging.id}`);
   assert.deepEqual(copies.map((e) => [e.key, e.status]), [["checkout-cta", "DRAFT"]]);
+  // A stopped experiment runs again as a new phase; results then offer both phases.
+  await api("PATCH", `/experiments/${state.id}/status`, { status: "STOPPED" });
+  await page.goto(`${admin.url}/ui/#/experiments/${state.id}`);
+  await page.reload();
+  await page.locator("#experiment-key").waitFor();
+  await page.getByRole("button", { name: "Run again as a new phase" }).click();
+  assert.match(await clickFor(page.getByRole("dialog").getByRole("button", { name: "New phase" })), /salt checkout-cta-2/);
+  assert.equal((await api("GET", `/experiments/${state.id}`)).status, "DRAFT");
+  await page.goto(`${admin.url}/ui/#/experiments/${state.id}/results`);
+  const picker = page.locator("#results-phase");
+  assert.deepEqual(await picker.locator("option").allTextContents(), ["1 (checkout-cta)", "2 (checkout-cta-2)"]);
+  await picker.selectOption("1");
+  await page.locator("main p.muted", { hasText: "Phase (salt) checkout-cta;" }).waitFor();
 });
 
 test("a viewer sees everything but every change is disabled; long keys never widen a phone screen", async () => {
