@@ -136,10 +136,11 @@ pub fn cache_key(url: &str, assignments: Option<&str>) -> String {
 }
 
 impl Engine {
-    /// Whether any running experiment applies to `route`, or the environment has flags: then
-    /// the response depends on the visitor's assignments and flag values.
+    /// Whether any running experiment applies to `route`, or the environment has flags or
+    /// asks for consent: then the response depends on the visitor's assignments, flag values
+    /// or consent.
     pub fn varies(&self, route: RequestRoute<'_>) -> bool {
-        if !self.flags.is_empty() {
+        if !self.flags.is_empty() || self.snapshot().consent.is_some() {
             return true;
         }
         // Without route-scoped experiments, every running experiment applies everywhere.

@@ -5,7 +5,7 @@
 // that records what it is sent.
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { call, openKv, startOrigin, startWorker, waitFor } from "./harness.mjs";
+import { call, openKv, startIngest, startOrigin, startWorker, waitFor } from "./harness.mjs";
 
 let worker, origin, ingest, kv;
 
@@ -36,12 +36,7 @@ function recorded() {
 
 before(async () => {
   origin = await startOrigin();
-  ingest = await startOrigin((record, res) => {
-    const body = JSON.parse(record.body);
-    const counted = (list = []) => ({ received: list.length, stored: list.length, refused: [] });
-    res.writeHead(200, { "content-type": "application/json" });
-    res.end(JSON.stringify({ exposures: counted(body.exposures), events: counted(body.events) }));
-  });
+  ingest = await startIngest();
   worker = await startWorker({
     vars: {
       CLEAVE_ENV: "shop", ORIGIN_URL: origin.url, CLEAVE_SIGNING_KEY: "consent-key", CLEAVE_EDGE_CACHE: "off",

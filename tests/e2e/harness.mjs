@@ -60,6 +60,20 @@ export async function startOrigin(respond) {
 }
 
 /**
+ * A local stand-in for the admin's `/ingest` that records every delivery and answers as the
+ * admin does (every record received and stored), for tests that only look at what the worker
+ * sends. Its `received` are the deliveries, bodies as text.
+ */
+export function startIngest() {
+  return startOrigin((record, res) => {
+    const body = JSON.parse(record.body);
+    const counted = (list = []) => ({ received: list.length, stored: list.length, refused: [] });
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ exposures: counted(body.exposures), events: counted(body.events) }));
+  });
+}
+
+/**
  * Runs the built worker in workerd through Miniflare's own API (the copy wrangler ships), with
  * its own persisted state directory and vars, after publishing the `seed` snapshots to its KV.
  * The state lives where `wrangler dev --persist-to <dir>/state` keeps it, so

@@ -11,7 +11,7 @@ import { OpenFeature } from "@openfeature/server-sdk";
 import { OFREPProvider } from "@openfeature/ofrep-provider";
 import Ajv2020 from "ajv/dist/2020.js";
 import { parse } from "yaml";
-import { ROOT, call, openKv, pool, startOrigin, startWorker, waitFor } from "./harness.mjs";
+import { ROOT, call, openKv, pool, startIngest, startWorker, waitFor } from "./harness.mjs";
 import { eventsUrl, withCleaveTracking } from "../../clients/openfeature/cleave-tracking.mjs";
 
 const SERVER = "ofrep-server-token";
@@ -69,12 +69,7 @@ function exposed() {
 }
 
 before(async () => {
-  ingest = await startOrigin((record, res) => {
-    const body = JSON.parse(record.body);
-    const counted = (list = []) => ({ received: list.length, stored: list.length, refused: [] });
-    res.writeHead(200, { "content-type": "application/json" });
-    res.end(JSON.stringify({ exposures: counted(body.exposures), events: counted(body.events) }));
-  });
+  ingest = await startIngest();
   worker = await startWorker({
     vars: {
       CLEAVE_ENV: "shop", CLEAVE_REFRESH_MS: 300, CLEAVE_SERVER_TOKEN: SERVER,

@@ -53,3 +53,15 @@ test("a client over its limit gets 429 in the envelope; others and the proxy do 
   }
   assert.equal(origin.received.length - before, LIMIT * 3, "every proxied request reached the origin");
 });
+
+test("flag evaluations count against the same budget", async () => {
+  const evaluate = () => call(`${worker.url}/_cleave/env/cases/ofrep/v1/evaluate/flags`, {
+    method: "POST", headers: { "x-api-key": "client-c", "content-type": "application/json" },
+    body: JSON.stringify({ context: { targetingKey: "u1" } }),
+  });
+  const statuses = [];
+  for (let i = 0; i < LIMIT + 2; i++) statuses.push((await evaluate()).status);
+  assert.deepEqual(statuses.slice(0, LIMIT), Array(LIMIT).fill(200), `statuses ${statuses}`);
+  assert.ok(statuses.slice(LIMIT).every((s) => s === 429), `statuses ${statuses}`);
+  assert.match((await evaluate()).json.meta.error, /too many flag evaluations/);
+});

@@ -83,12 +83,15 @@ pub async fn handle(
 ) -> Result<Response> {
     let path = url.path();
     let method = req.method();
-    if let (DECIDE | EVENTS | EXPOSURES, Some(key)) = (path, &config.rate_limit) {
+    let ofrep = crate::ofrep_request::ofrep_path(path);
+    let limited = matches!(path, DECIDE | EVENTS | EXPOSURES) || ofrep.is_some();
+    if let (true, Some(key)) = (limited, &config.rate_limit) {
         if !crate::rate_limit::allows(env, key, &req).await {
             let what = match path {
                 DECIDE => "decide calls",
                 EVENTS => "event posts",
-                _ => "exposure confirmations",
+                EXPOSURES => "exposure confirmations",
+                _ => "flag evaluations",
             };
             return envelope::error(
                 429,
@@ -96,7 +99,7 @@ pub async fn handle(
             );
         }
     }
-    if let Some(call) = crate::ofrep_request::ofrep_path(path) {
+    if let Some(call) = ofrep {
         return ofrep::evaluate(call, &req, env, ctx, config, url).await;
     }
     match path {
@@ -425,8 +428,10 @@ fn decide_with(
             .map(|(e, why)| (e.key.as_str(), why))
             .collect()
     });
+    // The assignments cover every experiment unless the call filtered them.
+    let all_assigned = request.experiments.is_none().then_some(&decided[..]);
     let flags = engine
-        .evaluate_flags(&subject, None)
+        .evaluate_flags_given(&subject, None, all_assigned)
         .iter()
         .map(|outcome| (outcome.flag().key.as_str(), FlagView::of(outcome)))
         .collect();

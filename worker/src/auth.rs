@@ -12,7 +12,11 @@ pub fn request_presents(req: &worker::web_sys::Request, expected: Option<&str>) 
 
 /// Whether an `Authorization` header value is `Bearer <expected>`, compared in constant time.
 pub fn bearer_matches(presented: Option<&str>, expected: &str) -> bool {
-    presented
-        .and_then(|h| h.strip_prefix("Bearer "))
+    bearer(presented)
         .is_some_and(|token| cleave_core::secrets_equal(token.as_bytes(), expected.as_bytes()))
+}
+
+/// The token of an `Authorization: Bearer <token>` header value.
+pub fn bearer(presented: Option<&str>) -> Option<&str> {
+    presented.and_then(|h| h.strip_prefix("Bearer "))
 }

@@ -303,6 +303,19 @@ impl Engine {
         subject: &Subject<'_>,
         only: Option<&BTreeSet<String>>,
     ) -> Vec<FlagOutcome<'_>> {
+        self.evaluate_flags_given(subject, only, None)
+    }
+
+    /// [`Engine::evaluate_flags`] with the subject's assignments already made: `assigned`,
+    /// when given, must come from [`Engine::assign`] of the same subject without an
+    /// experiment filter, so a request that assigned its experiments does not assign them
+    /// again for its flags.
+    pub fn evaluate_flags_given<'e>(
+        &'e self,
+        subject: &Subject<'_>,
+        only: Option<&BTreeSet<String>>,
+        assigned: Option<&[Assignment<'e>]>,
+    ) -> Vec<FlagOutcome<'e>> {
         let flags = &self.snapshot().flags;
         let chosen: Vec<&PreparedFlag> = self
             .flags
@@ -312,17 +325,21 @@ impl Engine {
             })
             .collect();
         let needs_experiments = chosen.iter().any(|p| p.uses_experiments());
-        let assignments = if needs_experiments {
-            self.assign(&Subject {
-                only: Some(&self.flag_experiments),
-                ..*subject
-            })
-        } else {
-            Vec::new()
+        let made;
+        let assignments: &[Assignment<'e>] = match assigned {
+            Some(given) => given,
+            None if needs_experiments => {
+                made = self.assign(&Subject {
+                    only: Some(&self.flag_experiments),
+                    ..*subject
+                });
+                &made
+            }
+            None => &[],
         };
         chosen
             .into_iter()
-            .filter_map(|p| p.evaluate(flags.get(p.index)?, subject, &assignments))
+            .filter_map(|p| p.evaluate(flags.get(p.index)?, subject, assignments))
             .collect()
     }
 

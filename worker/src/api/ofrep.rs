@@ -132,18 +132,18 @@ fn presents_key(req: &Request, config: &Config, access: &OfrepAccess) -> bool {
     if access.client_key_hashes.is_empty() {
         return true;
     }
+    if crate::auth::request_presents(req, config.server_token.as_deref()) {
+        return true;
+    }
     let headers = req.headers();
     let api_key = headers.get("x-api-key").ok().flatten();
     let authorization = headers.get("authorization").ok().flatten();
-    let bearer = authorization
+    let bearer = crate::auth::bearer(authorization.as_deref());
+    api_key
         .as_deref()
-        .and_then(|a| a.strip_prefix("Bearer "))
-        .map(str::trim);
-    let server = config.server_token.as_deref();
-    api_key.iter().map(String::as_str).chain(bearer).any(|k| {
-        is_client_key(access, k)
-            || server.is_some_and(|s| cleave_core::secrets_equal(s.as_bytes(), k.as_bytes()))
-    })
+        .into_iter()
+        .chain(bearer)
+        .any(|k| is_client_key(access, k))
 }
 
 /// The answer to an allowed origin's preflight: POST with the headers the OFREP providers
@@ -198,7 +198,7 @@ fn single(
             None => return not_found(),
         }
     } else if engine.experiment(key).is_some() {
-        experiment_result(engine, subject, key)
+        experiment_result(engine, subject, key, None)
     } else {
         return not_found();
     };
@@ -235,9 +235,11 @@ fn bulk(
     if sent.as_deref().is_some_and(|h| none_match(h, &etag)) {
         return not_modified(&etag);
     }
-    // Keyed, so the list comes out in key order.
+    // One assignment pass serves the flags and the experiments; keyed, so the list comes out
+    // in key order.
+    let assigned = engine.assign(subject);
     let mut results = Map::new();
-    for outcome in engine.evaluate_flags(subject, None) {
+    for outcome in engine.evaluate_flags_given(subject, None, Some(&assigned)) {
         results.insert(outcome.flag().key.clone(), flag_result(&outcome).0);
     }
     let running = engine
@@ -247,7 +249,8 @@ fn bulk(
         .filter(|e| e.status == cleave_core::snapshot::Status::Running);
     for experiment in running {
         let key = &experiment.key;
-        results.insert(key.clone(), experiment_result(engine, subject, key).0);
+        let result = experiment_result(engine, subject, key, Some(&assigned)).0;
+        results.insert(key.clone(), result);
     }
     let flags: Vec<Value> = results.into_iter().map(|(_, v)| v).collect();
     let body = json!({
@@ -284,33 +287,34 @@ fn flag_result<'e>(outcome: &FlagOutcome<'e>) -> (Value, Option<Assignment<'e>>)
 }
 
 /// An experiment's OFREP result: its variant's payload. A unit it does not enrol gets no
-/// value (OFREP's code default), so the application's own default applies.
+/// value (OFREP's code default), so the application's own default applies. `assigned` are
+/// the subject's assignments, `None` to make them for this experiment alone.
 fn experiment_result<'e>(
     engine: &'e Engine,
     subject: &Subject<'_>,
     key: &str,
+    assigned: Option<&[Assignment<'e>]>,
 ) -> (Value, Option<Assignment<'e>>) {
-    let running = engine
+    let Some(experiment) = engine
         .experiment(key)
-        .is_some_and(|e| e.status == cleave_core::snapshot::Status::Running);
-    if !running {
+        .filter(|e| e.status == cleave_core::snapshot::Status::Running)
+    else {
         return (Value::Object(code_default(key, "DISABLED")), None);
-    }
-    let experiment = engine
-        .experiment(key)
-        .map(|e| e.unit.as_str())
-        .unwrap_or("user");
-    let mut only = BTreeSet::new();
-    only.insert(key.to_owned());
-    let assigned = engine
-        .assign(&Subject {
-            only: Some(&only),
-            ..*subject
-        })
-        .into_iter()
-        .next();
-    let Some(a) = assigned else {
-        if !subject.units.contains_key(experiment) {
+    };
+    let find = |list: &[Assignment<'e>]| list.iter().find(|a| a.experiment.key == key).copied();
+    let assignment = match assigned {
+        Some(list) => find(list),
+        None => {
+            let mut only = BTreeSet::new();
+            only.insert(key.to_owned());
+            find(&engine.assign(&Subject {
+                only: Some(&only),
+                ..*subject
+            }))
+        }
+    };
+    let Some(a) = assignment else {
+        if !subject.units.contains_key(&experiment.unit) {
             let details =
                 format!("experiment {key:?} assigns by the targetingKey; the context has none");
             return (

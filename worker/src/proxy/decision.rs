@@ -43,15 +43,19 @@ pub struct Decision {
 
 impl Decision {
     /// What the page's variant depends on, for the edge cache's key: the assignments, and
-    /// the flag values when any travel.
+    /// the flag values and the visitor's consent when the environment has them. Without
+    /// either, the assignments alone, as before.
     pub fn variation(&self) -> Option<std::borrow::Cow<'_, str>> {
-        match (&self.assignments, &self.flags) {
-            (a, None) => a.as_deref().map(std::borrow::Cow::Borrowed),
-            (a, Some(flags)) => Some(std::borrow::Cow::Owned(format!(
-                "{}\nflags:{flags}",
-                a.as_deref().unwrap_or("")
-            ))),
+        use std::borrow::Cow;
+        if self.flags.is_none() && self.consent.is_none() {
+            return self.assignments.as_deref().map(Cow::Borrowed);
         }
+        Some(Cow::Owned(format!(
+            "{}\nflags:{}\nconsent:{}",
+            self.assignments.as_deref().unwrap_or(""),
+            self.flags.as_deref().unwrap_or(""),
+            self.consent.unwrap_or("")
+        )))
     }
 }
 
@@ -125,17 +129,11 @@ pub fn decide(
         assignments: mut decided,
         exposures,
     } = decision::assign(engine, served, &ask, &subject, now);
-    let consent = engine.snapshot().consent.as_ref();
-    if let Some(c) = consent.filter(|_| !visitor.consented) {
-        if c.without == WithoutConsent::Control {
-            decided = engine.controls(Some(route));
-        }
-    }
     let flags = if engine.snapshot().flags.is_empty() {
         None
     } else {
         let values: Vec<_> = engine
-            .evaluate_flags(&subject, None)
+            .evaluate_flags_given(&subject, None, Some(&decided))
             .into_iter()
             .filter_map(|outcome| match outcome {
                 FlagOutcome::Value(v) => Some(v),
@@ -144,6 +142,12 @@ pub fn decide(
             .collect();
         flags_header(&values)
     };
+    let consent = engine.snapshot().consent.as_ref();
+    if let Some(c) = consent.filter(|_| !visitor.consented) {
+        if c.without == WithoutConsent::Control {
+            decided = engine.controls(Some(route));
+        }
+    }
     let safe_method = matches!(visitor.method, "GET" | "HEAD");
     let routing = Routing::of(&decided, safe_method, bot);
     let origins = &engine.snapshot().origins;
@@ -160,12 +164,44 @@ pub fn decide(
         } else {
             Vec::new()
         },
-        varies: engine.varies(route),
+        // A page with any assignment (a forced draft's too) is the visitor's own.
+        varies: engine.varies(route) || !decided.is_empty(),
         redirect: routing
             .redirect
             .map(|(target, status)| (redirect_location(target, url.query()), status)),
         origin: routing.origin.and_then(|name| origins.get(name)).cloned(),
         path: routing.rewrite.map(|t| rewrite_path(t, url.path())),
         exposures,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_variation_tells_consent_and_flags_apart() {
+        let page = |flags: Option<&str>, consent: Option<&'static str>| Decision {
+            assignments: Some(r#"hero="control""#.to_owned()),
+            flags: flags.map(str::to_owned),
+            consent,
+            ..Decision::default()
+        };
+        let variation = |d: &Decision| d.variation().map(|v| v.into_owned());
+        // Without flags or consent the key is the assignments alone, as it always was.
+        assert_eq!(
+            variation(&page(None, None)).as_deref(),
+            Some(r#"hero="control""#)
+        );
+        let (yes, no) = (page(None, Some("yes")), page(None, Some("no")));
+        assert_ne!(
+            variation(&yes),
+            variation(&no),
+            "a consenting visitor's page is not another's"
+        );
+        assert_ne!(
+            variation(&page(Some("beta"), None)),
+            variation(&page(Some("beta=?0"), None))
+        );
     }
 }
