@@ -449,6 +449,7 @@ test("a draft and its variants are deleted from the dashboard, and nothing that 
   assert.equal((await api("GET", `/experiments/${state.id}`)).status, "DRAFT");
   await page.goto(`${admin.url}/ui/#/experiments/${state.id}/results`);
   const picker = page.locator("#results-phase");
+  await picker.locator("option").nth(1).waitFor({ state: "attached" });
   assert.deepEqual(await picker.locator("option").allTextContents(), ["1 (checkout-cta)", "2 (checkout-cta-2)"]);
   await picker.selectOption("1");
   await page.locator("main p.muted", { hasText: "Phase (salt) checkout-cta;" }).waitFor();
