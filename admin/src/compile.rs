@@ -189,6 +189,7 @@ fn assemble(
         anonymous_exposures: content.settings.anonymous_exposures,
         ofrep: content.settings.ofrep.to_snapshot(),
         consent: content.settings.consent,
+        identity: content.settings.identity,
         origins: content.settings.origins,
         flags: content.flags,
     }

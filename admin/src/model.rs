@@ -23,6 +23,10 @@ pub struct Environment {
     pub name: String,
     pub current_version: Option<i64>,
     pub settings: EnvironmentSettings,
+    /// One line per identity source a client can set, so no one mistakes it for a verified
+    /// one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub identity_warnings: Vec<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -53,6 +57,34 @@ pub struct EnvironmentSettings {
     /// without which the edge identifies and records nobody; none by default.
     #[serde(default)]
     pub consent: Option<cleave_core::snapshot::Consent>,
+    /// Where requests carry the ids of unit types other than `user`: a header, a cookie, or
+    /// a verified JWT claim (`{"unit", "source", "name", "jwt"?}`, the snapshot's shape).
+    #[serde(default)]
+    pub identity: Vec<cleave_core::snapshot::IdentitySource>,
+}
+
+impl EnvironmentSettings {
+    /// What the dashboard and API say of each unverified identity source.
+    pub fn identity_warnings(&self) -> Vec<String> {
+        self.identity
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !s.is_verified())
+            .map(|(i, s)| {
+                format!(
+                    "identity[{i}]: `{}` from the {} {:?} is unverified: any client can set it, \
+                     so it assigns but records no exposure or event for it unless \
+                     anonymousExposures is `any` (add a jwt check to verify it)",
+                    s.unit,
+                    match s.source {
+                        cleave_core::snapshot::AttributeSource::Cookie => "cookie",
+                        _ => "header",
+                    },
+                    s.name
+                )
+            })
+            .collect()
+    }
 }
 
 /// OFREP access: browser origins allowed to call (CORS) and the client keys callers must

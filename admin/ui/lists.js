@@ -75,6 +75,8 @@ function environmentCard(env, experiments) {
     h("h2", { class: "key" }, env.name),
     h("p", {}, env.currentVersion ? `Serving v${env.currentVersion}` : "Nothing published yet"),
     h("p", { class: "muted small" }, `${running} running`),
+    // A unit a client can set is worth a second look before anyone reads its results.
+    (env.identityWarnings ?? []).map((w) => h("p", { class: "warning small identity-warning" }, w)),
     h("div", { class: "actions" },
       h("a", { href: `#/environments/${env.id}/history` }, "Publish history"),
       h("a", { href: `#/environments/${env.id}/flags` }, "Flags"),

@@ -29,12 +29,7 @@ pub(crate) fn check_consent(consent: &Consent, problems: &mut Problems) {
             "consent is read from a cookie or a header, not the query",
         );
     }
-    let token = |s: &str| {
-        !s.is_empty()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-    };
-    if !token(&consent.name) {
+    if !is_token(&consent.name) {
         problems.push(
             "consent.name",
             format!("{:?} is not a cookie or header name", consent.name),
@@ -43,6 +38,13 @@ pub(crate) fn check_consent(consent: &Consent, problems: &mut Problems) {
     if consent.value.trim().is_empty() {
         problems.push("consent.value", "the value that means consent is empty");
     }
+}
+
+/// Whether `s` can name a header or a cookie (an RFC 9110 token).
+pub(crate) fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]

@@ -173,6 +173,7 @@ impl Engine {
         if let Some(consent) = &snapshot.consent {
             crate::consent::check_consent(consent, &mut problems);
         }
+        crate::identity::check_sources(&snapshot.identity, &mut problems);
         if !problems.is_empty() {
             return Err(problems);
         }

@@ -87,14 +87,42 @@ fn exact_decimal(x: f64) -> Option<Decimal> {
 /// key of [`sign`], `flags` the exact `cleave-flags` value. The `flags` line keeps it from
 /// ever verifying as an assignments signature (an sf-dictionary holds no newline).
 pub fn sign_flags(key: &[u8], unit: &str, snapshot: &str, flags: &str) -> String {
+    sign_labelled(key, b"flags", unit, snapshot, flags)
+}
+
+/// Encodes the units a decision used as an sf-dictionary of unit type -> id (sf-string), with
+/// the parameter `verified` on ids from a verified identity source, e.g.
+/// `user="3f2a…", account="42";verified`. An id RFC 8941 cannot carry is left out.
+pub fn units_header<'u>(
+    units: impl IntoIterator<Item = (&'u str, &'u str, bool)>,
+) -> Option<String> {
+    let mut dict = DictSerializer::new();
+    for (unit, id, verified) in units {
+        if let (Ok(key), Ok(id)) = (KeyRef::from_str(unit), StringRef::from_str(id)) {
+            let params = dict.bare_item(key, id);
+            if verified {
+                let _params = params.parameter(KeyRef::constant("verified"), true);
+            }
+        }
+    }
+    dict.finish()
+}
+
+/// The `cleave-units-signature`: [`sign_flags`]'s form with the line `units`, over the exact
+/// `cleave-units` value.
+pub fn sign_units(key: &[u8], unit: &str, snapshot: &str, units: &str) -> String {
+    sign_labelled(key, b"units", unit, snapshot, units)
+}
+
+fn sign_labelled(key: &[u8], label: &[u8], unit: &str, snapshot: &str, value: &str) -> String {
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
         return String::new();
     };
-    for part in [b"flags".as_slice(), unit.as_bytes(), snapshot.as_bytes()] {
+    for part in [label, unit.as_bytes(), snapshot.as_bytes()] {
         mac.update(part);
         mac.update(b"\n");
     }
-    mac.update(flags.as_bytes());
+    mac.update(value.as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
 
@@ -236,6 +264,27 @@ mod tests {
         assert_eq!(
             sign_flags(b"k", "u1", "7", r#"new-nav=?1, theme="blue""#),
             "27208155d4863eec41525fcc2f83535fd8a0f9ed4453d407898c4b4ad8edea8b"
+        );
+    }
+
+    #[test]
+    fn units_travel_marked_when_verified_and_signed_apart() {
+        let header = units_header([("user", "u1", false), ("account", "42", true)]).unwrap();
+        assert_eq!(header, r#"user="u1", account="42";verified"#);
+        // An id a header cannot carry is left out, not mangled.
+        assert_eq!(
+            units_header([("user", "u1", false), ("team", "é", false)]).unwrap(),
+            r#"user="u1""#
+        );
+        // python3 -c 'import hmac,hashlib; print(hmac.new(b"k",
+        //   b"units\nu1\n7\nuser=\"u1\", account=\"42\";verified", hashlib.sha256).hexdigest())'
+        assert_eq!(
+            sign_units(b"k", "u1", "7", &header),
+            "d2b69e34efc1ea1e066658dce432750dddd827421cb1ee74bbaae3b2fa624b3c"
+        );
+        assert_ne!(
+            sign_units(b"k", "u1", "7", &header),
+            sign_flags(b"k", "u1", "7", &header)
         );
     }
 

@@ -17,6 +17,7 @@ pub mod exposure;
 pub mod flags;
 pub mod force;
 pub mod headers;
+pub mod identity;
 pub mod ingest;
 pub mod keys;
 pub mod plan;

@@ -11,11 +11,13 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 mod flags;
+mod identity;
 mod operator;
 mod routes;
 pub use flags::{
     ExperimentServe, Flag, FlagRule, FlagType, FlagVariant, OfrepAccess, Rollout, Serve, Split,
 };
+pub use identity::{IdentitySource, JwtAlgorithm, JwtCheck, PublicJwk};
 pub use operator::{Operand, Operator};
 pub use routes::{RouteAction, Routes};
 
@@ -67,6 +69,13 @@ pub struct Snapshot {
     /// The signal without which the edge identifies and records nobody.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consent: Option<Consent>,
+    /// Where requests carry the ids of unit types other than the edge's `user`.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "binary::identity_field"
+    )]
+    pub identity: Vec<IdentitySource>,
 }
 
 /// Where consent is read and what happens without it.

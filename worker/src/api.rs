@@ -51,7 +51,7 @@ pub fn answer_now(
     if url.path() != DECIDE || req.method() != "GET" || config.rate_limit.is_some() {
         return None;
     }
-    let parsed = decide_request::from_query(url.query().unwrap_or(""));
+    let parsed = decide_request::parse_query(url.query().unwrap_or(""));
     let environment = match &parsed {
         Ok(request) => request
             .environment
@@ -61,6 +61,12 @@ pub fn answer_now(
         Err(BadRequest(message)) => return Some(envelope::error(400, message)),
     };
     let served = snapshot_store::fresh(env, ctx, config, environment, now)?;
+    // A token whose signature has no verdict yet is verified on the asynchronous path.
+    if let Some(engine) = &served.engine {
+        if !crate::identity_sources::ready(engine, req, config) {
+            return None;
+        }
+    }
     Some(decide_with(
         parsed,
         Purpose::Decide,
@@ -105,7 +111,7 @@ pub async fn handle(
     match path {
         DECIDE => match method.as_str() {
             "GET" => {
-                let parsed = decide_request::from_query(url.query().unwrap_or(""));
+                let parsed = decide_request::parse_query(url.query().unwrap_or(""));
                 decide(parsed, Purpose::Decide, &req, env, ctx, config, url).await
             }
             "POST" => {
@@ -116,7 +122,7 @@ pub async fn handle(
                         Ok(body) => body,
                         Err(too_large) => return too_large.answer(),
                     };
-                let parsed = decide_request::from_json(&body);
+                let parsed = decide_request::parse_json(&body);
                 decide(parsed, Purpose::Decide, &req, env, ctx, config, url).await
             }
             _ => envelope::error(405, "use GET or POST for /_cleave/v1/decide"),
@@ -134,7 +140,7 @@ pub async fn handle(
                         Err(too_large) => return too_large.answer(),
                     };
                 let parsed =
-                    decide_request::from_json(&body).and_then(decide_request::naming_experiments);
+                    decide_request::parse_json(&body).and_then(decide_request::naming_experiments);
                 decide(parsed, Purpose::Confirm, &req, env, ctx, config, url).await
             }
             _ => envelope::error(405, "use POST for /_cleave/v1/exposures"),
@@ -289,6 +295,7 @@ async fn decide(
     };
     let now = crate::now_ms();
     let served = snapshot_store::current(env, config, &environment, now).await;
+    crate::identity_sources::verify_request(served.engine.as_deref(), req, config).await;
     decide_with(parsed, purpose, req, config, ctx, url, &served, now)
 }
 
@@ -323,8 +330,24 @@ fn decide_with(
         None => None,
     };
     let Some(engine) = decision::engine(served, environment, Mode::Api, req) else {
+        // Without a snapshot there are no identity sources either.
+        if let Err(BadRequest(message)) = decide_request::check_identifier(&request) {
+            return envelope::error(400, &message);
+        }
         return no_snapshot(environment, served);
     };
+    // Ids the request carries under the environment's identity sources fill the unit types
+    // the caller did not name.
+    let identities = crate::identity_sources::of_request(Some(engine), req, config);
+    for i in &identities {
+        request
+            .units
+            .entry(i.unit.clone())
+            .or_insert_with(|| i.id.clone());
+    }
+    if let Err(BadRequest(message)) = decide_request::check_identifier(&request) {
+        return envelope::error(400, &message);
+    }
     let mut attributes = std::mem::take(&mut request.attributes);
     let context = match enrich(engine, req, url, &mut attributes, true) {
         Ok(context) => context,
@@ -373,7 +396,7 @@ fn decide_with(
     // Who the caller is only matters when something will be recorded; reading its headers
     // crosses into JavaScript.
     let caller = match source {
-        Some(_) => Caller::of(req, config, Some(engine)),
+        Some(_) => Caller::of(req, config, Some(engine), &identities),
         None => Caller::Bound(Vec::new()),
     };
     let ask = Ask {

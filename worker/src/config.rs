@@ -1,5 +1,9 @@
 //! Typed view of the worker's vars and secrets (docs/contracts.md §5); the one place their names live.
 
+use std::collections::BTreeMap;
+
+use worker::js_sys::Object;
+use worker::wasm_bindgen::JsCast;
 use worker::Env;
 
 use cleave_core::force::DEFAULT_MAX_LIFETIME_MS;
@@ -56,6 +60,8 @@ pub struct Config {
     /// First retry delay of a failed queue delivery, doubled per attempt
     /// (`CLEAVE_INGEST_RETRY_SECONDS`).
     pub ingest_retry_seconds: u32,
+    /// The `CLEAVE_JWT_*` secrets, by name: the keys of HS256 identity sources.
+    pub jwt_secrets: BTreeMap<String, Vec<u8>>,
 }
 
 /// Ways a proxied page can learn its assignments; all off unless asked for.
@@ -130,6 +136,19 @@ impl Config {
             ingest_retry_seconds: var("CLEAVE_INGEST_RETRY_SECONDS")
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(DEFAULT_INGEST_RETRY_SECONDS),
+            jwt_secrets: jwt_secrets(env, secret),
         }
     }
+}
+
+/// Every binding named `CLEAVE_JWT_<NAME>`, as bytes: the snapshot names which source uses
+/// which, so they are found by prefix.
+fn jwt_secrets(env: &Env, secret: impl Fn(&str) -> Option<String>) -> BTreeMap<String, Vec<u8>> {
+    let bindings: &Object = AsRef::<worker::wasm_bindgen::JsValue>::as_ref(env).unchecked_ref();
+    Object::keys(bindings)
+        .iter()
+        .filter_map(|name| name.as_string())
+        .filter(|name| name.starts_with(cleave_core::identity::SECRET_PREFIX))
+        .filter_map(|name| secret(&name).map(|value| (name, value.into_bytes())))
+        .collect()
 }

@@ -189,8 +189,17 @@ struct DecideBody {
 /// Parses a POST JSON body.
 ///
 /// # Errors
-/// [`BadRequest`] for malformed JSON, wrong shapes or limits exceeded.
+/// [`BadRequest`] for malformed JSON, wrong shapes or limits exceeded, or when no identifier
+/// is given.
 pub fn from_json(body: &[u8]) -> Result<DecideRequest, BadRequest> {
+    parse_json(body).and_then(require_identifier)
+}
+
+/// Parses a POST JSON body without requiring an identifier.
+///
+/// # Errors
+/// [`BadRequest`] for malformed JSON, wrong shapes or limits exceeded.
+pub fn parse_json(body: &[u8]) -> Result<DecideRequest, BadRequest> {
     if body.len() > limits::BODY_BYTES {
         return Err(bad(format!(
             "request body is longer than {} bytes",
@@ -229,7 +238,7 @@ pub fn from_json(body: &[u8]) -> Result<DecideRequest, BadRequest> {
     if let Some(list) = parsed.experiments {
         req.experiments = Some(experiment_filter(list.iter().map(String::as_str))?);
     }
-    require_identifier(req)
+    Ok(req)
 }
 
 /// A confirmation (`POST /_cleave/v1/exposures`) must name what it confirms.
@@ -245,13 +254,21 @@ pub fn naming_experiments(req: DecideRequest) -> Result<DecideRequest, BadReques
     Ok(req)
 }
 
-fn require_identifier(req: DecideRequest) -> Result<DecideRequest, BadRequest> {
+/// A decision needs at least one unit: named by the caller or read from an identity source.
+///
+/// # Errors
+/// [`BadRequest`] when the request has no unit at all.
+pub fn check_identifier(req: &DecideRequest) -> Result<(), BadRequest> {
     if req.units.is_empty() {
         return Err(bad(
             "no identifier: pass id.<type>=<value> (or user_key=<value>)",
         ));
     }
-    Ok(req)
+    Ok(())
+}
+
+fn require_identifier(req: DecideRequest) -> Result<DecideRequest, BadRequest> {
+    check_identifier(&req).map(|()| req)
 }
 
 pub(crate) fn insert_unit(

@@ -13,6 +13,7 @@ use worker::worker_sys::Context;
 
 use crate::config::Config;
 use crate::identity::{cookie_value, uid_from_cookies};
+use crate::identity_sources::RequestUnit;
 use crate::snapshot_store::Served;
 use crate::telemetry::{self, Event};
 
@@ -65,8 +66,14 @@ pub enum Caller {
 
 impl Caller {
     /// The caller of `req`: a trusted server, else bound to the `cleave_uid` its cookie
-    /// carries — when `engine`'s environment asks for consent, only if it gave it.
-    pub fn of(req: &Request, config: &Config, engine: Option<&Engine>) -> Self {
+    /// carries and the verified ids among `identities` — when `engine`'s environment asks for
+    /// consent, only if it gave it.
+    pub fn of(
+        req: &Request,
+        config: &Config,
+        engine: Option<&Engine>,
+        identities: &[RequestUnit],
+    ) -> Self {
         let headers = req.headers();
         if let Some(expected) = config.server_token.as_deref() {
             let presented = headers.get("authorization").ok().flatten();
@@ -78,16 +85,18 @@ impl Caller {
         if !consented(engine, req, cookie.as_deref()) {
             return Self::Unconsented;
         }
-        Self::visitor(cookie.as_deref().and_then(uid_from_cookies))
+        Self::visitor_with(cookie.as_deref().and_then(uid_from_cookies), identities)
     }
 
-    /// A visitor known by its `cleave_uid` (proxy mode, where the edge issues it).
-    pub fn visitor(uid: Option<&str>) -> Self {
-        Self::Bound(
-            uid.map(|u| ("user".to_owned(), u.to_owned()))
-                .into_iter()
-                .collect(),
-        )
+    /// A visitor known by its `cleave_uid` and the ids its verified identity sources gave;
+    /// ids from unverified sources bind nothing (a client chose them).
+    pub fn visitor_with(uid: Option<&str>, identities: &[RequestUnit]) -> Self {
+        let own = uid.map(|u| ("user".to_owned(), u.to_owned()));
+        let verified = identities
+            .iter()
+            .filter(|i| i.verified)
+            .map(|i| (i.unit.clone(), i.id.clone()));
+        Self::Bound(own.into_iter().chain(verified).collect())
     }
 
     /// The binding under `engine`'s environment settings.

@@ -9,6 +9,9 @@ const UID_MAX_AGE_S: u32 = 34_560_000;
 /// Longest id accepted from a client; anything longer is replaced, not trusted.
 const MAX_UID_LEN: usize = 64;
 
+/// Cookie that carries the visitor's sticky record in proxy mode (`cleave_core::sticky`).
+pub const STICKY_COOKIE: &str = "cleave_sticky";
+
 /// Cookie that carries a QA force token in proxy mode.
 pub const FORCE_COOKIE: &str = "cleave_force";
 
@@ -45,6 +48,13 @@ pub fn new_uid() -> Option<String> {
 /// The `Set-Cookie` value that stores `uid`.
 pub fn set_cookie(uid: &str) -> String {
     format!("{UID_COOKIE}={uid}; Path=/; Max-Age={UID_MAX_AGE_S}; HttpOnly; Secure; SameSite=Lax")
+}
+
+/// The `Set-Cookie` value that stores a sticky record, as long-lived as the id it belongs to.
+pub fn sticky_set_cookie(token: &str) -> String {
+    format!(
+        "{STICKY_COOKIE}={token}; Path=/; Max-Age={UID_MAX_AGE_S}; HttpOnly; Secure; SameSite=Lax"
+    )
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod delivery;
 mod edge;
 mod envelope;
 pub mod identity;
+mod identity_sources;
 mod isolate;
 mod ofrep_request;
 mod pointer_object;

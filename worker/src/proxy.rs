@@ -14,7 +14,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use cleave_core::headers::{is_hop_by_hop, is_reserved_header, sign, sign_flags};
+use cleave_core::headers::{is_hop_by_hop, is_reserved_header, sign, sign_flags, sign_units};
 use worker::wasm_bindgen::JsValue;
 use worker::web_sys::{Headers, Request, Response, ResponseInit};
 use worker::worker_sys::Context;
@@ -50,6 +50,12 @@ pub fn forward_now(
     let Some(served) = snapshot_store::fresh(env, &ctx, config, &config.environment, now) else {
         return Err(req);
     };
+    // A token whose signature has no verdict yet is verified on the asynchronous path.
+    if let Some(engine) = &served.engine {
+        if !crate::identity_sources::ready(engine, &req, config) {
+            return Err(req);
+        }
+    }
     match prepare(req, &ctx, &served, config, url, now) {
         Prepared::Answer(answer) => Ok(answer.map(JsValue::from)),
         Prepared::Page(page) if !page.needs_lookup() => Ok(page.fetch_then(ctx, Rc::clone(config))),
@@ -72,6 +78,7 @@ pub async fn forward(
 ) -> Result<Response> {
     let now = crate::now_ms();
     let served = snapshot_store::current(env, config, &config.environment, now).await;
+    crate::identity_sources::verify_request(served.engine.as_deref(), &req, config).await;
     match prepare(req, ctx, &served, config, url, now) {
         Prepared::Answer(answer) => answer,
         Prepared::Page(page) => page.fetch(ctx, config).await,
@@ -79,7 +86,13 @@ pub async fn forward(
 }
 
 /// A variant's redirect, counting the hop so a chain of redirects stops.
-fn redirect(location: &str, status: u16, hops: u32, new_uid: Option<&str>) -> Result<Response> {
+fn redirect(
+    location: &str,
+    status: u16,
+    hops: u32,
+    new_uid: Option<&str>,
+    sticky_cookie: Option<&str>,
+) -> Result<Response> {
     let headers = Headers::new()?;
     headers.set("location", location)?;
     // A variant's redirect belongs to one visitor: no shared or browser cache may keep it.
@@ -91,6 +104,9 @@ fn redirect(location: &str, status: u16, hops: u32, new_uid: Option<&str>) -> Re
     if let Some(uid) = new_uid {
         headers.append("set-cookie", &set_cookie(uid))?;
     }
+    if let Some(sticky) = sticky_cookie {
+        headers.append("set-cookie", sticky)?;
+    }
     let init = ResponseInit::new();
     init.set_status(status);
     init.set_headers(&headers);
@@ -98,7 +114,7 @@ fn redirect(location: &str, status: u16, hops: u32, new_uid: Option<&str>) -> Re
 }
 
 /// `cleave-unit`, `cleave-snapshot`, `cleave-assignments`, `cleave-signature`,
-/// `cleave-flags` and `cleave-flags-signature`, plus
+/// `cleave-flags`, `cleave-flags-signature`, `cleave-units`, `cleave-units-signature`, plus
 /// `x-forwarded-host`, as `name\nvalue\n…` for [`platform::forward`].
 fn added_headers(uid: &str, decision: &Decision, url: &RequestUrl, config: &Config) -> String {
     // A visitor without consent has no id: no `cleave-unit`.
@@ -131,6 +147,14 @@ fn added_headers(uid: &str, decision: &Decision, url: &RequestUrl, config: &Conf
         if let Some(keys) = &config.signing_keys {
             set.push_str("\ncleave-flags-signature\n");
             set.push_str(&sign_flags(&keys.headers, uid, &decision.snapshot, flags));
+        }
+    }
+    if let Some(units) = &decision.units {
+        set.push_str("\ncleave-units\n");
+        set.push_str(units);
+        if let Some(keys) = &config.signing_keys {
+            set.push_str("\ncleave-units-signature\n");
+            set.push_str(&sign_units(&keys.headers, uid, &decision.snapshot, units));
         }
     }
     if let Some(host) = url.host_str() {

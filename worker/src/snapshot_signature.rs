@@ -96,7 +96,8 @@ async fn check(
     }
 }
 
-fn subtle() -> Result<SubtleCrypto, String> {
+/// The platform's WebCrypto.
+pub(crate) fn subtle() -> Result<SubtleCrypto, String> {
     js_sys::global()
         .unchecked_into::<WorkerGlobalScope>()
         .crypto()

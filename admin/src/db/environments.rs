@@ -23,6 +23,7 @@ impl From<Row> for Environment {
             id: r.id,
             name: r.name,
             current_version: r.current_version,
+            identity_warnings: r.settings.0.identity_warnings(),
             settings: r.settings.0,
             created_at: r.created_at,
         }

@@ -17,14 +17,14 @@ use serde_json::Value;
 
 use super::{
     AnonymousExposures, AttributeSource, AttributeType, BotPolicy, Condition, Consent,
-    ContextAttribute, Experiment, Flag, Holdout, LayerSlot, Operator, Prerequisite, Ranges, Rule,
-    Snapshot, Status, Variant,
+    ContextAttribute, Experiment, Flag, Holdout, IdentitySource, LayerSlot, Operator, Prerequisite,
+    Ranges, Rule, Snapshot, Status, Variant,
 };
 
 const MAGIC: &[u8; 4] = b"CLVB";
 
 /// The sidecar format this build writes and reads.
-pub const BINARY_FORMAT: u32 = 3;
+pub const BINARY_FORMAT: u32 = 4;
 
 /// Why a sidecar cannot be used (the worker then reads the JSON body).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,8 +87,22 @@ pub(super) fn value_field<'de, D: Deserializer<'de>>(deserializer: D) -> Result<
 pub(super) fn flags_field<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<Flag>, D::Error> {
+    json_text_field(deserializer)
+}
+
+/// Deserializes the snapshot's identity sources, carried like its flags.
+pub(super) fn identity_field<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<IdentitySource>, D::Error> {
+    json_text_field(deserializer)
+}
+
+/// A field a sidecar carries as JSON text: few, small, and one decoder keeps the worker small.
+fn json_text_field<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(
+    deserializer: D,
+) -> Result<T, D::Error> {
     if deserializer.is_human_readable() {
-        Vec::<Flag>::deserialize(deserializer)
+        T::deserialize(deserializer)
     } else {
         let text = String::deserialize(deserializer)?;
         serde_json::from_slice(text.as_bytes()).map_err(de::Error::custom)
@@ -128,6 +142,8 @@ struct Doc {
     /// `(allowed_origins, client_key_hashes)`.
     ofrep: (Vec<String>, Vec<String>),
     consent: Option<Consent>,
+    /// JSON text, like `flags`.
+    identity: String,
 }
 
 #[derive(Serialize)]
@@ -272,6 +288,7 @@ impl From<&Snapshot> for Doc {
                 s.ofrep.client_key_hashes.clone(),
             ),
             consent: s.consent.clone(),
+            identity: serde_json::to_string(&s.identity).unwrap_or_default(),
         }
     }
 }

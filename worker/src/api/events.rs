@@ -39,7 +39,10 @@ pub async fn events(
     };
     let environment = environment_param(url, config);
     let served = snapshot_store::current(env, config, &environment, now).await;
-    let caller = Caller::of(req, config, served.engine.as_deref());
+    let engine = served.engine.as_deref();
+    crate::identity_sources::verify_request(engine, req, config).await;
+    let identities = crate::identity_sources::of_request(engine, req, config);
+    let caller = Caller::of(req, config, engine, &identities);
     if caller == Caller::Unconsented {
         return envelope::error(
             403,

@@ -45,6 +45,7 @@ pub async fn evaluate(
         let details = format!("no snapshot for environment {environment:?}: {reason}");
         return answer(503, &json!({ "errorDetails": details }), None);
     };
+    crate::identity_sources::verify_request(Some(engine), req, config).await;
     let access = &engine.snapshot().ofrep;
     let headers = req.headers();
     let origin = headers.get("origin").ok().flatten();
@@ -208,7 +209,8 @@ fn single(
     if let Some(assignment) = decided {
         let source = decision::collected(config, Some(Source::Api));
         if source.is_some() {
-            let caller = Caller::of(req, config, Some(engine));
+            let identities = crate::identity_sources::of_request(Some(engine), req, config);
+            let caller = Caller::of(req, config, Some(engine), &identities);
             let ask = Ask {
                 environment,
                 mode: Mode::Api,

@@ -3,15 +3,17 @@
 
 use cleave_core::exposure::Source;
 use cleave_core::flags::FlagOutcome;
-use cleave_core::headers::{assignments_header, flags_header};
+use cleave_core::headers::{assignments_header, flags_header, units_header};
 use cleave_core::routing::{redirect_location, rewrite_path, RequestRoute, Routing};
 use cleave_core::snapshot::WithoutConsent;
+use cleave_core::sticky::Sticky;
 use cleave_core::{Attributes, Subject, Units};
 use worker::web_sys::Request;
 
 use crate::config::Config;
 use crate::decision::{self, Ask, Caller, Exposures, Mode};
-use crate::identity::{cookie_value, FORCE_COOKIE};
+use crate::identity::{cookie_value, sticky_set_cookie, FORCE_COOKIE, STICKY_COOKIE};
+use crate::identity_sources;
 use crate::request_context::{enrich, verify_force};
 use crate::request_url::RequestUrl;
 use crate::snapshot_store::Served;
@@ -25,6 +27,11 @@ pub struct Decision {
     pub assignments: Option<String>,
     /// `cleave-flags`, absent when no flag value travels.
     pub flags: Option<String>,
+    /// `cleave-units`, when the environment has identity sources: every unit the decision
+    /// used.
+    pub units: Option<String>,
+    /// `Set-Cookie` value of the visitor's new sticky record, when it changed.
+    pub sticky_cookie: Option<String>,
     /// `cleave-consent`, when the environment asks for consent: `yes` or `no`.
     pub consent: Option<&'static str>,
     /// `(experiment, variant)` pairs, only when pages expose them (`CLEAVE_EXPOSE_ASSIGNMENTS`).
@@ -47,14 +54,15 @@ impl Decision {
     /// either, the assignments alone, as before.
     pub fn variation(&self) -> Option<std::borrow::Cow<'_, str>> {
         use std::borrow::Cow;
-        if self.flags.is_none() && self.consent.is_none() {
+        if self.flags.is_none() && self.consent.is_none() && self.units.is_none() {
             return self.assignments.as_deref().map(Cow::Borrowed);
         }
         Some(Cow::Owned(format!(
-            "{}\nflags:{}\nconsent:{}",
+            "{}\nflags:{}\nconsent:{}\nunits:{}",
             self.assignments.as_deref().unwrap_or(""),
             self.flags.as_deref().unwrap_or(""),
-            self.consent.unwrap_or("")
+            self.consent.unwrap_or(""),
+            self.units.as_deref().unwrap_or("")
         )))
     }
 }
@@ -89,22 +97,38 @@ pub fn decide(
         host: url.host_str().unwrap_or(""),
         path: url.path(),
     };
+    let now_ms = crate::api::signed_ms(now);
     // Without consent the visitor is nobody: no unit, nothing recorded.
-    let units = if visitor.consented {
-        Units::from([("user".to_owned(), visitor.uid.to_owned())])
+    let identities = if visitor.consented {
+        // A token still waiting for its verdict counts as absent (the async path verifies
+        // before deciding, so this is only a verdict table that just started again).
+        identity_sources::resolve(engine, req, visitor.cookie, config, now_ms).unwrap_or_default()
     } else {
-        Units::new()
+        Vec::new()
     };
+    let mut units = Units::new();
+    if visitor.consented {
+        units.insert("user".to_owned(), visitor.uid.to_owned());
+        for i in &identities {
+            units.insert(i.unit.clone(), i.id.clone());
+        }
+    }
     let mut attributes = Attributes::new();
     // Lenient: a missing or malformed schema attribute only makes its conditions false.
     let bot = enrich(engine, req, url, &mut attributes, false).is_ok_and(|c| c.bot);
-    let now_ms = crate::api::signed_ms(now);
     // An invalid, tampered or expired QA cookie is ignored: the visitor is bucketed.
     let forced = visitor
         .cookie
         .and_then(|c| cookie_value(c, FORCE_COOKIE))
         .filter(|token| token.len() <= crate::decide_request::limits::TOKEN_BYTES)
         .and_then(|token| verify_force(config, &config.environment, token, now_ms).ok());
+    let sticky_key = config.signing_keys.as_ref().map(|k| &k.sticky[..]);
+    let sticky_sent = visitor.cookie.and_then(|c| cookie_value(c, STICKY_COOKIE));
+    // An unreadable record (a rotated key, a cookie of another deployment) is replaced.
+    let sticky = sticky_key
+        .zip(sticky_sent)
+        .filter(|_| visitor.consented)
+        .and_then(|(key, token)| Sticky::open(key, token).ok());
     let subject = Subject {
         units: &units,
         attributes: &attributes,
@@ -112,12 +136,13 @@ pub fn decide(
         only: None,
         forced: forced.as_ref(),
         bot,
-        // The proxy knows one unit, the cookie id: there is no login to survive.
-        sticky: None,
+        // A variant first given on the fallback unit (the cookie id) survives login.
+        sticky: sticky.as_ref(),
         route: Some(route),
     };
-    // The edge issued the visitor's id: its exposures are its own.
-    let caller = Caller::visitor(Some(visitor.uid));
+    // The edge issued the visitor's id, and verified sources proved the rest: those
+    // exposures are the visitor's own.
+    let caller = Caller::visitor_with(Some(visitor.uid), &identities);
     let ask = Ask {
         environment,
         mode: Mode::Proxy,
@@ -142,6 +167,21 @@ pub fn decide(
             .collect();
         flags_header(&values)
     };
+    let sticky_cookie = sticky_key
+        .filter(|_| visitor.consented)
+        .and_then(|key| {
+            let mut record = sticky.clone().unwrap_or_default();
+            record.record(|k| engine.experiment(k).is_some(), &units, &decided);
+            record.seal(key).ok().flatten()
+        })
+        .filter(|token| Some(token.as_str()) != sticky_sent)
+        .map(|token| sticky_set_cookie(&token));
+    let units_sent = (!engine.snapshot().identity.is_empty()).then(|| {
+        units_header(units.iter().map(|(unit, id)| {
+            let verified = identities.iter().any(|i| i.verified && &i.unit == unit);
+            (unit.as_str(), id.as_str(), verified)
+        }))
+    });
     let consent = engine.snapshot().consent.as_ref();
     if let Some(c) = consent.filter(|_| !visitor.consented) {
         if c.without == WithoutConsent::Control {
@@ -155,6 +195,8 @@ pub fn decide(
         snapshot: engine.snapshot().version.to_string(),
         assignments: assignments_header(&decided),
         flags,
+        units: units_sent.flatten(),
+        sticky_cookie,
         consent: consent.map(|_| if visitor.consented { "yes" } else { "no" }),
         pairs: if config.expose.cookie || config.expose.html {
             decided

@@ -21,6 +21,8 @@ pub const ASSIGNMENTS_ELEMENT: &str = "cleave-assignments";
 pub struct Finishing {
     /// A new visitor's id, to set as a cookie.
     pub new_uid: Option<String>,
+    /// The visitor's changed sticky record, as a `Set-Cookie` value.
+    pub sticky_cookie: Option<String>,
     /// The request carried a redirect hop count that this answer ends.
     pub clear_hops: bool,
     /// The page depends on assignments: downstream caches must keep it private.
@@ -36,6 +38,7 @@ pub struct Finishing {
 impl Finishing {
     fn changes_nothing(&self) -> bool {
         self.new_uid.is_none()
+            && self.sticky_cookie.is_none()
             && !self.clear_hops
             && !self.varies
             && self.cookie.is_none()
@@ -60,6 +63,9 @@ pub fn finish(response: Response, facts: &ResponseFacts, f: &Finishing) -> Resul
     let mut cookies: Vec<String> = Vec::new();
     if let Some(uid) = &f.new_uid {
         cookies.push(set_cookie(uid));
+    }
+    if let Some(sticky) = &f.sticky_cookie {
+        cookies.push(sticky.clone());
     }
     if f.clear_hops {
         cookies.push(format!("{HOPS_COOKIE}=; Path=/; Max-Age=0"));

@@ -104,7 +104,13 @@ pub fn prepare(
         if taken < MAX_REDIRECT_HOPS {
             // No page of the origin's to declare anything: every assignment was acted on.
             exposures.record(config, ctx);
-            return Prepared::Answer(redirect(location, *status, taken + 1, new_uid.as_deref()));
+            return Prepared::Answer(redirect(
+                location,
+                *status,
+                taken + 1,
+                new_uid.as_deref(),
+                decision.sticky_cookie.as_deref(),
+            ));
         }
         worker::console_warn!("cleave: redirect to {location} skipped after {taken} hops");
     }
@@ -125,6 +131,7 @@ pub fn prepare(
     let exposed = decision.varies && served.engine.is_some();
     let finishing = Finishing {
         new_uid,
+        sticky_cookie: decision.sticky_cookie.take(),
         clear_hops: hops.is_some(),
         varies: decision.varies,
         cache: match (&lookup, passing) {
