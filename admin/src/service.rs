@@ -32,7 +32,9 @@ pub use experiments::{
     create_experiment, experiment, list_experiments, patch_experiment, ExperimentPatch,
     NewExperiment,
 };
-pub use flags::{archive_flag, create_flag, flag, kill_flag, list_flags, patch_flag, promote_flag};
+pub use flags::{
+    create_flag, flag, kill_flag, list_flags, patch_flag, promote_flag, remove_flag, Removed,
+};
 pub use phases::{list_phases, new_phase, phase_salt};
 pub use promotion::promote_experiment;
 pub use publishing::{plan, publish};

@@ -561,4 +561,9 @@ async fn definitions_are_promoted_to_another_environment_as_drafts(pool: PgPool)
         .await;
     assert_eq!(promoted["environmentId"], prod.as_str());
     assert_eq!(promoted["fallthrough"], flag["fallthrough"]);
+    assert_eq!(
+        (flag["draft"].clone(), promoted["draft"].clone()),
+        (json!(false), json!(true)),
+        "the copy is a draft: it serves nobody in prod until launched there"
+    );
 }

@@ -347,3 +347,81 @@ async fn ofrep_access_is_a_setting_and_snapshots_carry_key_hashes_only(pool: PgP
         "the key itself never reaches the edge"
     );
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_draft_flag_travels_as_a_draft_and_is_deleted_or_launched(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let env = app.environment("prod").await;
+    let mut draft = new_nav();
+    draft["draft"] = json!(true);
+    let flag = app
+        .ok(Method::POST, &format!("/environments/{env}/flags"), draft)
+        .await;
+    let id = flag["id"].as_str().unwrap().to_owned();
+    assert_eq!(flag["draft"], true);
+    // A draft serves nobody, so the plan shows no flag change; it still goes out, for
+    // previews.
+    let (_, plan) = app
+        .call(Method::GET, &format!("/environments/{env}/plan"), None)
+        .await;
+    assert!(plan["flags"].as_array().is_none_or(Vec::is_empty), "{plan}");
+    publish(&app, &env).await;
+    assert_eq!(app.current_file("prod")["flags"][0]["draft"], true);
+
+    // Deleted, it is gone for good and its key free.
+    let (status, _) = app
+        .call(Method::DELETE, &format!("/flags/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = app.call(Method::GET, &format!("/flags/{id}"), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let actions: Vec<String> = app
+        .audit(&id)
+        .await
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(actions.iter().any(|a| a == "flag.delete"), "{actions:?}");
+
+    // Launched, the plan counts it as added, and it can never be a draft again nor be
+    // deleted: it is archived instead.
+    let mut again = new_nav();
+    again["draft"] = json!(true);
+    let flag = app
+        .ok(Method::POST, &format!("/environments/{env}/flags"), again)
+        .await;
+    let id = flag["id"].as_str().unwrap().to_owned();
+    let launched = app
+        .ok(
+            Method::PATCH,
+            &format!("/flags/{id}"),
+            json!({"draft": false}),
+        )
+        .await;
+    assert_eq!(launched["draft"], false);
+    let (_, plan) = app
+        .call(Method::GET, &format!("/environments/{env}/plan"), None)
+        .await;
+    assert_eq!(plan["flags"][0]["kind"], "added", "{plan}");
+    publish(&app, &env).await;
+    assert!(app.current_file("prod")["flags"][0].get("draft").is_none());
+    let (status, body) = app
+        .call(
+            Method::PATCH,
+            &format!("/flags/{id}"),
+            Some(json!({"draft": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let archived = app
+        .ok(Method::DELETE, &format!("/flags/{id}"), json!({}))
+        .await;
+    assert_eq!(archived["archived"], true);
+    let actions: Vec<String> = app
+        .audit(&id)
+        .await
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(actions.iter().any(|a| a == "flag.launch"), "{actions:?}");
+}

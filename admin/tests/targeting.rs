@@ -379,3 +379,74 @@ async fn the_consent_signal_is_a_setting_checked_and_published(pool: PgPool) {
     .await;
     assert_eq!(app.current_file("prod")["consent"], consent);
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn identity_sources_are_checked_warned_about_and_published(pool: PgPool) {
+    let app = TestApp::new(pool);
+    let env = app.environment("prod").await;
+    let settings = format!("/environments/{env}/settings");
+    let (status, body) = app
+        .call(
+            Method::PUT,
+            &settings,
+            Some(json!({"identity": [
+                {"unit": "user", "source": "cookie", "name": "session"},
+                {"unit": "account", "source": "query", "name": "acct"},
+                {"unit": "account", "source": "cookie", "name": "s",
+                 "jwt": {"algorithm": "HS256", "secret": "SESSION_KEY"}},
+                {"unit": "account", "source": "header", "name": "authorization",
+                 "jwt": {"algorithm": "ES256"}}
+            ]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let found = problems(&body);
+    for expected in [
+        "identity[0].unit: ",
+        "identity[1].source: ",
+        "identity[2].jwt.secret: ",
+        "identity[3].jwt.keys: ",
+    ] {
+        assert!(
+            found.iter().any(|p| p.starts_with(expected)),
+            "{expected} in {found:?}"
+        );
+    }
+    // Nothing of the refused settings was kept.
+    let (_, environment) = app
+        .call(Method::GET, &format!("/environments/{env}"), None)
+        .await;
+    assert!(
+        environment["settings"]["identity"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "{environment}"
+    );
+
+    let identity = json!([
+        {"unit": "account", "source": "cookie", "name": "session",
+         "jwt": {"algorithm": "HS256", "secret": "CLEAVE_JWT_SESSION", "claim": "acct", "leeway_s": 60}},
+        {"unit": "team", "source": "header", "name": "x-team"}
+    ]);
+    app.ok(Method::PUT, &settings, json!({ "identity": identity }))
+        .await;
+    let (_, environment) = app
+        .call(Method::GET, &format!("/environments/{env}"), None)
+        .await;
+    let warnings = environment["identityWarnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{environment}");
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap()
+            .starts_with("identity[1]: `team`"),
+        "{warnings:?}"
+    );
+    app.ok(
+        Method::POST,
+        &format!("/environments/{env}/publish"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(app.current_file("prod")["identity"], identity);
+}

@@ -1,5 +1,6 @@
 // Feature flags of an environment: the list with each flag's kill switch, the new-flag form,
-// and one flag's editor (rules as JSON, a slider for each rollout's share, the kill switch).
+// and one flag's editor (rules as JSON, a slider for each rollout's share, the kill switch,
+// launching or deleting a draft).
 import { api, get } from "./api.js";
 import { navigate, session } from "./session.js";
 import { ask, clear, field, formErrors, h, percent, promoteControl, submit, toast, when } from "./dom.js";
@@ -16,7 +17,39 @@ function serveText(serve) {
 }
 
 function state(flag) {
+  if (flag.draft) return h("span", { class: "badge status-draft", title: "Serves only force-token previews" }, "DRAFT");
   return h("span", { class: `badge ${flag.enabled ? "status-running" : "status-stopped"}` }, flag.enabled ? "ON" : "KILLED");
+}
+
+/** Launches a draft (it serves from the next publish), once asked. */
+async function launch(flag) {
+  const choice = await ask(`Launch ${flag.key}?`,
+    h("p", {}, "From the next publish its rules serve everyone they take. A launched flag never becomes a draft again."),
+    [["Cancel", null], ["Launch", "go", "primary"]]);
+  if (!choice) return;
+  try {
+    await api("PATCH", `/flags/${flag.id}`, { draft: false });
+    await navigate(location.hash);
+    toast("Launched; it goes out with the next publish");
+  } catch (e) {
+    toast(e.message, "error");
+  }
+}
+
+/** Deletes a draft for good, or archives a flag that went live, once asked. */
+async function remove(flag) {
+  const [title, text, verb] = flag.draft
+    ? [`Delete ${flag.key}?`, "A draft never served anyone: it is deleted for good (the audit log keeps what it was).", "Delete"]
+    : [`Archive ${flag.key}?`, "The next publish leaves it out, and its key is free again.", "Archive"];
+  const choice = await ask(title, h("p", {}, text), [["Cancel", null], [verb, "go", "danger"]]);
+  if (!choice) return;
+  try {
+    await api("DELETE", `/flags/${flag.id}`);
+    await navigate(`#/environments/${flag.environmentId}/flags`);
+    toast(flag.draft ? "Deleted" : "Archived");
+  } catch (e) {
+    toast(e.message, "error");
+  }
 }
 
 /** The kill switch: asks, then publishes at once. */
@@ -66,6 +99,7 @@ export async function renderFlags(view, envId) {
 function newFlagForm(envId) {
   const key = h("input", { id: "new-flag-key", required: true, autocomplete: "off", placeholder: "new-nav" });
   const type = h("select", { id: "new-flag-type" }, ["boolean", "string", "number", "json"].map((t) => h("option", { value: t }, t)));
+  const draft = h("input", { id: "new-flag-draft", type: "checkbox" });
   const form = h("form", { class: "card", novalidate: true, onsubmit: (ev) => {
     ev.preventDefault();
     // A boolean starts as on/off, off for everyone; other types start with one value to edit.
@@ -75,12 +109,13 @@ function newFlagForm(envId) {
       : values.map((value, i) => ({ key: `v${i + 1}`, value }));
     const off = variants[variants.length - 1].key;
     submit(form, () => api("POST", `/environments/${envId}/flags`, {
-      key: key.value.trim(), type: type.value, variants, offVariant: off, fallthrough: { variant: off },
+      key: key.value.trim(), type: type.value, variants, offVariant: off, fallthrough: { variant: off }, draft: draft.checked,
     }), (created) => navigate(`#/flags/${created.id}`));
   } },
   h("h2", {}, "New flag"), formErrors(),
   field("Key", key, { path: "key", hint: "Shares the key space with the environment's experiments" }),
   field("Type", type, { path: "type" }),
+  field("Start as a draft", draft, { path: "draft", hint: "A draft serves only force-token previews until it is launched" }),
   h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", disabled: !session.canEdit }, "Create flag")));
   return form;
 }
@@ -146,7 +181,8 @@ export async function renderFlag(view, id) {
   } },
   h("div", { class: "section-head" }, h("h1", {}, h("span", { class: "key" }, flag.key), " ", state(flag)),
     h("a", { href: `#/environments/${flag.environmentId}/flags` }, "All flags")),
-  h("p", { class: "muted" }, `${flag.type} flag, hashed on ${flag.unit}. Saving waits for a publish.`),
+  h("p", { class: "muted" }, `${flag.type} flag, hashed on ${flag.unit}. Saving waits for a publish.`,
+    flag.draft ? " A draft: it serves only previews (a force token naming one of its variants) until launched." : ""),
   formErrors(),
   field("Name", name, { path: "name" }),
   field("Variants", variants, { path: "variants", hint: '[{"key": "on", "value": true}, …], every value of the flag\'s type' }),
@@ -157,7 +193,10 @@ export async function renderFlag(view, id) {
   h("div", { class: "actions" },
     h("button", { type: "submit", class: "primary", disabled: !session.canEdit }, "Save"),
     h("button", { type: "button", class: flag.enabled ? "danger kill" : "kill", disabled: !session.canPublish,
-      onclick: () => toggleKill(flag, () => navigate(location.hash)) }, flag.enabled ? "Kill switch" : "Turn on")));
+      onclick: () => toggleKill(flag, () => navigate(location.hash)) }, flag.enabled ? "Kill switch" : "Turn on"),
+    flag.draft && h("button", { type: "button", class: "launch", disabled: !session.canEdit, onclick: () => launch(flag) }, "Launch"),
+    h("button", { type: "button", class: "danger remove", disabled: !session.canEdit, onclick: () => remove(flag) },
+      flag.draft ? "Delete draft" : "Archive")));
   clear(view, form, promoteControl(`/flags/${id}/promote`, environments, flag.environmentId, session.canEdit,
     (created) => `#/flags/${created.id}`));
   drawSliders();

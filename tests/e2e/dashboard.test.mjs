@@ -412,6 +412,43 @@ test("flags are made, ramped with the slider and killed from the dashboard, and 
   assert.ok(killed, "the kill switch never reached the worker");
 });
 
+test("a draft flag is launched or deleted from the dashboard; unverified identity sources are flagged", async () => {
+  const env = (await api("GET", "/environments")).find((e) => e.name === "shop");
+  await page.goto(`${admin.url}/ui/#/environments/${env.id}/flags`);
+  await page.locator("#new-flag-key").fill("typo-flag");
+  await page.locator("#new-flag-draft").check();
+  await clickFor(page.getByRole("button", { name: "Create flag" }));
+  await page.locator("#flag-rules").waitFor();
+  const id = page.url().split("/").pop();
+  await page.locator(".badge.status-draft", { hasText: "DRAFT" }).waitFor();
+  assert.equal((await api("GET", `/flags/${id}`)).draft, true);
+  await page.getByRole("button", { name: "Delete draft" }).click();
+  assert.equal(await clickFor(page.getByRole("dialog").getByRole("button", { name: "Delete" })), "Deleted");
+  await page.locator("#new-flag-key").waitFor();
+  assert.equal((await fetch(`${admin.url}/flags/${id}`, { headers: auth() })).status, 404);
+
+  await page.locator("#new-flag-key").fill("spring-banner");
+  await page.locator("#new-flag-draft").check();
+  await clickFor(page.getByRole("button", { name: "Create flag" }));
+  await page.locator("#flag-rules").waitFor();
+  const launched = page.url().split("/").pop();
+  await page.getByRole("button", { name: "Launch" }).click();
+  assert.match(await clickFor(page.getByRole("dialog").getByRole("button", { name: "Launch" })), /Launched/);
+  await page.locator(".section-head .badge", { hasText: "ON" }).waitFor();
+  assert.equal((await api("GET", `/flags/${launched}`)).draft, false);
+  assert.equal(await page.getByRole("button", { name: "Delete draft" }).count(), 0, "a launched flag is archived, not deleted");
+  await page.getByRole("button", { name: "Archive" }).waitFor();
+
+  const portal = await api("POST", "/environments", { name: "portal" });
+  await api("PUT", `/environments/${portal.id}/settings`, {
+    identity: [{ unit: "team", source: "header", name: "x-team" }],
+  });
+  await page.goto(`${admin.url}/ui/#/`);
+  const warning = page.locator('article.env[data-env="portal"] .identity-warning');
+  await warning.first().waitFor();
+  assert.match(await warning.first().textContent(), /`team`.*unverified/);
+});
+
 test("a draft and its variants are deleted from the dashboard, and nothing that ran offers it", async () => {
   const env = (await api("GET", "/environments")).find((e) => e.name === "shop");
   const draft = await api("POST", "/experiments", { key: "typo-experiment", environmentId: env.id });

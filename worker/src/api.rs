@@ -16,6 +16,7 @@ use worker::worker_sys::Context;
 use worker::{Env, Result};
 
 use crate::request_url::RequestUrl;
+use crate::signed_ms;
 
 mod events;
 mod ofrep;
@@ -502,9 +503,4 @@ fn unauthorized() -> Result<Response> {
         401,
         "missing or wrong bearer token (Authorization: Bearer <CLEAVE_ADMIN_TOKEN>)",
     )
-}
-
-/// Epoch milliseconds as core's signed time.
-pub(crate) fn signed_ms(ms: u64) -> i64 {
-    i64::try_from(ms).unwrap_or(i64::MAX)
 }

@@ -94,7 +94,7 @@ pub fn of_request(engine: Option<&Engine>, req: &Request, config: &Config) -> Ve
         return Vec::new();
     };
     let cookie = req.headers().get("cookie").ok().flatten();
-    let now_ms = crate::api::signed_ms(crate::now_ms());
+    let now_ms = crate::signed_ms(crate::now_ms());
     resolve(engine, req, cookie.as_deref(), config, now_ms).unwrap_or_default()
 }
 
@@ -104,7 +104,7 @@ pub async fn verify_request(engine: Option<&Engine>, req: &Request, config: &Con
         return;
     };
     let cookie = req.headers().get("cookie").ok().flatten();
-    let now_ms = crate::api::signed_ms(crate::now_ms());
+    let now_ms = crate::signed_ms(crate::now_ms());
     verify(engine, req, cookie.as_deref(), config, now_ms).await;
 }
 
@@ -115,7 +115,7 @@ pub fn ready(engine: &Engine, req: &Request, config: &Config) -> bool {
         return true;
     }
     let cookie = req.headers().get("cookie").ok().flatten();
-    let now_ms = crate::api::signed_ms(crate::now_ms());
+    let now_ms = crate::signed_ms(crate::now_ms());
     resolve(engine, req, cookie.as_deref(), config, now_ms).is_ok()
 }
 

@@ -128,3 +128,8 @@ pub(crate) fn now_ms() -> u64 {
     // Integral, non-negative and far below 2^53: the cast is exact.
     worker::js_sys::Date::now().max(0.0) as u64
 }
+
+/// Epoch milliseconds as core's signed time.
+pub(crate) fn signed_ms(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}

@@ -19,8 +19,11 @@ pub enum FlagCommand {
     Kill { id: Uuid },
     /// Turns a killed flag back on, published at once.
     Revive { id: Uuid },
-    /// Archives a flag; the next publish drops it.
-    Archive { id: Uuid },
+    /// Launches a draft flag: the next publish serves it to everyone its rules take.
+    Launch { id: Uuid },
+    /// Deletes a draft flag, or archives one that went live (the next publish drops it).
+    #[command(visible_alias = "archive")]
+    Delete { id: Uuid },
     /// Copies a flag into another environment (by name).
     Promote { id: Uuid, env: String },
 }
@@ -43,7 +46,14 @@ pub async fn run(ctx: &Ctx, actor: &str, command: FlagCommand) -> Result<()> {
             let (flag, published) = service::kill_flag(ctx, actor, id, killed).await?;
             print(&serde_json::json!({"flag": flag, "published": published}));
         }
-        FlagCommand::Archive { id } => print(&service::archive_flag(ctx, actor, id).await?),
+        FlagCommand::Launch { id } => {
+            let launch = serde_json::json!({"draft": false});
+            print(&service::patch_flag(ctx, actor, id, launch).await?);
+        }
+        FlagCommand::Delete { id } => match service::remove_flag(ctx, actor, id).await? {
+            service::Removed::Deleted => print(&serde_json::json!({"deleted": id})),
+            service::Removed::Archived(flag) => print(&flag),
+        },
         FlagCommand::Promote { id, env } => {
             let env = service::environment_named(ctx, &env).await?;
             print(&service::promote_flag(ctx, actor, id, env.id).await?);

@@ -97,3 +97,12 @@ pub async fn update(db: impl PgExecutor<'_>, f: &Flag) -> Result<(), sqlx::Error
     .await?;
     Ok(())
 }
+
+/// Deletes a flag for good (drafts only: a flag that served anyone is archived instead).
+pub async fn delete(db: impl PgExecutor<'_>, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("delete from flags where id = $1")
+        .bind(id)
+        .execute(db)
+        .await?;
+    Ok(())
+}

@@ -2,6 +2,8 @@
 //! copying a flag or an experiment into another environment.
 
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::Router;
 use serde::Deserialize;
@@ -19,7 +21,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/flags/{id}",
-            get(get_flag).patch(patch_flag).delete(archive_flag),
+            get(get_flag).patch(patch_flag).delete(remove_flag),
         )
         .route("/flags/{id}/kill", put(kill_flag))
         .route("/flags/{id}/promote", post(promote_flag))
@@ -53,12 +55,16 @@ async fn patch_flag(
     ok(service::patch_flag(&s.ctx, &actor, parse_id(&id, "flag")?, body).await?)
 }
 
-async fn archive_flag(
+/// Deletes a draft flag (204) or archives a flag that went live (200, the flag).
+async fn remove_flag(
     State(s): State<AppState>,
     Actor(actor): Actor,
     Path(id): Path<String>,
 ) -> Answer {
-    ok(service::archive_flag(&s.ctx, &actor, parse_id(&id, "flag")?).await?)
+    match service::remove_flag(&s.ctx, &actor, parse_id(&id, "flag")?).await? {
+        service::Removed::Deleted => Ok(StatusCode::NO_CONTENT.into_response()),
+        service::Removed::Archived(flag) => ok(*flag),
+    }
 }
 
 /// Where a definition is copied to.

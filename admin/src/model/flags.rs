@@ -15,6 +15,10 @@ pub struct FlagSpec {
     /// The kill switch: `false` serves the off variant to everyone.
     #[serde(default = "enabled")]
     pub enabled: bool,
+    /// A draft goes out in snapshots but serves only a force token's preview; launching it
+    /// (`draft: false`) is for good.
+    #[serde(default)]
+    pub draft: bool,
     #[serde(default = "user")]
     pub unit: String,
     #[serde(default)]
@@ -41,6 +45,7 @@ impl FlagSpec {
             key: key.to_owned(),
             kind: self.kind,
             enabled: self.enabled,
+            draft: self.draft,
             unit: self.unit.clone(),
             salt: self.salt.clone(),
             variants: self.variants.clone(),

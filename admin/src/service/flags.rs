@@ -85,6 +85,12 @@ pub async fn patch_flag(ctx: &Ctx, actor: &str, id: Uuid, body: Value) -> Result
         merged.extend(fields);
         after.spec = spec_of(Value::Object(merged))?;
     }
+    if after.spec.draft && !before.spec.draft {
+        return Err(AdminError::Conflict(format!(
+            "flag {:?} is live: it cannot become a draft again (kill it or archive it)",
+            before.key
+        )));
+    }
     check(
         &mut tx,
         after.environment_id,
@@ -93,7 +99,12 @@ pub async fn patch_flag(ctx: &Ctx, actor: &str, id: Uuid, body: Value) -> Result
         Some(id),
     )
     .await?;
-    let saved = save(&mut tx, actor, "flag.update", &before, &after).await?;
+    let action = if before.spec.draft && !after.spec.draft {
+        "flag.launch"
+    } else {
+        "flag.update"
+    };
+    let saved = save(&mut tx, actor, action, &before, &after).await?;
     tx.commit().await?;
     Ok(saved)
 }
@@ -133,15 +144,40 @@ pub async fn kill_flag(
     Ok((saved, published))
 }
 
-/// Archives a flag: the next publish leaves it out. Its key may then be used again.
-pub async fn archive_flag(ctx: &Ctx, actor: &str, id: Uuid) -> Result<Flag> {
+/// What removing a flag did.
+pub enum Removed {
+    /// A draft served nobody, so nothing needs keeping: it is gone.
+    Deleted,
+    /// A flag that was live is archived: kept for the audit trail, left out of the next
+    /// publish, its key free again.
+    Archived(Box<Flag>),
+}
+
+/// Removes a flag: a draft is deleted, a flag that went live is archived.
+pub async fn remove_flag(ctx: &Ctx, actor: &str, id: Uuid) -> Result<Removed> {
     let mut tx = ctx.pool.begin().await?;
     let before = live(&mut tx, id).await?;
-    let mut after = before.clone();
-    after.archived = true;
-    let saved = save(&mut tx, actor, "flag.archive", &before, &after).await?;
+    let removed = if before.spec.draft {
+        flags::delete(&mut *tx, id).await?;
+        record(
+            &mut tx,
+            actor,
+            "flag.delete",
+            id,
+            Some(to_value(&before)),
+            None,
+        )
+        .await?;
+        Removed::Deleted
+    } else {
+        let mut after = before.clone();
+        after.archived = true;
+        Removed::Archived(Box::new(
+            save(&mut tx, actor, "flag.archive", &before, &after).await?,
+        ))
+    };
     tx.commit().await?;
-    Ok(saved)
+    Ok(removed)
 }
 
 /// Writes `after` over `before` and records the change; the flag as stored.
@@ -161,11 +197,13 @@ async fn save(
     Ok(saved)
 }
 
-/// Copies a live flag into environment `target` (same key, spec and salt), checked as the
-/// target would compile it; it goes out with the target's next publish.
+/// Copies a flag into environment `target` as a draft (same key, spec and salt), checked as
+/// the target would compile it; it goes out with the target's next publish, serving only
+/// previews until it is launched there.
 pub async fn promote_flag(ctx: &Ctx, actor: &str, id: Uuid, target: Uuid) -> Result<Flag> {
     let mut tx = ctx.pool.begin().await?;
-    let source = live(&mut tx, id).await?;
+    let mut source = live(&mut tx, id).await?;
+    source.spec.draft = true;
     let env = environments::get(&mut *tx, target)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("no environment {target}")))?;

@@ -343,7 +343,8 @@ impl Engine {
             .collect()
     }
 
-    /// One flag for `subject`; `None` when no flag has `key`.
+    /// One flag for `subject`; `None` when no flag has `key`, or it is a draft the subject
+    /// does not force.
     pub fn evaluate_flag(&self, subject: &Subject<'_>, key: &str) -> Option<FlagOutcome<'_>> {
         let mut only = BTreeSet::new();
         only.insert(key.to_owned());
@@ -386,8 +387,20 @@ impl PreparedFlag {
                 })
             })
         };
+        let forced = subject
+            .forced
+            .and_then(|forced| forced.get(&flag.key))
+            .and_then(|key| flag.variants.iter().position(|v| v.key == *key));
+        if flag.draft && forced.is_none() {
+            return None;
+        }
         if !flag.enabled {
             return value(self.off, Reason::Disabled, None);
+        }
+        // A QA force token wins over the rules; OFREP's reasons have no word for it, and
+        // the token did target this caller.
+        if let Some(v) = forced {
+            return value(v, Reason::TargetingMatch, None);
         }
         for (targeting, served) in &self.rules {
             if !targeting.matches(subject.attributes) {

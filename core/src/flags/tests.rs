@@ -271,3 +271,53 @@ fn ofrep_access_is_checked_and_keys_match_by_hash() {
     assert!(is_client_key(&snapshot.ofrep, "test"), "sha256(\"test\")");
     assert!(!is_client_key(&snapshot.ofrep, "tes"));
 }
+
+#[test]
+fn a_draft_serves_only_a_force_token_and_forcing_wins_over_rules() {
+    let engine = engine(json!([
+        toggle(json!({"draft": true, "fallthrough": {"variant": "on"}})),
+        toggle(json!({"key": "live", "rules": [
+            {"targeting": [{"conditions": [{"attribute": "plan", "operator": "eq", "value": "staff"}]}],
+             "serve": {"variant": "on"}}
+        ]}))
+    ]));
+    let units: Units = [("user".to_owned(), "u1".to_owned())].into();
+    let attributes: Attributes = [("plan".to_owned(), "staff".to_owned())].into();
+    let unforced = Subject::new(&units, &attributes, 0);
+    assert!(engine.evaluate_flag(&unforced, "new-nav").is_none());
+    let served: Vec<&str> = engine
+        .evaluate_flags(&unforced, None)
+        .iter()
+        .map(|o| o.flag().key.as_str())
+        .collect();
+    assert_eq!(served, ["live"], "a draft is left out of every answer");
+
+    let forced: crate::force::Forced = [
+        ("new-nav".to_owned(), "off".to_owned()),
+        ("live".to_owned(), "off".to_owned()),
+    ]
+    .into();
+    let previewing = Subject {
+        forced: Some(&forced),
+        ..unforced
+    };
+    for key in ["new-nav", "live"] {
+        match engine.evaluate_flag(&previewing, key).unwrap() {
+            FlagOutcome::Value(v) => {
+                assert_eq!(
+                    (v.variant.key.as_str(), v.reason),
+                    ("off", Reason::TargetingMatch)
+                );
+                assert!(v.assignment.is_none(), "a forced value records no exposure");
+            }
+            FlagOutcome::TargetingKeyMissing(_) => panic!("{key} needs no unit"),
+        }
+    }
+    // A token naming no variant of the flag forces nothing: the draft stays hidden.
+    let wrong: crate::force::Forced = [("new-nav".to_owned(), "blue".to_owned())].into();
+    let subject = Subject {
+        forced: Some(&wrong),
+        ..unforced
+    };
+    assert!(engine.evaluate_flag(&subject, "new-nav").is_none());
+}

@@ -68,8 +68,9 @@ pub fn plan_flags(published: Option<&Snapshot>, next: &Snapshot) -> Vec<FlagChan
         .collect()
 }
 
+/// The flag serving `key`: a draft serves nobody, so to the plan it is not there yet.
 fn find<'a>(flags: &'a [Flag], key: &str) -> Option<&'a Flag> {
-    flags.iter().find(|f| f.key == key)
+    flags.iter().find(|f| f.key == key && !f.draft)
 }
 
 /// What rule `i` of `f` gives at cell `(g, b)`.

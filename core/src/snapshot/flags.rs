@@ -43,6 +43,10 @@ pub struct Flag {
     /// The kill switch: a disabled flag serves its off variant to everyone.
     #[serde(default = "enabled", skip_serializing_if = "is_enabled")]
     pub enabled: bool,
+    /// A draft serves nobody: it is evaluated only for a force token naming one of its
+    /// variants (the draft preview).
+    #[serde(default, skip_serializing_if = "is_not_draft")]
+    pub draft: bool,
     /// Unit type rollouts hash on (`user` unless set).
     #[serde(default = "super::default_unit")]
     pub unit: String,
@@ -66,6 +70,10 @@ fn enabled() -> bool {
 
 fn is_enabled(value: &bool) -> bool {
     *value
+}
+
+fn is_not_draft(value: &bool) -> bool {
+    !*value
 }
 
 impl Flag {

@@ -6,11 +6,12 @@ use worker::web_sys::{Request, Response};
 use worker::worker_sys::Context;
 use worker::{Env, Result};
 
-use super::{environment_param, signed_ms};
+use super::environment_param;
 use crate::config::Config;
 use crate::decision::Caller;
 use crate::envelope;
 use crate::request_url::RequestUrl;
+use crate::signed_ms;
 use crate::snapshot_store;
 
 /// `POST /_cleave/v1/events`: each event is checked here, so the client learns at once what

@@ -119,7 +119,7 @@ fn evaluate_with(
     };
     let subject = Subject {
         bot: enriched.bot,
-        ..Subject::new(&context.units, &attributes, crate::api::signed_ms(now))
+        ..Subject::new(&context.units, &attributes, crate::signed_ms(now))
     };
     match key {
         Some(key) => single(key, engine, &subject, req, ctx, config, environment),

@@ -97,7 +97,7 @@ pub fn decide(
         host: url.host_str().unwrap_or(""),
         path: url.path(),
     };
-    let now_ms = crate::api::signed_ms(now);
+    let now_ms = crate::signed_ms(now);
     // Without consent the visitor is nobody: no unit, nothing recorded.
     let identities = if visitor.consented {
         // A token still waiting for its verdict counts as absent (the async path verifies

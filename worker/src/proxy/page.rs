@@ -126,7 +126,7 @@ pub fn prepare(
     } else {
         None
     };
-    let now_ms = crate::api::signed_ms(now);
+    let now_ms = crate::signed_ms(now);
     let passing = lookup.as_ref().is_some_and(|l| l.passes(now_ms));
     let exposed = decision.varies && served.engine.is_some();
     let finishing = Finishing {

@@ -81,6 +81,17 @@ fn everything() -> Snapshot {
         value: "yes".into(),
         without: super::super::WithoutConsent::None,
     });
+    snapshot.identity = serde_json::from_value(json!([
+        {"unit": "account", "source": "cookie", "name": "session", "jwt": {
+            "algorithm": "ES256", "claim": "acct", "issuer": "https://id.example.com",
+            "audience": "shop", "leeway_s": 30,
+            "keys": [{"kid": "k1", "kty": "EC", "crv": "P-256",
+                "x": "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA",
+                "y": "ISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0-P0A"}]
+        }},
+        {"unit": "team", "source": "header", "name": "x-team"}
+    ]))
+    .unwrap();
     snapshot
 }
 
@@ -122,8 +133,11 @@ fn a_sidecar_is_refused_unless_it_is_exactly_this_format() {
     );
     assert_eq!(decode_binary(b"CLVB\x01"), Err(BinaryError::NotASidecar));
     let mut newer = bytes.clone();
-    newer[4] = 4;
-    assert_eq!(decode_binary(&newer), Err(BinaryError::Format(4)));
+    newer[4] = u8::try_from(BINARY_FORMAT + 1).unwrap();
+    assert_eq!(
+        decode_binary(&newer),
+        Err(BinaryError::Format(BINARY_FORMAT + 1))
+    );
     for cut in [9, bytes.len() / 2, bytes.len() - 1] {
         assert!(
             matches!(decode_binary(&bytes[..cut]), Err(BinaryError::Malformed(_))),
