@@ -593,4 +593,44 @@ async fn a_second_phase_draws_again_and_has_results_of_its_own(pool: PgPool) {
         .await
         .iter()
         .any(|e| e["action"] == "experiment.phase"));
+    // History is per phase: the versions that carried each salt, and the changes made while
+    // each phase was the current one.
+    let (_, phases) = app
+        .call(Method::GET, &format!("/experiments/{id}/phases"), None)
+        .await;
+    let history = |n: usize, field: &str, key: &str| -> Vec<Value> {
+        phases[n][field]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v[key].clone())
+            .collect()
+    };
+    let published_first = history(0, "versions", "version");
+    let published_second = history(1, "versions", "version");
+    assert!(
+        !published_first.is_empty() && !published_second.is_empty(),
+        "{phases}"
+    );
+    assert!(
+        published_first.last().unwrap().as_i64() < published_second[0].as_i64(),
+        "{phases}"
+    );
+    assert_eq!(history(1, "versions", "status"), [json!("running")]);
+    assert!(phases[0]["endedAt"].is_string() && phases[1].get("endedAt").is_none());
+    let first_changes = history(0, "changes", "action");
+    let second_changes = history(1, "changes", "action");
+    assert!(
+        first_changes.contains(&json!("experiment.status")),
+        "{first_changes:?}"
+    );
+    assert!(
+        !first_changes.contains(&json!("experiment.phase")),
+        "{first_changes:?}"
+    );
+    assert_eq!(second_changes[0], "experiment.phase", "{second_changes:?}");
+    assert!(
+        second_changes.contains(&json!("experiment.status")),
+        "{second_changes:?}"
+    );
 }

@@ -175,8 +175,9 @@ function newVariantForm(experiment, reload) {
 }
 
 export async function renderExperiment(view, id) {
-  const [experiment, environments, audiences, operators] = await Promise.all([
+  const [experiment, environments, audiences, operators, phases] = await Promise.all([
     get(`/experiments/${id}`), get("/environments"), get("/audiences").catch(() => []), get("/targeting/operators"),
+    get(`/experiments/${id}/phases`),
   ]);
   const env = environments.find((e) => e.id === experiment.environmentId);
   const reload = () => renderExperiment(view, id);
@@ -201,5 +202,21 @@ export async function renderExperiment(view, id) {
       h("div", { class: "variants" }, experiment.variants.map((v) => variantForm(experiment, v, reload)),
         newVariantForm(experiment, reload))),
     allocationEditor(experiment, reload),
-    targetingEditor(experiment, audiences, operators, reload));
+    targetingEditor(experiment, audiences, operators, reload),
+    phases.length > 1 && phaseHistory(phases, env));
+}
+
+/** Each phase's history: the versions that carried it under its salt, and what changed. */
+function phaseHistory(phases, env) {
+  return h("section", { class: "card", "aria-labelledby": "phases-h" },
+    h("h2", { id: "phases-h" }, "Phases"),
+    phases.slice().reverse().map((p) => h("details", { class: "phase", dataset: { phase: p.number }, open: !p.endedAt },
+      h("summary", {}, `Phase ${p.number} · salt `, h("code", { class: "key" }, p.salt),
+        ` · from ${when(p.startedAt)}${p.endedAt ? ` to ${when(p.endedAt)}` : " (current)"}`),
+      h("p", { class: "muted small" }, p.versions.length
+        ? ["Published in ", p.versions.map((v, i) => [i ? ", " : "",
+          h("a", { href: `#/environments/${env?.id}/history` }, `v${v.version}`), ` (${v.status})`])]
+        : "Not published in this phase."),
+      h("ol", { class: "changes" }, p.changes.map((c) => h("li", {},
+        h("span", { class: "key" }, c.action), ` by ${c.actor}, ${when(c.at)}`))))));
 }

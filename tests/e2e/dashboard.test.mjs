@@ -484,6 +484,17 @@ test("a draft and its variants are deleted from the dashboard, and nothing that 
   await page.getByRole("button", { name: "Run again as a new phase" }).click();
   assert.match(await clickFor(page.getByRole("dialog").getByRole("button", { name: "New phase" })), /salt checkout-cta-2/);
   assert.equal((await api("GET", `/experiments/${state.id}`)).status, "DRAFT");
+  // Each phase keeps its own history: the first shows the versions it was published in and
+  // its changes, up to the stop; the new phase opens with the phase change.
+  const first = page.locator('details.phase[data-phase="1"]');
+  await first.waitFor();
+  await first.locator("summary").click();
+  assert.match(await first.textContent(), /Published in v\d+ \(running\)/);
+  assert.match(await first.textContent(), /experiment\.status/);
+  const second = page.locator('details.phase[data-phase="2"]');
+  assert.match(await second.textContent(), /\(current\)/);
+  assert.match(await second.locator("ol.changes li").first().textContent(), /experiment\.phase/);
+  assert.match(await second.textContent(), /Not published in this phase/);
   await page.goto(`${admin.url}/ui/#/experiments/${state.id}/results`);
   const picker = page.locator("#results-phase");
   await picker.locator("option").nth(1).waitFor({ state: "attached" });

@@ -1,6 +1,7 @@
 //! Published snapshots: one immutable row per (environment, version).
 
 use sqlx::PgExecutor;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -83,6 +84,40 @@ pub async fn list(
          from snapshots where environment_id = $1 order by version desc",
     )
     .bind(environment)
+    .fetch_all(db)
+    .await
+}
+
+/// One published version that carried an experiment, and how.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Carried {
+    pub version: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub published_at: OffsetDateTime,
+    #[serde(skip)]
+    pub salt: String,
+    /// The experiment's status in that version (`running`, `paused`, `draft`…).
+    pub status: String,
+}
+
+/// The versions of `environment` whose body carries experiment `key`, oldest first, with the
+/// salt and status it had there (read by Postgres from the exact bodies published).
+pub async fn carrying(
+    db: impl PgExecutor<'_>,
+    environment: Uuid,
+    key: &str,
+) -> Result<Vec<Carried>, sqlx::Error> {
+    sqlx::query_as(
+        "select s.version, s.published_at, e ->> 'salt' as salt,
+                coalesce(e ->> 'status', 'running') as status
+         from snapshots s,
+              jsonb_array_elements(coalesce(s.body::jsonb -> 'experiments', '[]'::jsonb)) e
+         where s.environment_id = $1 and e ->> 'key' = $2 and e ? 'salt'
+         order by s.version",
+    )
+    .bind(environment)
+    .bind(key)
     .fetch_all(db)
     .await
 }

@@ -7,14 +7,77 @@ use uuid::Uuid;
 
 use super::experiments::load_for_edit;
 use super::{invalid, Ctx};
-use crate::db::audit::{self, Change};
+use crate::db::audit::{self, Change, Entry};
 use crate::db::experiments;
 use crate::db::phases::{self, Phase};
+use crate::db::snapshots::{self, Carried};
 use crate::error::{AdminError, Result};
 use crate::model::{Experiment, Status};
 
-/// The experiment's phases, oldest first; one (its salt since creation) when it never ran again.
-pub async fn list_phases(ctx: &Ctx, id: Uuid) -> Result<Vec<Phase>> {
+/// One phase with its history: what was published and changed while it was the current one.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhaseHistory {
+    #[serde(flatten)]
+    pub phase: Phase,
+    /// When the next phase began; absent for the current phase.
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ended_at: Option<OffsetDateTime>,
+    /// The published versions that carried the experiment under this phase's salt.
+    pub versions: Vec<Carried>,
+    /// The audit entries about the experiment from this phase's start to the next one's.
+    pub changes: Vec<Entry>,
+}
+
+/// The experiment's phases, oldest first, each with its history; one (its salt since
+/// creation) when it never ran again.
+pub async fn list_phases(ctx: &Ctx, id: Uuid) -> Result<Vec<PhaseHistory>> {
+    let mut conn = ctx.pool.acquire().await?;
+    let experiment = experiments::load(&mut conn, id, false)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no experiment {id}")))?;
+    let phases = phases_of(&mut conn, &experiment).await?;
+    let mut carried =
+        snapshots::carrying(&mut *conn, experiment.environment_id, &experiment.key).await?;
+    let mut changes = audit::list(&mut *conn, Some(&id.to_string())).await?;
+    let ends: Vec<Option<OffsetDateTime>> = phases
+        .iter()
+        .skip(1)
+        .map(|p| Some(p.started_at))
+        .chain([None])
+        .collect();
+    let mut out = Vec::with_capacity(phases.len());
+    for (phase, ended_at) in phases.into_iter().zip(ends) {
+        let (versions, rest): (Vec<Carried>, Vec<Carried>) =
+            carried.into_iter().partition(|c| c.salt == phase.salt);
+        carried = rest;
+        // The entry that began a later phase belongs to it, whatever its timestamp.
+        let opens_later = |e: &Entry| {
+            e.action == "experiment.phase"
+                && e.after
+                    .as_ref()
+                    .and_then(|after| after["phase"].as_i64())
+                    .is_some_and(|n| n > i64::from(phase.number))
+        };
+        let (mine, later): (Vec<Entry>, Vec<Entry>) = changes
+            .into_iter()
+            .partition(|e| !opens_later(e) && ended_at.is_none_or(|end| e.at < end));
+        changes = later;
+        out.push(PhaseHistory {
+            phase,
+            ended_at,
+            versions,
+            changes: mine,
+        });
+    }
+    Ok(out)
+}
+
+/// The phases alone, oldest first.
+async fn phase_list(ctx: &Ctx, id: Uuid) -> Result<Vec<Phase>> {
     let mut conn = ctx.pool.acquire().await?;
     let experiment = experiments::load(&mut conn, id, false)
         .await?
@@ -88,7 +151,7 @@ pub async fn new_phase(
 
 /// The salt of phase `number` of experiment `id`.
 pub async fn phase_salt(ctx: &Ctx, id: Uuid, number: i32) -> Result<String> {
-    list_phases(ctx, id)
+    phase_list(ctx, id)
         .await?
         .into_iter()
         .find(|p| p.number == number)
