@@ -10,13 +10,16 @@ import pathlib
 
 import numpy as np
 from scipy import stats
+from scipy import integrate
 from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 ALPHA = 0.05
 rng = np.random.default_rng(20261121)
-out = {"alpha": ALPHA, "welch": [], "proportions": [], "srm": [], "corrections": [], "msprt": []}
+out = {"alpha": ALPHA, "welch": [], "proportions": [], "srm": [], "corrections": [], "msprt": [],
+       "bayesian": [], "power": []}
 
 for (mc, sc, nc, mt, st, nt) in [
     (10.0, 3.0, 500, 10.4, 3.5, 480),
@@ -61,6 +64,30 @@ for p in [[0.01, 0.04, 0.03, 0.005, 0.2], [0.5, 0.001, 0.049, 0.02], [0.3]]:
 for (d, v, tau2) in [(0.02, 7.2e-6, 9e-4), (0.001, 1e-4, 1e-4), (-0.5, 0.04, 0.01)]:
     log_lambda = 0.5 * math.log(v / (v + tau2)) + tau2 * d * d / (2 * v * (v + tau2))
     out["msprt"].append({"difference": d, "variance": v, "tau2": tau2, "p_value": min(1.0, math.exp(-log_lambda))})
+
+# Bayesian reading: flat prior on the relative lift, delta-method variance of the ratio of
+# means; the chance and interval from scipy's normal, the expected losses integrated
+# numerically (a check on the closed forms, not a copy of them).
+for (mc, vc, mt, vt) in [(10.0, 0.018, 10.4, 0.0255), (0.1, 2.0e-5, 0.12, 2.3e-5), (120.0, 0.72, 118.0, 0.59), (-2.0, 0.04, -1.5, 0.05)]:
+    lift = mt / mc - 1
+    sd = math.sqrt(vt / mc**2 + mt**2 * vc / mc**4)
+    post = stats.norm(lift, sd)
+    lo, hi = post.interval(1 - ALPHA)
+    loss = integrate.quad(lambda x: max(0.0, -x) * post.pdf(x), lift - 40 * sd, lift + 40 * sd, points=[0.0], limit=200, epsabs=0, epsrel=1e-12)[0]
+    keep = integrate.quad(lambda x: max(0.0, x) * post.pdf(x), lift - 40 * sd, lift + 40 * sd, points=[0.0], limit=200, epsabs=0, epsrel=1e-12)[0]
+    out["bayesian"].append({
+        "control": [mc, vc], "treatment": [mt, vt], "chance_to_beat_control": float(post.sf(0.0)),
+        "lift": lift, "lift_ci_low": float(lo), "lift_ci_high": float(hi),
+        "expected_loss": float(loss), "control_expected_loss": float(keep),
+    })
+
+# Power of the two-sided z-test with two equal arms, and the units it needs.
+for (es, n, wanted) in [(0.1, 1000.0, 0.8), (0.02, 40000.0, 0.9), (0.5, 30.0, 0.8), (0.05, 5000.0, 0.95)]:
+    solver = NormalIndPower()
+    out["power"].append({
+        "effect_size": es, "units_per_arm": n, "power": float(solver.power(es, n, ALPHA, ratio=1.0)),
+        "wanted": wanted, "units_needed": float(solver.solve_power(es, nobs1=None, alpha=ALPHA, power=wanted, ratio=1.0)),
+    })
 
 path = pathlib.Path(__file__).resolve().parent.parent / "core/src/stats/reference.json"
 path.write_text(json.dumps(out, indent=1) + "\n")

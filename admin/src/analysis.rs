@@ -8,7 +8,7 @@ pub mod metrics;
 
 use std::collections::BTreeMap;
 
-use cleave_core::stats::{self, Comparison, Correction, SampleRatio, Summary};
+use cleave_core::stats::{self, power, Bayesian, Comparison, Correction, SampleRatio, Summary};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -33,6 +33,21 @@ pub struct Options {
     /// The phase to analyse (1 is the first run); the current one unless given.
     #[serde(default)]
     pub phase: Option<i32>,
+    /// The smallest relative change of the first primary metric worth detecting, for the
+    /// sample size plan; 0.05 unless given.
+    #[serde(default = "default_mde")]
+    pub mde: f64,
+    /// The power the plan asks for; 0.8 unless given.
+    #[serde(default = "default_power")]
+    pub power: f64,
+}
+
+fn default_mde() -> f64 {
+    0.05
+}
+
+fn default_power() -> f64 {
+    0.8
 }
 
 /// `holm` or `bh` (Benjamini-Hochberg).
@@ -56,6 +71,8 @@ impl Default for Options {
         Self {
             alpha: default_alpha(),
             correction: Correction::Holm,
+            mde: default_mde(),
+            power: default_power(),
             phase: None,
         }
     }
@@ -84,6 +101,17 @@ pub struct Results {
     pub metrics: Vec<MetricResult>,
     /// Guardrail metrics whose sequential test shows a variant significantly worse.
     pub guardrail_breaches: Vec<Breach>,
+    /// How many units the first primary metric needs for `mde` at `alpha` and `power`, from
+    /// its control's mean and variance so far, and the days left at the enrolment rate so far.
+    pub plan: Option<MetricPlan>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricPlan {
+    pub metric: String,
+    #[serde(flatten)]
+    pub plan: power::Plan,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -140,6 +168,8 @@ pub struct VariantComparison {
     pub sequential_significant: bool,
     /// By the sequential test and the metric's direction.
     pub verdict: Verdict,
+    /// The Bayesian reading of the relative lift (flat prior, normal approximation).
+    pub bayesian: Option<Bayesian>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -160,6 +190,18 @@ pub async fn results(ctx: &Ctx, id: Uuid, options: Options) -> Result<Results> {
         return Err(AdminError::BadRequest(format!(
             "alpha {} is out of range: use a value between 0 and 0.5, e.g. 0.05",
             options.alpha
+        )));
+    }
+    if !(options.mde > 0.0 && options.mde.is_finite()) {
+        return Err(AdminError::BadRequest(format!(
+            "mde {} is out of range: use a relative change above 0, e.g. 0.05 for 5%",
+            options.mde
+        )));
+    }
+    if !(options.power > options.alpha && options.power < 1.0) {
+        return Err(AdminError::BadRequest(format!(
+            "power {} is out of range: use a value between alpha and 1, e.g. 0.8",
+            options.power
         )));
     }
     let mut experiment = service::experiment(ctx, id).await?;
@@ -283,6 +325,7 @@ async fn compute(
                     significant: false,
                     sequential_significant: false,
                     verdict: Verdict::Inconclusive,
+                    bayesian: reading(base?, v, conversion, options.alpha),
                 })
             })
             .collect();
@@ -297,6 +340,8 @@ async fn compute(
     }
     correct(&mut results, options);
     let guardrail_breaches = breaches(&results, options.alpha);
+    let days = store::days_enrolling(&ctx.pool, env, key, salt).await?;
+    let plan = plan_for(&results, &control, options, arms.len(), total_units, days);
     Ok(Results {
         experiment_id: experiment.id,
         experiment: experiment.key.clone(),
@@ -311,6 +356,72 @@ async fn compute(
         srm,
         metrics: results,
         guardrail_breaches,
+        plan,
+    })
+}
+
+/// Each arm's mean and per-unit variance of a metric (a rate and `p (1 - p)` for conversions).
+fn moments(v: &MetricVariant, conversion: bool) -> (f64, f64) {
+    if conversion {
+        let rate = if v.units > 0 {
+            to_f64(v.conversions) / to_f64(v.units)
+        } else {
+            0.0
+        };
+        (rate, rate * (1.0 - rate))
+    } else {
+        (v.mean, v.variance)
+    }
+}
+
+/// The Bayesian reading of `treatment` against `base`.
+fn reading(
+    base: &MetricVariant,
+    treatment: &MetricVariant,
+    conversion: bool,
+    alpha: f64,
+) -> Option<Bayesian> {
+    if base.units < 2 || treatment.units < 2 {
+        return None;
+    }
+    let (mc, vc) = moments(base, conversion);
+    let (mt, vt) = moments(treatment, conversion);
+    stats::bayesian(
+        mc,
+        vc / to_f64(base.units),
+        mt,
+        vt / to_f64(treatment.units),
+        alpha,
+    )
+}
+
+/// The sample size plan of the first primary metric, from its control so far.
+fn plan_for(
+    metrics: &[MetricResult],
+    control: &str,
+    options: Options,
+    variants: usize,
+    enrolled: i64,
+    days: Option<f64>,
+) -> Option<MetricPlan> {
+    let metric = metrics.iter().find(|m| m.role == MetricRole::Primary)?;
+    let base = metric.variants.iter().find(|v| v.variant == control)?;
+    if base.units < 2 {
+        return None;
+    }
+    let (mean, variance) = moments(base, metric.kind == MetricKind::Conversion);
+    let plan = power::plan(
+        mean,
+        variance,
+        options.mde,
+        options.alpha,
+        options.power,
+        variants,
+        days.map(|d| (to_u64(enrolled), d)),
+    )?;
+    Some(MetricPlan {
+        metric: metric.key.clone(),
+        plan,
     })
 }
 

@@ -172,6 +172,12 @@ pub enum Command {
         /// An earlier phase (1 is the first run); the current one unless given.
         #[arg(long)]
         phase: Option<i32>,
+        /// The sample size plan's smallest relative change worth detecting.
+        #[arg(long, default_value_t = 0.05)]
+        mde: f64,
+        /// The sample size plan's power.
+        #[arg(long, default_value_t = 0.8)]
+        power: f64,
     },
     /// Guardrails: `check` pauses running experiments in breach (which publishes).
     Guardrails {
@@ -297,9 +303,18 @@ pub async fn run(cli: Cli) -> Result<()> {
             alpha,
             correction,
             phase,
+            mde,
+            power,
         } => {
-            let env = env.as_deref();
-            analysis::results(&ctx, &experiment, env, alpha, &correction, phase).await
+            let options = crate::analysis::Options {
+                alpha,
+                correction: crate::analysis::parse_correction(&correction)
+                    .map_err(crate::error::AdminError::BadRequest)?,
+                phase,
+                mde,
+                power,
+            };
+            analysis::results(&ctx, &experiment, env.as_deref(), options).await
         }
         Command::Guardrails {
             action: GuardrailAction::Check,

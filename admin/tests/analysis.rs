@@ -321,6 +321,48 @@ async fn results_sum_units_and_events_per_variant_and_flag_srm(pool: PgPool) {
     assert!((revenue["comparisons"][0]["difference"].as_f64().unwrap() - 2.0).abs() < 0.01);
     assert_eq!(r["metrics"][2]["comparisons"][0]["verdict"], "inconclusive");
     assert_eq!(r["guardrailBreaches"], json!([]));
+    // The Bayesian reading of the relative lift (0.15 / 0.1 - 1) and the sample size plan of
+    // the primary metric, against scipy and statsmodels' NormalIndPower.
+    let b = &c["bayesian"];
+    let near = |v: &Value, want: f64| (v.as_f64().unwrap() - want).abs() <= want.abs() * 1e-6;
+    assert!(near(&b["lift"], 0.5), "{b}");
+    assert!(near(&b["liftCiLow"], 0.341_370_235_672_025_2), "{b}");
+    assert!(near(&b["liftCiHigh"], 0.658_629_764_327_974_4), "{b}");
+    assert!(
+        near(&b["chanceToBeatControl"], 0.999_999_999_674_982_5),
+        "{b}"
+    );
+    let plan = &r["plan"];
+    assert_eq!(
+        (
+            plan["metric"].clone(),
+            plan["unitsPerVariant"].clone(),
+            plan["unitsNeeded"].clone()
+        ),
+        (json!("purchase"), json!(56_512), json!(113_024)),
+        "{plan}"
+    );
+    assert!(plan["daysLeft"].as_f64().unwrap() > 0.0, "{plan}");
+    let (_, planned) = app
+        .call(
+            Method::GET,
+            &format!("/experiments/{id}/results?mde=0.1&power=0.9"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        planned["plan"]["unitsPerVariant"], 18_914,
+        "{}",
+        planned["plan"]
+    );
+    let (status, body) = app
+        .call(
+            Method::GET,
+            &format!("/experiments/{id}/results?power=1.5"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
     // Benjamini-Hochberg on request; bad options are refused.
     let (_, bh) = app

@@ -1,6 +1,6 @@
 // Results of one experiment: units per variant against the allocation (with the SRM check),
 // each metric's difference from control with its confidence interval drawn as a chart, the
-// sequential test's verdict, and guardrail breaches.
+// sequential test's verdict, the Bayesian reading, the sample size plan, and guardrail breaches.
 import { get } from "./api.js";
 import { clear, h, percent, statusBadge, svg } from "./dom.js";
 
@@ -44,11 +44,11 @@ function metricSection(metric, control) {
       h("span", { class: "muted small" }, ` ${metric.kind}, ${metric.direction === "increase" ? "higher is better" : "lower is better"}`)),
     metric.comparisons.length ? intervalChart(metric) : h("p", { class: "muted" }, "Not enough data to compare yet."),
     h("div", { class: "table-wrap" }, h("table", { class: "list" },
-      h("thead", {}, h("tr", {}, ["Variant", "Units", metric.kind === "conversion" ? "Rate" : "Mean", "Difference", "CI", "p", "Adjusted p", "Sequential p", "Verdict"]
+      h("thead", {}, h("tr", {}, ["Variant", "Units", metric.kind === "conversion" ? "Rate" : "Mean", "Difference", "CI", "p", "Adjusted p", "Sequential p", "Chance to beat control", "Verdict"]
         .map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {},
         h("tr", {}, h("td", { class: "key" }, control, " (control)"), h("td", { class: "num" }, means.get(control)?.units ?? 0),
-          h("td", { class: "num" }, fmt(means.get(control)?.mean)), h("td", { colspan: 6 }, "")),
+          h("td", { class: "num" }, fmt(means.get(control)?.mean)), h("td", { colspan: 7 }, "")),
         metric.comparisons.map((c) => h("tr", { dataset: { variant: c.variant } },
           h("td", { class: "key" }, c.variant), h("td", { class: "num" }, means.get(c.variant)?.units ?? 0),
           h("td", { class: "num" }, fmt(means.get(c.variant)?.mean)),
@@ -56,6 +56,8 @@ function metricSection(metric, control) {
           h("td", { class: "num" }, `[${fmt(c.ciLow)}, ${fmt(c.ciHigh)}]`),
           h("td", { class: "num" }, pfmt(c.pValue)), h("td", { class: "num" }, pfmt(c.adjustedPValue)),
           h("td", { class: "num" }, pfmt(c.adjustedSequentialPValue)),
+          h("td", { class: "num chance", title: c.bayesian ? `lift ${percent(c.bayesian.lift)} [${percent(c.bayesian.liftCiLow)}, ${percent(c.bayesian.liftCiHigh)}], expected loss ${percent(c.bayesian.expectedLoss, 2)}` : undefined },
+            c.bayesian ? percent(c.bayesian.chanceToBeatControl, 1) : "—"),
           h("td", {}, h("span", { class: `badge verdict-${c.verdict}` }, c.verdict))))))));
 }
 
@@ -106,6 +108,12 @@ export async function renderResults(view, id) {
       h("p", { class: "muted small", id: "excluded-share" }, `${percent(results.excludedShare, 1)} of exposed units are left out of results (forced, allow-listed or crawlers).`),
       results.srm && !results.srm.mismatch && h("p", { class: "muted small" }, `No sample ratio mismatch (p = ${pfmt(results.srm.pValue)}).`),
       excluded.length > 0 && h("p", { class: "muted small" }, "Left out: ", excluded.map(([why, n]) => `${n} ${why.replace("_", "-")}`).join(", "))),
+    results.plan && h("p", { class: "banner", id: "plan" },
+      h("strong", {}, "Sample size: "),
+      `${results.plan.metric} needs ${results.plan.unitsNeeded.toLocaleString("en")} units (${results.plan.unitsPerVariant.toLocaleString("en")} per variant) `,
+      `to detect a ${percent(results.plan.minimumDetectableEffect, 1)} change with ${percent(results.plan.power, 0)} power; `,
+      results.plan.daysLeft === null || results.plan.daysLeft === undefined ? "no enrolment to extrapolate yet."
+        : results.plan.daysLeft === 0 ? "it has them." : `about ${Math.ceil(results.plan.daysLeft)} more day(s) at the enrolment rate so far.`),
     h("h2", {}, "Metrics"),
     results.metrics.length ? results.metrics.map((m) => metricSection(m, results.control))
       : h("p", { class: "muted" }, "No metrics attached: cleave-admin metrics use, or PUT /experiments/:id/metrics."));

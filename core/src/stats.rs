@@ -7,13 +7,20 @@
 //! - sample ratio mismatch: Pearson's chi-square against the allocation;
 //! - multiple comparisons: Holm (family-wise) or Benjamini-Hochberg (false discovery rate);
 //! - peeking: the mixture sequential probability ratio test (mSPRT, Johari et al. 2017), whose
-//!   p-value stays valid however often it is looked at.
+//!   p-value stays valid however often it is looked at;
+//! - a Bayesian reading of each comparison ([`bayesian`]);
+//! - power and duration: units needed for a minimum detectable effect ([`power`]).
 //!
 //! Functions answer `None` where a statistic is undefined (too few units, zero variance), so
 //! a caller shows "not enough data" instead of a NaN.
 
 use serde::Serialize;
 use statrs::distribution::{ChiSquared, ContinuousCDF, Normal, StudentsT};
+
+mod bayesian;
+pub mod power;
+
+pub use bayesian::{bayesian, Bayesian};
 
 /// Sample ratio mismatch is flagged below this p-value: a split that far off is a bug in
 /// assignment or logging, not chance.

@@ -327,6 +327,12 @@ test("results show interval charts and the sequential status, then the SRM and g
   const row = page.locator('tr[data-variant="treatment"]');
   const comparison = results.metrics[0].comparisons[0];
   assert.match(await row.textContent(), new RegExp(comparison.verdict));
+  // The Bayesian reading and the sample size plan, as the API computed them.
+  assert.ok(comparison.bayesian && results.plan, JSON.stringify(results));
+  const chance = `${(comparison.bayesian.chanceToBeatControl * 100).toFixed(1)}%`;
+  assert.equal(await row.locator("td.chance").textContent(), chance);
+  assert.match(await page.locator("#plan").textContent(),
+    new RegExp(`needs ${results.plan.unitsNeeded.toLocaleString("en")} units`));
   // What the units rest on: every first exposure came from a named decide call.
   const units = page.locator('tr[data-units-variant="treatment"] td.sources');
   assert.match(await units.textContent(), /^\d+ decide API$/);

@@ -114,16 +114,9 @@ pub async fn results(
     ctx: &Ctx,
     experiment: &str,
     env: Option<&str>,
-    alpha: f64,
-    correction: &str,
-    phase: Option<i32>,
+    options: analysis::Options,
 ) -> Result<()> {
     let id = experiment_id(ctx, experiment, env).await?;
-    let options = analysis::Options {
-        alpha,
-        correction: analysis::parse_correction(correction).map_err(AdminError::BadRequest)?,
-        phase,
-    };
     let results = analysis::results(ctx, id, options).await?;
     describe(&results);
     print(&results);
@@ -165,7 +158,32 @@ fn describe(r: &Results) {
                 c.adjusted_sequential_p_value,
                 c.verdict
             );
+            if let Some(b) = &c.bayesian {
+                eprintln!(
+                    "    {:<14} lift {:+.2}% [{:+.2}%, {:+.2}%]  chance to beat control {:.1}%  expected loss {:.3}%",
+                    "",
+                    b.lift * 100.0,
+                    b.lift_ci_low * 100.0,
+                    b.lift_ci_high * 100.0,
+                    b.chance_to_beat_control * 100.0,
+                    b.expected_loss * 100.0
+                );
+            }
         }
+    }
+    if let Some(p) = &r.plan {
+        let left = p.plan.days_left.map_or_else(
+            || "no enrolment yet".to_owned(),
+            |d| format!("{d:.1} days left"),
+        );
+        eprintln!(
+            "  plan: {} needs {} units ({} per variant) to detect {:.1}% at power {:.0}%; {left}",
+            p.metric,
+            p.plan.units_needed,
+            p.plan.units_per_variant,
+            p.plan.minimum_detectable_effect * 100.0,
+            p.plan.power * 100.0
+        );
     }
     for b in &r.guardrail_breaches {
         eprintln!("  GUARDRAIL BREACH: {} worse in {}", b.metric, b.variant);

@@ -224,6 +224,24 @@ pub async fn variant_counts(
     .await
 }
 
+/// Days from the phase's first counted exposure to now (fractional); `None` before any.
+pub async fn days_enrolling(
+    db: impl PgExecutor<'_>,
+    environment: Uuid,
+    experiment: &str,
+    salt: &str,
+) -> Result<Option<f64>, sqlx::Error> {
+    sqlx::query_scalar(&format!(
+        "with {UNITS} select extract(epoch from now() - min(first_exposed))::float8 / 86400 \
+         from units"
+    ))
+    .bind(environment)
+    .bind(experiment)
+    .bind(salt)
+    .fetch_one(db)
+    .await
+}
+
 /// Per variant, what its units rest on: `("source", source, units)` rows count units by how
 /// their first exposure was learned, `("excluded", reason, units)` rows the units kept out.
 pub async fn variant_breakdown(

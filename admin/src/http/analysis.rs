@@ -71,6 +71,9 @@ struct ResultsQuery {
     correction: Option<String>,
     /// The phase to analyse; the current one unless given.
     phase: Option<i32>,
+    /// The sample size plan's minimum detectable (relative) effect and power.
+    mde: Option<f64>,
+    power: Option<f64>,
 }
 
 async fn results(
@@ -88,6 +91,12 @@ async fn results(
             analysis::parse_correction(correction).map_err(AdminError::BadRequest)?;
     }
     options.phase = query.phase;
+    if let Some(mde) = query.mde {
+        options.mde = mde;
+    }
+    if let Some(power) = query.power {
+        options.power = power;
+    }
     ok(analysis::results(&s.ctx, id, options).await?)
 }
 
