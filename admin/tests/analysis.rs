@@ -676,3 +676,42 @@ async fn a_second_phase_draws_again_and_has_results_of_its_own(pool: PgPool) {
         "{second_changes:?}"
     );
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn a_sample_size_is_planned_before_the_start(pool: PgPool) {
+    let app = app(pool);
+    // Against statsmodels' NormalIndPower.solve_power, rounded up.
+    let (status, rate) = app
+        .call(
+            Method::GET,
+            "/sample-size?baseline=0.1&mde=0.05&daily_units=1000",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rate}");
+    assert_eq!(
+        (rate["unitsPerVariant"].clone(), rate["unitsNeeded"].clone()),
+        (json!(56_512), json!(113_024))
+    );
+    assert!((rate["daysLeft"].as_f64().unwrap() - 113.024).abs() < 1e-9);
+    let (_, mean) = app
+        .call(
+            Method::GET,
+            "/sample-size?baseline=10&sd=3&mde=0.05&variants=3",
+            None,
+        )
+        .await;
+    assert_eq!(mean["unitsPerVariant"], 566, "{mean}");
+    assert_eq!(mean["unitsNeeded"], 3 * 566);
+    for bad in [
+        "baseline=1.5",
+        "baseline=0.1&power=2",
+        "baseline=10&sd=0",
+        "baseline=0.1&variants=1",
+    ] {
+        let (status, body) = app
+            .call(Method::GET, &format!("/sample-size?{bad}"), None)
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+}

@@ -29,6 +29,38 @@ pub fn routes() -> Router<AppState> {
         .route("/experiments/{id}/results", get(results))
         .route("/experiments/{id}/phases", get(list_phases).post(new_phase))
         .route("/guardrails/check", post(check_guardrails))
+        .route("/sample-size", get(sample_size))
+}
+
+/// A sample size plan before an experiment starts, from a chosen baseline.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SampleSizeQuery {
+    /// The control's conversion rate, or its mean for a continuous metric.
+    baseline: f64,
+    /// A continuous metric's per-unit standard deviation; absent for a conversion rate.
+    sd: Option<f64>,
+    mde: Option<f64>,
+    alpha: Option<f64>,
+    power: Option<f64>,
+    /// Arms, control included; 2 unless given.
+    variants: Option<usize>,
+    /// Units the experiment enrols a day, for how long it will take.
+    daily_units: Option<f64>,
+}
+
+async fn sample_size(Query(q): Query<SampleSizeQuery>) -> Answer {
+    let plan = analysis::sample_size(&analysis::SampleSize {
+        baseline: q.baseline,
+        sd: q.sd,
+        mde: q.mde.unwrap_or(0.05),
+        alpha: q.alpha.unwrap_or(0.05),
+        power: q.power.unwrap_or(0.8),
+        variants: q.variants.unwrap_or(2),
+        daily_units: q.daily_units,
+    })
+    .map_err(AdminError::BadRequest)?;
+    ok(plan)
 }
 
 async fn ingest_batch(State(s): State<AppState>, Body(batch): Body<ingest::Delivery>) -> Answer {

@@ -67,6 +67,7 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
         Need::Role(Role::Editor),
     ),
     ("/targeting/operators", "GET", Need::Read),
+    ("/sample-size", "GET", Need::Read),
     ("/audiences", "GET", Need::Read),
     ("/audiences", "POST", Need::Role(Role::Editor)),
     ("/audiences/{id}", "GET", Need::Read),
