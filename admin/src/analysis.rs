@@ -2,19 +2,25 @@
 //! sample-ratio check, multiple-comparison correction, the always-valid sequential test and
 //! guardrail status. The arithmetic is `cleave_core::stats`; this module gathers the sums.
 
+mod cuped;
 pub mod guardrails;
 pub mod ingest;
 pub mod metrics;
+mod plan;
+mod report;
+
+pub use plan::{sample_size, SampleSize};
+pub use report::*;
 
 use std::collections::BTreeMap;
 
-use cleave_core::stats::{self, power, Bayesian, Comparison, Correction, SampleRatio, Summary};
-use serde::{Deserialize, Serialize};
+use cleave_core::stats::{self, Bayesian, Comparison, Correction, Summary};
+use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::db::analysis::{self as store, ExperimentMetric};
 use crate::error::{AdminError, Result};
-use crate::model::{Direction, Experiment, MetricKind, MetricRole, Status, Verdict};
+use crate::model::{Direction, Experiment, MetricKind, MetricRole, Verdict};
 use crate::service::{self, Ctx};
 
 /// Guardrails act only once every variant has this many units: the variance estimates the
@@ -40,6 +46,13 @@ pub struct Options {
     /// The power the plan asks for; 0.8 unless given.
     #[serde(default = "default_power")]
     pub power: f64,
+    /// CUPED's pre-exposure window in days (0 turns it off); 14 unless given.
+    #[serde(default = "default_cuped_days")]
+    pub cuped_days: i32,
+}
+
+fn default_cuped_days() -> i32 {
+    14
 }
 
 fn default_mde() -> f64 {
@@ -73,112 +86,10 @@ impl Default for Options {
             correction: Correction::Holm,
             mde: default_mde(),
             power: default_power(),
+            cuped_days: default_cuped_days(),
             phase: None,
         }
     }
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Results {
-    pub experiment_id: Uuid,
-    pub experiment: String,
-    pub status: Status,
-    /// The phase analysed: exposures under other salts are not counted.
-    pub salt: String,
-    pub control: String,
-    pub alpha: f64,
-    pub correction: Correction,
-    pub variants: Vec<VariantResult>,
-    /// Units kept out of results: `forced`, `allow_listed`, `bot`, and `mixed` (seen in more
-    /// than one variant, e.g. after allocations moved).
-    pub excluded_units: BTreeMap<String, i64>,
-    /// Excluded units (forced, allow-listed, bot) as a share of every unit exposed in this
-    /// phase, so a reader sees how much of the traffic results leave out.
-    pub excluded_share: f64,
-    /// Sample ratio mismatch of units against the allocation (`None` until there are units).
-    pub srm: Option<SampleRatio>,
-    pub metrics: Vec<MetricResult>,
-    /// Guardrail metrics whose sequential test shows a variant significantly worse.
-    pub guardrail_breaches: Vec<Breach>,
-    /// How many units the first primary metric needs for `mde` at `alpha` and `power`, from
-    /// its control's mean and variance so far, and the days left at the enrolment rate so far.
-    pub plan: Option<MetricPlan>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MetricPlan {
-    pub metric: String,
-    #[serde(flatten)]
-    pub plan: power::Plan,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VariantResult {
-    pub key: String,
-    pub units: i64,
-    pub exposures: i64,
-    /// Share of units the allocation expects for this variant.
-    pub expected_share: f64,
-    pub observed_share: f64,
-    /// Units by how their first exposure was learned: `api`, `confirmed`, `proxy_declared`,
-    /// `proxy_implicit` (and `unknown` for records from workers that did not say).
-    pub units_by_source: BTreeMap<String, i64>,
-    /// Units of this variant kept out of results, by reason (`forced`, `allow_listed`, `bot`).
-    pub excluded_units: BTreeMap<String, i64>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MetricResult {
-    pub key: String,
-    pub role: MetricRole,
-    pub kind: MetricKind,
-    pub direction: Direction,
-    pub variants: Vec<MetricVariant>,
-    pub comparisons: Vec<VariantComparison>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MetricVariant {
-    pub variant: String,
-    pub units: i64,
-    pub mean: f64,
-    pub variance: f64,
-    /// Units with at least one event (the numerator of a conversion rate).
-    pub conversions: i64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VariantComparison {
-    pub variant: String,
-    #[serde(flatten)]
-    pub test: Comparison,
-    /// `p_value` after the correction across primary and secondary comparisons.
-    pub adjusted_p_value: f64,
-    /// `sequential_p_value` after the same correction.
-    pub adjusted_sequential_p_value: f64,
-    /// Fixed-horizon verdict at `alpha` (valid when read once, at the planned end).
-    pub significant: bool,
-    /// Sequential verdict at `alpha`: valid however often results are looked at.
-    pub sequential_significant: bool,
-    /// By the sequential test and the metric's direction.
-    pub verdict: Verdict,
-    /// The Bayesian reading of the relative lift (flat prior, normal approximation).
-    pub bayesian: Option<Bayesian>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Breach {
-    pub metric: String,
-    pub variant: String,
-    pub difference: f64,
-    pub sequential_p_value: f64,
 }
 
 /// Results of experiment `id`.
@@ -196,6 +107,12 @@ pub async fn results(ctx: &Ctx, id: Uuid, options: Options) -> Result<Results> {
         return Err(AdminError::BadRequest(format!(
             "mde {} is out of range: use a relative change above 0, e.g. 0.05 for 5%",
             options.mde
+        )));
+    }
+    if !(0..=90).contains(&options.cuped_days) {
+        return Err(AdminError::BadRequest(format!(
+            "cuped_days {} is out of range: use 0 (off) to 90",
+            options.cuped_days
         )));
     }
     if !(options.power > options.alpha && options.power < 1.0) {
@@ -297,7 +214,12 @@ async fn compute(
     for metric in metrics {
         let m = &metric.metric;
         let conversion = m.kind == MetricKind::Conversion;
-        let sums = store::metric_sums(&ctx.pool, env, key, salt, &m.key, conversion).await?;
+        let pre_days = options.cuped_days;
+        let sums =
+            store::metric_sums(&ctx.pool, env, key, salt, &m.key, conversion, pre_days).await?;
+        let cuped = (pre_days > 0)
+            .then(|| cuped::adjust(&arms, &sums, &control, pre_days, options.alpha))
+            .flatten();
         let per_variant: Vec<MetricVariant> = arms
             .iter()
             .map(|arm| {
@@ -336,12 +258,13 @@ async fn compute(
             direction: m.direction,
             variants: per_variant,
             comparisons,
+            cuped,
         });
     }
     correct(&mut results, options);
     let guardrail_breaches = breaches(&results, options.alpha);
     let days = store::days_enrolling(&ctx.pool, env, key, salt).await?;
-    let plan = plan_for(&results, &control, options, arms.len(), total_units, days);
+    let plan = plan::plan_for(&results, &control, options, arms.len(), total_units, days);
     Ok(Results {
         experiment_id: experiment.id,
         experiment: experiment.key.clone(),
@@ -358,77 +281,6 @@ async fn compute(
         guardrail_breaches,
         plan,
     })
-}
-
-/// What a plan before the start is made from.
-#[derive(Debug, Clone, Copy)]
-pub struct SampleSize {
-    /// The control's conversion rate, or its mean for a continuous metric.
-    pub baseline: f64,
-    /// A continuous metric's per-unit standard deviation; `None` for a conversion rate.
-    pub sd: Option<f64>,
-    pub mde: f64,
-    pub alpha: f64,
-    pub power: f64,
-    pub variants: usize,
-    /// Units enrolled a day, for the duration.
-    pub daily_units: Option<f64>,
-}
-
-/// The plan an experiment will need, with `daysLeft` the days it will run at `daily_units`.
-///
-/// # Errors
-/// A message naming the input out of range.
-pub fn sample_size(s: &SampleSize) -> std::result::Result<power::Plan, String> {
-    let variance = match s.sd {
-        Some(sd) if sd > 0.0 && sd.is_finite() => sd * sd,
-        Some(sd) => return Err(format!("sd {sd} must be above 0")),
-        None if s.baseline > 0.0 && s.baseline < 1.0 => s.baseline * (1.0 - s.baseline),
-        None => return Err(format!(
-            "baseline {} is a conversion rate between 0 and 1 (pass sd for a continuous metric)",
-            s.baseline
-        )),
-    };
-    if !(s.alpha > 0.0 && s.alpha < 0.5) {
-        return Err(format!("alpha {} must be between 0 and 0.5", s.alpha));
-    }
-    if !(s.power > s.alpha && s.power < 1.0) {
-        return Err(format!("power {} must be between alpha and 1", s.power));
-    }
-    if !(s.mde > 0.0 && s.mde.is_finite()) || s.baseline == 0.0 || !s.baseline.is_finite() {
-        return Err(format!(
-            "mde {} must be a relative change above 0 of a non-zero baseline",
-            s.mde
-        ));
-    }
-    if s.variants < 2 {
-        return Err(format!(
-            "variants {}: an experiment has at least 2",
-            s.variants
-        ));
-    }
-    let mut plan = power::plan(
-        s.baseline.abs(),
-        variance,
-        s.mde,
-        s.alpha,
-        s.power,
-        s.variants,
-        None,
-    )
-    .ok_or_else(|| "no finite sample size detects that effect".to_owned())?;
-    if let Some(daily) = s.daily_units {
-        if !(daily > 0.0 && daily.is_finite()) {
-            return Err(format!("daily_units {daily} must be above 0"));
-        }
-        plan.days_left = Some(to_f64_u(plan.units_needed) / daily);
-    }
-    Ok(plan)
-}
-
-#[allow(clippy::cast_precision_loss)]
-fn to_f64_u(n: u64) -> f64 {
-    n as f64
 }
 
 /// Each arm's mean and per-unit variance of a metric (a rate and `p (1 - p)` for conversions).
@@ -464,36 +316,6 @@ fn reading(
         vt / to_f64(treatment.units),
         alpha,
     )
-}
-
-/// The sample size plan of the first primary metric, from its control so far.
-fn plan_for(
-    metrics: &[MetricResult],
-    control: &str,
-    options: Options,
-    variants: usize,
-    enrolled: i64,
-    days: Option<f64>,
-) -> Option<MetricPlan> {
-    let metric = metrics.iter().find(|m| m.role == MetricRole::Primary)?;
-    let base = metric.variants.iter().find(|v| v.variant == control)?;
-    if base.units < 2 {
-        return None;
-    }
-    let (mean, variance) = moments(base, metric.kind == MetricKind::Conversion);
-    let plan = power::plan(
-        mean,
-        variance,
-        options.mde,
-        options.alpha,
-        options.power,
-        variants,
-        days.map(|d| (to_u64(enrolled), d)),
-    )?;
-    Some(MetricPlan {
-        metric: metric.key.clone(),
-        plan,
-    })
 }
 
 fn compare(

@@ -178,6 +178,9 @@ pub enum Command {
         /// The sample size plan's power.
         #[arg(long, default_value_t = 0.8)]
         power: f64,
+        /// CUPED's pre-exposure window in days (0: off).
+        #[arg(long, default_value_t = 14)]
+        cuped_days: i32,
     },
     /// Guardrails: `check` pauses running experiments in breach (which publishes).
     Guardrails {
@@ -305,6 +308,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             phase,
             mde,
             power,
+            cuped_days,
         } => {
             let options = crate::analysis::Options {
                 alpha,
@@ -313,6 +317,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 phase,
                 mde,
                 power,
+                cuped_days,
             };
             analysis::results(&ctx, &experiment, env.as_deref(), options).await
         }

@@ -295,7 +295,16 @@ async fn results_sum_units_and_events_per_variant_and_flag_srm(pool: PgPool) {
     assert_eq!(r["variants"][1]["units"], 4800);
     assert_eq!(r["variants"][0]["expectedShare"], 0.5);
     assert_eq!(r["excludedUnits"], json!({"forced": 1}));
-    assert_eq!(r["srm"]["mismatch"], true, "{}", r["srm"]);
+    // 52/48 at 10,000 units fails a single chi-square look, but the always-valid sequential
+    // test (scipy's Dirichlet-multinomial against the multinomial) does not yet call it.
+    let srm = &r["srm"];
+    assert!(srm["pValue"].as_f64().unwrap() < 0.001, "{srm}");
+    assert_eq!(srm["mismatch"], false, "{srm}");
+    let seq = srm["sequentialPValue"].as_f64().unwrap();
+    assert!(
+        (seq - 0.002_297_766_6).abs() <= 0.002_297_766_6 * 1e-6,
+        "{srm}"
+    );
     let purchase = &r["metrics"][0];
     assert_eq!(purchase["key"], "purchase");
     assert_eq!(purchase["variants"][0]["conversions"], 520);
@@ -381,6 +390,14 @@ async fn results_sum_units_and_events_per_variant_and_flag_srm(pool: PgPool) {
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // 200 more control units (the first 5,200 deduplicate): now the sequential test flags it.
+    deliver(&app, [5400, 4800], [520, 720], [10.0, 12.0], [100.0, 100.0]).await;
+    let (_, r) = app
+        .call(Method::GET, &format!("/experiments/{id}/results"), None)
+        .await;
+    assert_eq!(r["variants"][0]["units"], 5400);
+    assert_eq!(r["srm"]["mismatch"], true, "{}", r["srm"]);
 }
 
 #[sqlx::test(migrations = "./migrations")]
@@ -714,4 +731,95 @@ async fn a_sample_size_is_planned_before_the_start(pool: PgPool) {
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn cuped_adjusts_with_each_units_pre_exposure_value(pool: PgPool) {
+    let app = app(pool);
+    let id = running_experiment(&app).await;
+    let at = now_ms() - 60_000;
+    let before = at - 3_600_000;
+    // Revenue after exposure is the unit's revenue before it plus 2 in treatment, plus a
+    // little noise: the pre-period explains most of the variance. Every fourth unit has no
+    // pre-period events and counts with a covariate of 0.
+    for (variant, shift) in [("control", 0.0), ("treatment", 2.0)] {
+        let (mut exposures, mut events) = (Vec::new(), Vec::new());
+        for i in 0..200 {
+            let unit = format!("{variant}-{i}");
+            let base = 20.0 + f64::from(i % 17) * 3.0;
+            exposures.push(exposure("prod", "checkout", variant, &unit, at));
+            if i % 4 != 0 {
+                events.push(event(
+                    &format!("pre-{unit}"),
+                    &unit,
+                    "revenue",
+                    base,
+                    before,
+                ));
+            }
+            let post = base + shift + f64::from(i % 3);
+            events.push(event(
+                &format!("post-{unit}"),
+                &unit,
+                "revenue",
+                post,
+                at + 1000,
+            ));
+        }
+        let (status, body) = ingest(
+            &app,
+            json!({"environment": "prod", "exposures": exposures, "events": events}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, r) = app
+        .call(Method::GET, &format!("/experiments/{id}/results"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{r}");
+    let revenue = r["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["key"] == "revenue")
+        .unwrap();
+    let plain = &revenue["comparisons"][0];
+    let cuped = &revenue["cuped"];
+    assert_eq!(cuped["preWindowDays"], 14, "{cuped}");
+    let reduction = cuped["varianceReduction"].as_f64().unwrap();
+    assert!(reduction > 0.2, "{cuped}");
+    let adjusted = &cuped["comparisons"][0];
+    assert_eq!(adjusted["variant"], "treatment");
+    let width = |c: &Value| c["ciHigh"].as_f64().unwrap() - c["ciLow"].as_f64().unwrap();
+    // The interval narrows by about the square root of what the variance lost.
+    let narrowed = width(adjusted) / width(plain);
+    assert!(
+        (narrowed - (1.0 - reduction).sqrt()).abs() < 0.02,
+        "{adjusted} vs {plain}"
+    );
+    // Both arms have the same pre-period values, so the adjustment moves nothing: the
+    // difference stays 2.
+    assert!(
+        (adjusted["difference"].as_f64().unwrap() - 2.0).abs() < 1e-9,
+        "{adjusted}"
+    );
+    // Turned off, or without pre-period data (purchase has none), there is no adjustment.
+    let purchase = &r["metrics"][0];
+    assert!(purchase["cuped"].is_null(), "{purchase}");
+    let (_, off) = app
+        .call(
+            Method::GET,
+            &format!("/experiments/{id}/results?cuped_days=0"),
+            None,
+        )
+        .await;
+    assert!(off["metrics"][1]["cuped"].is_null());
+    let (status, _) = app
+        .call(
+            Method::GET,
+            &format!("/experiments/{id}/results?cuped_days=400"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }

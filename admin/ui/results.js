@@ -58,7 +58,12 @@ function metricSection(metric, control) {
           h("td", { class: "num" }, pfmt(c.adjustedSequentialPValue)),
           h("td", { class: "num chance", title: c.bayesian ? `lift ${percent(c.bayesian.lift)} [${percent(c.bayesian.liftCiLow)}, ${percent(c.bayesian.liftCiHigh)}], expected loss ${percent(c.bayesian.expectedLoss, 2)}` : undefined },
             c.bayesian ? percent(c.bayesian.chanceToBeatControl, 1) : "—"),
-          h("td", {}, h("span", { class: `badge verdict-${c.verdict}` }, c.verdict))))))));
+          h("td", {}, h("span", { class: `badge verdict-${c.verdict}` }, c.verdict))))))),
+    metric.cuped && h("div", { class: "cuped" },
+      h("p", { class: "muted small" }, `CUPED, with each unit's ${metric.key} over the ${metric.cuped.preWindowDays} days before its first exposure: `,
+        `variance ${percent(-metric.cuped.varianceReduction, 0)} (θ = ${fmt(metric.cuped.theta)}).`),
+      h("ul", { class: "cuped-comparisons" }, metric.cuped.comparisons.map((c) => h("li", { dataset: { variant: c.variant } },
+        h("span", { class: "key" }, c.variant), `: adjusted ${fmt(c.difference)} [${fmt(c.ciLow)}, ${fmt(c.ciHigh)}], p ${pfmt(c.pValue)}, sequential p ${pfmt(c.sequentialPValue)}`)))));
 }
 
 /** How each unit's first exposure was learned, in the words the results page uses. */
@@ -88,7 +93,7 @@ export async function renderResults(view, id) {
     h("p", { class: "muted" }, `Phase (salt) ${results.salt}; control ${results.control}; α = ${results.alpha}; ${results.correction} correction across primary and secondary metrics.`),
     results.srm?.mismatch && h("div", { class: "banner danger", role: "alert", id: "srm-warning" },
       h("strong", {}, "Sample ratio mismatch. "),
-      `Units are not split as allocated (χ² = ${fmt(results.srm.chiSquare)}, p = ${pfmt(results.srm.pValue)}). `,
+      `Units are not split as allocated (sequential p = ${pfmt(results.srm.sequentialPValue)}; one-look χ² = ${fmt(results.srm.chiSquare)}, p = ${pfmt(results.srm.pValue)}). `,
       "Assignment or exposure logging is losing units for some variant; no result here can be trusted until that is found."),
     results.guardrailBreaches.length > 0 && h("div", { class: "banner danger", role: "alert", id: "guardrail-warning" },
       h("strong", {}, "Guardrail breached. "),
@@ -106,7 +111,7 @@ export async function renderResults(view, id) {
           h("td", { class: "sources" }, breakdown(v.unitsBySource, SOURCES)),
           h("td", { class: "left-out" }, breakdown(v.excludedUnits, REASONS))))))),
       h("p", { class: "muted small", id: "excluded-share" }, `${percent(results.excludedShare, 1)} of exposed units are left out of results (forced, allow-listed or crawlers).`),
-      results.srm && !results.srm.mismatch && h("p", { class: "muted small" }, `No sample ratio mismatch (p = ${pfmt(results.srm.pValue)}).`),
+      results.srm && !results.srm.mismatch && h("p", { class: "muted small" }, `No sample ratio mismatch (sequential p = ${pfmt(results.srm.sequentialPValue)}, valid however often you look; one-look p = ${pfmt(results.srm.pValue)}).`),
       excluded.length > 0 && h("p", { class: "muted small" }, "Left out: ", excluded.map(([why, n]) => `${n} ${why.replace("_", "-")}`).join(", "))),
     results.plan && h("p", { class: "banner", id: "plan" },
       h("strong", {}, "Sample size: "),

@@ -4,10 +4,12 @@
 //! computes in one pass, so results cost the same at ten thousand units as at ten million.
 //! - continuous metrics: Welch's t-test and its confidence interval;
 //! - conversion metrics: the pooled two-proportion z-test, with the unpooled (Wald) interval;
-//! - sample ratio mismatch: Pearson's chi-square against the allocation;
+//! - sample ratio mismatch: a sequential Dirichlet-multinomial test against the allocation,
+//!   valid however often it is checked, beside Pearson's chi-square ([`srm`]);
 //! - multiple comparisons: Holm (family-wise) or Benjamini-Hochberg (false discovery rate);
 //! - peeking: the mixture sequential probability ratio test (mSPRT, Johari et al. 2017), whose
 //!   p-value stays valid however often it is looked at;
+//! - variance reduction with pre-exposure data (CUPED, [`cuped`]);
 //! - a Bayesian reading of each comparison ([`bayesian`]);
 //! - power and duration: units needed for a minimum detectable effect ([`power`]).
 //!
@@ -15,16 +17,16 @@
 //! a caller shows "not enough data" instead of a NaN.
 
 use serde::Serialize;
-use statrs::distribution::{ChiSquared, ContinuousCDF, Normal, StudentsT};
+use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
 
 mod bayesian;
+mod cuped;
 pub mod power;
+mod srm;
 
 pub use bayesian::{bayesian, Bayesian};
-
-/// Sample ratio mismatch is flagged below this p-value: a split that far off is a bug in
-/// assignment or logging, not chance.
-pub const SRM_ALPHA: f64 = 0.001;
+pub use cuped::{cuped, Adjustment, CovariateSummary};
+pub use srm::{sample_ratio, SampleRatio, SRM_ALPHA, SRM_PRIOR_CONCENTRATION};
 
 /// Scale of the mSPRT mixing distribution, as a share of the metric's standard deviation:
 /// the prior puts most weight on effects up to about a tenth of a standard deviation, the
@@ -158,44 +160,6 @@ pub fn msprt_p_value(difference: f64, v: f64, tau2: f64) -> f64 {
     let log_lambda =
         0.5 * (v / (v + tau2)).ln() + tau2 * difference * difference / (2.0 * v * (v + tau2));
     (-log_lambda).exp().clamp(0.0, 1.0)
-}
-
-/// Pearson's chi-square of observed unit counts against expected shares.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SampleRatio {
-    pub chi_square: f64,
-    pub p_value: f64,
-    /// `p_value < SRM_ALPHA`.
-    pub mismatch: bool,
-}
-
-/// Sample ratio mismatch test: `observed[i]` units where `weights[i]` (any positive scale,
-/// e.g. allocated buckets) says how many were expected.
-pub fn sample_ratio(observed: &[u64], weights: &[f64]) -> Option<SampleRatio> {
-    if observed.len() != weights.len() || observed.len() < 2 {
-        return None;
-    }
-    let total: u64 = observed.iter().sum();
-    let weight: f64 = weights.iter().sum();
-    if total == 0 || !positive(weight) || !weights.iter().all(|w| positive(*w)) {
-        return None;
-    }
-    let chi_square: f64 = observed
-        .iter()
-        .zip(weights)
-        .map(|(o, w)| {
-            let expected = float(total) * w / weight;
-            (float(*o) - expected).powi(2) / expected
-        })
-        .sum();
-    let dist = ChiSquared::new(float(observed.len() as u64 - 1)).ok()?;
-    let p_value = dist.sf(chi_square).clamp(0.0, 1.0);
-    Some(SampleRatio {
-        chi_square,
-        p_value,
-        mismatch: p_value < SRM_ALPHA,
-    })
 }
 
 /// Which family-wise correction to apply across variants and metrics.

@@ -137,8 +137,9 @@ fn describe(r: &Results) {
     }
     if let Some(srm) = r.srm.filter(|s| s.mismatch) {
         eprintln!(
-            "  SAMPLE RATIO MISMATCH: chi2 = {:.1}, p = {:.2e}; results are not trustworthy",
-            srm.chi_square, srm.p_value
+            "  SAMPLE RATIO MISMATCH: sequential p = {:.2e} (one-look chi2 = {:.1}, p = {:.2e}); \
+             results are not trustworthy",
+            srm.sequential_p_value, srm.chi_square, srm.p_value
         );
     }
     for m in &r.metrics {

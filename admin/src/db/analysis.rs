@@ -297,6 +297,11 @@ pub struct MetricSums {
     pub mean: f64,
     pub variance: f64,
     pub conversions: i64,
+    /// The same metric over the `pre_days` before each unit's first exposure (CUPED's
+    /// covariate; 0 for a unit without events then).
+    pub covariate_mean: f64,
+    pub covariate_variance: f64,
+    pub covariance: f64,
 }
 
 /// Per variant: each unit's outcome (0/1 for a conversion metric, the sum of values for a
@@ -309,6 +314,7 @@ pub async fn metric_sums(
     salt: &str,
     metric: &str,
     conversion: bool,
+    pre_days: i32,
 ) -> Result<Vec<MetricSums>, sqlx::Error> {
     sqlx::query_as(&format!(
         "with {UNITS}, outcomes as ( \
@@ -317,10 +323,21 @@ pub async fn metric_sums(
              on ev.environment_id = $1 and ev.metric = $4 and ev.unit = u.unit \
              and ev.occurred_at >= u.first_exposed - interval '1 minute' \
            group by u.unit, u.variant), \
+         before as ( \
+           select u.unit, coalesce(sum(ev.value), 0) as total, count(ev.event_id) as n \
+           from units u left join events ev \
+             on ev.environment_id = $1 and ev.metric = $4 and ev.unit = u.unit \
+             and ev.occurred_at < u.first_exposed - interval '1 minute' \
+             and ev.occurred_at >= u.first_exposed - make_interval(days => $6) \
+           group by u.unit), \
          valued as ( \
-           select variant, n, case when $5 then (n > 0)::int::float8 else total end as x from outcomes) \
+           select o.variant, o.n, \
+             case when $5 then (o.n > 0)::int::float8 else o.total end as x, \
+             case when $5 then (b.n > 0)::int::float8 else b.total end as c \
+           from outcomes o join before b using (unit)) \
          select variant, count(*) as units, avg(x) as mean, coalesce(var_samp(x), 0) as variance, \
-           count(*) filter (where n > 0) as conversions \
+           count(*) filter (where n > 0) as conversions, avg(c) as covariate_mean, \
+           coalesce(var_samp(c), 0) as covariate_variance, coalesce(covar_samp(c, x), 0) as covariance \
          from valued group by variant"
     ))
     .bind(environment)
@@ -328,6 +345,7 @@ pub async fn metric_sums(
     .bind(salt)
     .bind(metric)
     .bind(conversion)
+    .bind(pre_days)
     .fetch_all(db)
     .await
 }

@@ -106,6 +106,8 @@ struct ResultsQuery {
     /// The sample size plan's minimum detectable (relative) effect and power.
     mde: Option<f64>,
     power: Option<f64>,
+    /// CUPED's pre-exposure window in days; 0 turns it off.
+    cuped_days: Option<i32>,
 }
 
 async fn results(
@@ -128,6 +130,9 @@ async fn results(
     }
     if let Some(power) = query.power {
         options.power = power;
+    }
+    if let Some(days) = query.cuped_days {
+        options.cuped_days = days;
     }
     ok(analysis::results(&s.ctx, id, options).await?)
 }

@@ -52,6 +52,7 @@ struct SrmCase {
     weights: Vec<f64>,
     chi_square: f64,
     p_value: f64,
+    sequential_p_value: f64,
 }
 
 #[derive(Deserialize)]
@@ -74,8 +75,8 @@ fn reference() -> Reference {
     // A shortened reference would pass every loop below: its size is pinned.
     assert_eq!(
         [r.welch.len(), r.proportions.len(), r.srm.len(), r.corrections.len(), r.msprt.len()],
-        [4, 4, 4, 3, 3],
-        "scripts/stats-reference.py writes 4 Welch, 4 proportion, 4 SRM, 3 correction and 3 mSPRT cases"
+        [4, 4, 6, 3, 3],
+        "scripts/stats-reference.py writes 4 Welch, 4 proportion, 6 SRM, 3 correction and 3 mSPRT cases"
     );
     r
 }
@@ -137,10 +138,65 @@ fn sample_ratio_matches_scipy_and_flags_52_48() {
         let got = sample_ratio(&case.observed, &case.weights).unwrap();
         close(got.chi_square, case.chi_square, &format!("srm {i} chi2"));
         close(got.p_value, case.p_value, &format!("srm {i} p"));
-        assert_eq!(got.mismatch, case.p_value < SRM_ALPHA);
+        close(
+            got.sequential_p_value,
+            case.sequential_p_value,
+            &format!("srm {i} sequential p"),
+        );
+        assert_eq!(got.mismatch, case.sequential_p_value < SRM_ALPHA);
     }
-    assert!(sample_ratio(&[5200, 4800], &[1.0, 1.0]).unwrap().mismatch);
+    // One look's chi-square would flag 52/48 at 10,000 units; the always-valid test asks for
+    // a little more evidence, and has it at 5400/4800.
+    let early = sample_ratio(&[5200, 4800], &[1.0, 1.0]).unwrap();
+    assert!(early.p_value < SRM_ALPHA && !early.mismatch, "{early:?}");
+    assert!(sample_ratio(&[5400, 4800], &[1.0, 1.0]).unwrap().mismatch);
     assert!(!sample_ratio(&[5010, 4990], &[1.0, 1.0]).unwrap().mismatch);
+}
+
+/// A/A experiments looked at every day for a month: how many ever raise the alarm.
+fn srm_false_alarms(experiments: usize, level: f64, seed: u64) -> (f64, f64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut sequential, mut fixed) = (0_usize, 0_usize);
+    for _ in 0..experiments {
+        let mut counts = [0_u64; 2];
+        let (mut seq_alarm, mut fixed_alarm) = (false, false);
+        for _day in 0..30 {
+            for _unit in 0..300 {
+                counts[usize::from(rng.random_bool(0.5))] += 1;
+            }
+            let s = sample_ratio(&counts, &[1.0, 1.0]).unwrap();
+            seq_alarm |= s.sequential_p_value < level;
+            fixed_alarm |= s.p_value < level;
+        }
+        sequential += usize::from(seq_alarm);
+        fixed += usize::from(fixed_alarm);
+    }
+    let n = experiments as f64;
+    (sequential as f64 / n, fixed as f64 / n)
+}
+
+#[test]
+fn sequential_srm_keeps_its_false_alarm_rate_under_daily_looks() {
+    // At a level where the difference shows: 30 daily looks at chi-square push its false alarms
+    // far past the level; the sequential test stays under it.
+    let (level, experiments) = (0.05, 2000);
+    let (sequential, fixed) = srm_false_alarms(experiments, level, 7);
+    let se = (level * (1.0 - level) / experiments as f64).sqrt();
+    assert!(
+        sequential <= level + 3.0 * se,
+        "sequential false alarms {sequential}"
+    );
+    assert!(
+        fixed > 2.0 * level,
+        "daily chi-square false alarms only {fixed}"
+    );
+    // And at the level the flag uses.
+    let (sequential, _) = srm_false_alarms(experiments, SRM_ALPHA, 8);
+    let se = (SRM_ALPHA * (1.0 - SRM_ALPHA) / experiments as f64).sqrt();
+    assert!(
+        sequential <= SRM_ALPHA + 3.0 * se,
+        "false alarms {sequential} at {SRM_ALPHA}"
+    );
 }
 
 #[test]
