@@ -8,6 +8,7 @@ pub mod ingest;
 pub mod metrics;
 mod plan;
 mod report;
+pub mod timeline;
 
 pub use plan::{sample_size, SampleSize};
 pub use report::*;
@@ -20,7 +21,7 @@ use uuid::Uuid;
 
 use crate::db::analysis::{self as store, ExperimentMetric};
 use crate::error::{AdminError, Result};
-use crate::model::{Direction, Experiment, MetricKind, MetricRole, Verdict};
+use crate::model::{Decision, Direction, Experiment, MetricKind, MetricRole, Verdict};
 use crate::service::{self, Ctx};
 
 /// Guardrails act only once every variant has this many units: the variance estimates the
@@ -97,6 +98,14 @@ impl Default for Options {
 /// # Errors
 /// 404 for an unknown experiment, 400 for options out of range.
 pub async fn results(ctx: &Ctx, id: Uuid, options: Options) -> Result<Results> {
+    check(&options)?;
+    let experiment = analysed(ctx, id, options.phase).await?;
+    let metrics = store::experiment_metrics(&ctx.pool, id).await?;
+    compute(ctx, &experiment, &metrics, options).await
+}
+
+/// Refuses options out of range, naming the one.
+fn check(options: &Options) -> Result<()> {
     if !(options.alpha > 0.0 && options.alpha < 0.5) {
         return Err(AdminError::BadRequest(format!(
             "alpha {} is out of range: use a value between 0 and 0.5, e.g. 0.05",
@@ -121,13 +130,27 @@ pub async fn results(ctx: &Ctx, id: Uuid, options: Options) -> Result<Results> {
             options.power
         )));
     }
+    Ok(())
+}
+
+/// Experiment `id` with the salt of the phase analysed (the current one unless `phase`).
+async fn analysed(ctx: &Ctx, id: Uuid, phase: Option<i32>) -> Result<Experiment> {
     let mut experiment = service::experiment(ctx, id).await?;
-    if let Some(number) = options.phase {
+    if let Some(number) = phase {
         // An earlier phase: its exposures are those drawn with its salt.
         experiment.salt = service::phase_salt(ctx, id, number).await?;
     }
-    let metrics = store::experiment_metrics(&ctx.pool, id).await?;
-    compute(ctx, &experiment, &metrics, options).await
+    Ok(experiment)
+}
+
+/// Variants with an allocation, in definition order.
+fn arms<'a>(experiment: &'a Experiment, buckets: &BTreeMap<&str, i64>) -> Vec<&'a str> {
+    experiment
+        .variants
+        .iter()
+        .map(|v| v.key.as_str())
+        .filter(|k| buckets.contains_key(k))
+        .collect()
 }
 
 /// The control variant: the one keyed `control`, else the first.
@@ -161,13 +184,7 @@ async fn compute(
     let buckets = allocated_buckets(experiment);
     let allocated: i64 = buckets.values().sum();
     let total_units: i64 = counts.iter().map(|c| c.units).sum();
-    // Variants with an allocation, in definition order.
-    let arms: Vec<&str> = experiment
-        .variants
-        .iter()
-        .map(|v| v.key.as_str())
-        .filter(|k| buckets.contains_key(k))
-        .collect();
+    let arms = arms(experiment, &buckets);
     let breakdown = store::variant_breakdown(&ctx.pool, env, key, salt).await?;
     let of_arm = |kind: &str, arm: &str| -> BTreeMap<String, i64> {
         breakdown
@@ -261,7 +278,10 @@ async fn compute(
             cuped,
         });
     }
-    correct(&mut results, options);
+    let decision = store::decision(&ctx.pool, experiment.id)
+        .await?
+        .unwrap_or(Decision::Sequential);
+    correct(&mut results, options, decision);
     let guardrail_breaches = breaches(&results, options.alpha);
     let days = store::days_enrolling(&ctx.pool, env, key, salt).await?;
     let plan = plan::plan_for(&results, &control, options, arms.len(), total_units, days);
@@ -273,6 +293,7 @@ async fn compute(
         control,
         alpha: options.alpha,
         correction: options.correction,
+        decision,
         variants,
         excluded_units,
         excluded_share,
@@ -344,7 +365,7 @@ fn compare(
 
 /// Adjusts the p-values of primary and secondary comparisons as one family and sets the
 /// verdicts; guardrails are judged on their own sequential p-values.
-fn correct(metrics: &mut [MetricResult], options: Options) {
+fn correct(metrics: &mut [MetricResult], options: Options, decision: Decision) {
     let in_family = |m: &MetricResult| m.role != MetricRole::Guardrail;
     let fixed: Vec<f64> = family(metrics, in_family, |c| c.test.p_value);
     let sequential: Vec<f64> = family(metrics, in_family, |c| c.test.sequential_p_value);
@@ -363,15 +384,39 @@ fn correct(metrics: &mut [MetricResult], options: Options) {
             }
             c.significant = c.adjusted_p_value <= options.alpha;
             c.sequential_significant = c.adjusted_sequential_p_value <= options.alpha;
-            c.verdict = match (
-                c.sequential_significant,
-                (c.test.difference > 0.0) == good_when_up,
-            ) {
-                (false, _) => Verdict::Inconclusive,
-                (true, true) => Verdict::Better,
-                (true, false) => Verdict::Worse,
+            c.verdict = if grouped && decision == Decision::Bayesian {
+                bayesian_verdict(c.bayesian.as_ref(), good_when_up, options.alpha)
+            } else {
+                match (
+                    c.sequential_significant,
+                    (c.test.difference > 0.0) == good_when_up,
+                ) {
+                    (false, _) => Verdict::Inconclusive,
+                    (true, true) => Verdict::Better,
+                    (true, false) => Verdict::Worse,
+                }
             };
         }
+    }
+}
+
+/// Better when the chance of an improvement (the lift in the metric's good direction) is at
+/// least `1 - alpha`, worse when it is at most `alpha`.
+fn bayesian_verdict(reading: Option<&Bayesian>, good_when_up: bool, alpha: f64) -> Verdict {
+    let Some(b) = reading else {
+        return Verdict::Inconclusive;
+    };
+    let improves = if good_when_up {
+        b.chance_to_beat_control
+    } else {
+        1.0 - b.chance_to_beat_control
+    };
+    if improves >= 1.0 - alpha {
+        Verdict::Better
+    } else if improves <= alpha {
+        Verdict::Worse
+    } else {
+        Verdict::Inconclusive
     }
 }
 

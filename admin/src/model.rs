@@ -3,7 +3,7 @@
 mod flags;
 mod metrics;
 pub use flags::{Flag, FlagSpec};
-pub use metrics::{Direction, MetricKind, MetricRole, Verdict};
+pub use metrics::{Decision, Direction, MetricKind, MetricRole, Verdict};
 
 use std::collections::BTreeMap;
 

@@ -3,52 +3,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_precision_loss)]
 
 mod common;
+#[path = "analysis/support.rs"]
+mod support;
 
 use axum::http::{Method, StatusCode};
-use cleave_admin::access::Access;
 use cleave_core::exposure::{exposure_id, utc_day};
-use common::{problems, TestApp};
+use common::problems;
 use serde_json::{json, Value};
 use sqlx::PgPool;
-
-const INGEST: &str = "edge-secret";
-
-fn app(pool: PgPool) -> TestApp {
-    let tokens = format!(
-        "ingest:edge:{INGEST},viewer:ann:view,publisher:pub:{}",
-        common::TOKEN
-    );
-    TestApp::with_access(pool, Access::from_config(Some(&tokens), None).unwrap())
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap()
-}
-
-fn exposure(env: &str, experiment: &str, variant: &str, unit: &str, at: i64) -> Value {
-    let day = utc_day(at).unwrap();
-    json!({
-        "id": exposure_id(env, experiment, experiment, variant, "user", unit, &day),
-        "experiment": experiment, "variant": variant, "unit_type": "user", "unit": unit,
-        "salt": experiment, "day": day, "at_ms": at,
-    })
-}
-
-fn event(id: &str, unit: &str, metric: &str, value: f64, at: i64) -> Value {
-    json!({"event_id": id, "unit": unit, "metric": metric, "value": value, "timestamp_ms": at})
-}
-
-async fn ingest(app: &TestApp, batch: Value) -> (StatusCode, Value) {
-    app.call_as(Method::POST, "/ingest", Some(batch), Some(INGEST))
-        .await
-}
-
-async fn count(pool: &PgPool, table: &str) -> i64 {
-    sqlx::query_scalar(&format!("select count(*) from {table}"))
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
+use support::{app, count, deliver, event, exposure, ingest, now_ms, running_experiment, INGEST};
 
 #[sqlx::test(migrations = "./migrations")]
 async fn ingest_is_idempotent_per_record_and_needs_an_ingest_token(pool: PgPool) {
@@ -153,40 +116,6 @@ async fn ingest_is_idempotent_per_record_and_needs_an_ingest_token(pool: PgPool)
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
-/// A running 50/50 experiment with a primary conversion metric, a secondary continuous one
-/// and a latency guardrail.
-async fn running_experiment(app: &TestApp) -> String {
-    let env = app.environment("prod").await;
-    for (key, kind, direction) in [
-        ("purchase", "conversion", "increase"),
-        ("revenue", "continuous", "increase"),
-        ("latency", "continuous", "decrease"),
-    ] {
-        app.ok(
-            Method::POST,
-            "/metric-definitions",
-            json!({"key": key, "kind": kind, "direction": direction}),
-        )
-        .await;
-    }
-    let (id, _) = app.experiment(&env, "checkout").await;
-    app.ok(
-        Method::PUT,
-        &format!("/experiments/{id}/metrics"),
-        json!({"metrics": [{"metric": "purchase", "role": "primary"},
-                           {"metric": "revenue", "role": "secondary"},
-                           {"metric": "latency", "role": "guardrail"}]}),
-    )
-    .await;
-    app.ok(
-        Method::PATCH,
-        &format!("/experiments/{id}/status"),
-        json!({"status": "RUNNING"}),
-    )
-    .await;
-    id
-}
-
 #[sqlx::test(migrations = "./migrations")]
 async fn metric_definitions_are_validated(pool: PgPool) {
     let app = app(pool);
@@ -227,44 +156,6 @@ async fn metric_definitions_are_validated(pool: PgPool) {
         3,
         "the refused change kept the old set"
     );
-}
-
-/// Delivers `units` exposures per variant and events: `converting[v]` of each variant's units
-/// purchase, every unit has revenue `revenue[v] + i % 7` and latency `latency[v] + i % 5`.
-async fn deliver(
-    app: &TestApp,
-    units: [usize; 2],
-    converting: [usize; 2],
-    revenue: [f64; 2],
-    latency: [f64; 2],
-) {
-    let at = now_ms() - 60_000;
-    for (v, variant) in ["control", "treatment"].iter().enumerate() {
-        let (mut exposures, mut events) = (Vec::new(), Vec::new());
-        for i in 0..units[v] {
-            let unit = format!("{variant}-{i}");
-            exposures.push(exposure("prod", "checkout", variant, &unit, at));
-            if i < converting[v] {
-                events.push(event(
-                    &format!("p-{unit}"),
-                    &unit,
-                    "purchase",
-                    1.0,
-                    at + 1000,
-                ));
-            }
-            let x = revenue[v] + (i % 7) as f64;
-            events.push(event(&format!("r-{unit}"), &unit, "revenue", x, at + 2000));
-            let y = latency[v] + (i % 5) as f64;
-            events.push(event(&format!("l-{unit}"), &unit, "latency", y, at + 2000));
-        }
-        let (status, body) = ingest(
-            app,
-            json!({"environment": "prod", "exposures": exposures, "events": events}),
-        )
-        .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-    }
 }
 
 #[sqlx::test(migrations = "./migrations")]

@@ -1,8 +1,10 @@
 // Results of one experiment: units per variant against the allocation (with the SRM check),
 // each metric's difference from control with its confidence interval drawn as a chart, the
 // sequential test's verdict, the Bayesian reading, the sample size plan, and guardrail breaches.
-import { get } from "./api.js";
-import { clear, h, percent, statusBadge, svg } from "./dom.js";
+import { api, get } from "./api.js";
+import { clear, h, percent, statusBadge, svg, toast } from "./dom.js";
+import { navigate, session } from "./session.js";
+import { timelineCard } from "./timeline.js";
 
 const fmt = (x, digits = 4) => (x === null || x === undefined || Number.isNaN(x) ? "—" : Number(x).toPrecision(digits));
 const pfmt = (p) => (p < 1e-4 ? p.toExponential(1) : p.toFixed(4));
@@ -66,6 +68,24 @@ function metricSection(metric, control) {
         h("span", { class: "key" }, c.variant), `: adjusted ${fmt(c.difference)} [${fmt(c.ciLow)}, ${fmt(c.ciHigh)}], p ${pfmt(c.pValue)}, sequential p ${pfmt(c.sequentialPValue)}`)))));
 }
 
+/** Which reading sets the verdicts; editors change it here (it publishes nothing). */
+function decisionPicker(id, decision) {
+  const words = { sequential: "the sequential test", bayesian: "the Bayesian chance to beat control" };
+  return h("label", { class: "decision-picker" }, "Verdicts follow ",
+    h("select", { id: "results-decision", disabled: !session.canEdit, title: session.canEdit ? undefined : "Needs an editor token",
+      onchange: async (ev) => {
+        try {
+          await api("PUT", `/experiments/${id}/decision`, { decision: ev.target.value });
+          await navigate(location.hash);
+          toast(`Verdicts now follow ${words[ev.target.value]}.`);
+        } catch (e) {
+          toast(e.message, "error");
+        }
+      } },
+    Object.entries(words).map(([value, text]) => h("option", { value, selected: value === decision }, text))),
+    " (guardrails always use the sequential test).");
+}
+
 /** How each unit's first exposure was learned, in the words the results page uses. */
 const SOURCES = { api: "decide API", confirmed: "confirmed", proxy_declared: "page declared", proxy_implicit: "page (implicit)", unknown: "unrecorded" };
 const REASONS = { forced: "forced", allow_listed: "allow-listed", bot: "crawlers" };
@@ -90,6 +110,7 @@ export async function renderResults(view, id) {
     h("p", {}, h("a", { href: `#/experiments/${id}` }, `← ${experiment.key}`)),
     h("h1", {}, "Results: ", h("span", { class: "key" }, experiment.key), " ", statusBadge(results.status)),
     phasePicker,
+    decisionPicker(id, results.decision),
     h("p", { class: "muted" }, `Phase (salt) ${results.salt}; control ${results.control}; α = ${results.alpha}; ${results.correction} correction across primary and secondary metrics.`),
     results.srm?.mismatch && h("div", { class: "banner danger", role: "alert", id: "srm-warning" },
       h("strong", {}, "Sample ratio mismatch. "),
@@ -119,6 +140,7 @@ export async function renderResults(view, id) {
       `to detect a ${percent(results.plan.minimumDetectableEffect, 1)} change with ${percent(results.plan.power, 0)} power; `,
       results.plan.daysLeft === null || results.plan.daysLeft === undefined ? "no enrolment to extrapolate yet."
         : results.plan.daysLeft === 0 ? "it has them." : `about ${Math.ceil(results.plan.daysLeft)} more day(s) at the enrolment rate so far.`),
+    results.metrics.length > 0 && timelineCard(id, phase, results.metrics),
     h("h2", {}, "Metrics"),
     results.metrics.length ? results.metrics.map((m) => metricSection(m, results.control))
       : h("p", { class: "muted" }, "No metrics attached: cleave-admin metrics use, or PUT /experiments/:id/metrics."));

@@ -5,7 +5,7 @@
 //! - continuous metrics: Welch's t-test and its confidence interval;
 //! - conversion metrics: the pooled two-proportion z-test, with the unpooled (Wald) interval;
 //! - sample ratio mismatch: a sequential Dirichlet-multinomial test against the allocation,
-//!   valid however often it is checked, beside Pearson's chi-square ([`srm`]);
+//!   valid however often it is checked, beside Pearson's chi-square ([`sample_ratio`]);
 //! - multiple comparisons: Holm (family-wise) or Benjamini-Hochberg (false discovery rate);
 //! - peeking: the mixture sequential probability ratio test (mSPRT, Johari et al. 2017), whose
 //!   p-value stays valid however often it is looked at;
@@ -56,6 +56,11 @@ pub struct Comparison {
     pub p_value: f64,
     /// Always-valid p-value of the mSPRT.
     pub sequential_p_value: f64,
+    /// The mSPRT's always-valid confidence sequence for `difference` at `1 - alpha`: it covers
+    /// the true difference at every look at once, so it can be read daily (the interval above
+    /// only holds for one look). It excludes 0 exactly when `sequential_p_value < alpha`.
+    pub sequential_ci_low: f64,
+    pub sequential_ci_high: f64,
 }
 
 #[allow(clippy::cast_precision_loss)]
@@ -81,6 +86,7 @@ pub fn welch(control: &Summary, treatment: &Summary, alpha: f64) -> Option<Compa
     let p_value = 2.0 * t.sf((difference / se).abs());
     let margin = t.inverse_cdf(1.0 - alpha / 2.0) * se;
     let tau2 = mixture_variance(control.variance);
+    let sequential_margin = msprt_margin(v, tau2, alpha);
     Some(Comparison {
         difference,
         relative: relative(difference, control.mean),
@@ -88,6 +94,8 @@ pub fn welch(control: &Summary, treatment: &Summary, alpha: f64) -> Option<Compa
         ci_high: difference + margin,
         p_value: p_value.clamp(0.0, 1.0),
         sequential_p_value: msprt_p_value(difference, v, tau2),
+        sequential_ci_low: difference - sequential_margin,
+        sequential_ci_high: difference + sequential_margin,
     })
 }
 
@@ -120,6 +128,7 @@ pub fn two_proportions(
     let p_value = 2.0 * normal.sf((difference / pooled_se).abs());
     let margin = normal.inverse_cdf(1.0 - alpha / 2.0) * v.sqrt();
     let tau2 = mixture_variance(pooled * (1.0 - pooled));
+    let sequential_margin = msprt_margin(v, tau2, alpha);
     Some(Comparison {
         difference,
         relative: relative(difference, pc),
@@ -127,6 +136,8 @@ pub fn two_proportions(
         ci_high: difference + margin,
         p_value: p_value.clamp(0.0, 1.0),
         sequential_p_value: msprt_p_value(difference, v, tau2),
+        sequential_ci_low: difference - sequential_margin,
+        sequential_ci_high: difference + sequential_margin,
     })
 }
 
@@ -160,6 +171,17 @@ pub fn msprt_p_value(difference: f64, v: f64, tau2: f64) -> f64 {
     let log_lambda =
         0.5 * (v / (v + tau2)).ln() + tau2 * difference * difference / (2.0 * v * (v + tau2));
     (-log_lambda).exp().clamp(0.0, 1.0)
+}
+
+/// Half-width of the mSPRT's confidence sequence: the differences `δ` the test would not
+/// reject at `alpha` (`Λ(d - δ) < 1/α`), i.e.
+/// `|d - δ| < sqrt(v (v + τ²) / τ² · (2 ln(1/α) + ln((v + τ²) / v)))`.
+/// Infinite when the variance is unknown, so nothing is excluded.
+pub fn msprt_margin(v: f64, tau2: f64, alpha: f64) -> f64 {
+    if !(positive(v) && positive(tau2) && alpha > 0.0 && alpha < 1.0) {
+        return f64::INFINITY;
+    }
+    (v * (v + tau2) / tau2 * (2.0 * (1.0 / alpha).ln() + ((v + tau2) / v).ln())).sqrt()
 }
 
 /// Which family-wise correction to apply across variants and metrics.

@@ -337,8 +337,27 @@ test("results show interval charts and the sequential status, then the SRM and g
   const units = page.locator('tr[data-units-variant="treatment"] td.sources');
   assert.match(await units.textContent(), /^\d+ decide API$/);
   assert.match(await page.locator("#excluded-share").textContent(), /^0\.0% of exposed units are left out/);
+  // Over time: today's point is today's result, with its always-valid band.
+  const timeline = await api("GET", `/experiments/${state.id}/timeline`);
+  const today = timeline.days.at(-1);
+  assert.equal(today.comparisons[0].difference, comparison.difference);
+  await page.locator(".timeline-chart").waitFor();
+  assert.equal(await page.locator('.timeline-chart g[data-variant="treatment"] circle').count(), timeline.days.length);
+  const cell = page.locator(`.timeline-table tr[data-day="${today.day}"][data-series="treatment"] td.difference`);
+  assert.equal(await cell.textContent(), Number(comparison.difference).toPrecision(4));
   await shot("results");
   await shot("results-phone", { width: 390, height: 844 });
+  // Verdicts by the Bayesian reading instead: chosen on the page, kept by the admin.
+  await page.locator("#results-decision").selectOption("bayesian");
+  await page.locator(".toast", { hasText: "Bayesian chance to beat control" }).waitFor();
+  const bayesian = await api("GET", `/experiments/${state.id}/results`);
+  assert.equal(bayesian.decision, "bayesian");
+  const chanceNow = bayesian.metrics[0].comparisons[0].bayesian.chanceToBeatControl;
+  const expected = chanceNow >= 0.95 ? "better" : chanceNow <= 0.05 ? "worse" : "inconclusive";
+  assert.equal(bayesian.metrics[0].comparisons[0].verdict, expected);
+  assert.match(await page.locator('.metric tr[data-variant="treatment"]').textContent(), new RegExp(expected));
+  assert.equal(await page.locator("#results-decision").inputValue(), "bayesian");
+  await api("PUT", `/experiments/${state.id}/decision`, { decision: "sequential" });
 
   // A guardrail: nine treatment units in ten err, one control unit in twenty does.
   await api("POST", "/metric-definitions", { key: "errors", kind: "conversion", direction: "decrease" });

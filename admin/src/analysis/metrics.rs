@@ -1,12 +1,13 @@
-//! Metric definitions and the metrics each experiment is judged on.
+//! Metric definitions, the metrics each experiment is judged on, and which reading decides
+//! its verdicts.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::db::analysis::{self as store, ExperimentMetric, Metric};
 use crate::db::audit::{self, Change};
 use crate::error::{AdminError, Result};
-use crate::model::{Direction, MetricKind, MetricRole};
+use crate::model::{Decision, Direction, MetricKind, MetricRole};
 use crate::service::{self, Ctx};
 
 #[derive(Debug, Deserialize)]
@@ -157,4 +158,59 @@ pub async fn set_for_experiment(
     .await?;
     tx.commit().await?;
     Ok(after)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    /// `sequential` or `bayesian`.
+    pub decision: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct DecisionSetting {
+    pub decision: Decision,
+}
+
+/// Which reading decides experiment `id`'s verdicts.
+///
+/// # Errors
+/// 404 for an unknown experiment.
+pub async fn decision(ctx: &Ctx, id: Uuid) -> Result<DecisionSetting> {
+    let decision = store::decision(&ctx.pool, id)
+        .await?
+        .ok_or_else(|| AdminError::NotFound(format!("no experiment {id}")))?;
+    Ok(DecisionSetting { decision })
+}
+
+/// Sets which reading decides experiment `id`'s verdicts; publishes nothing.
+///
+/// # Errors
+/// 404 for an unknown experiment, 422 for a word other than `sequential` or `bayesian`.
+pub async fn set_decision(
+    ctx: &Ctx,
+    actor: &str,
+    id: Uuid,
+    req: DecisionRequest,
+) -> Result<DecisionSetting> {
+    let Some(decision) = Decision::parse(&req.decision) else {
+        return Err(invalid("decision", Decision::refusal(&req.decision)));
+    };
+    let before = self::decision(ctx, id).await?;
+    let mut tx = ctx.pool.begin().await?;
+    store::set_decision(&mut *tx, id, decision).await?;
+    audit::record(
+        &mut tx,
+        Change {
+            actor,
+            action: "experiment.decision",
+            entity: "experiment",
+            entity_id: id.to_string(),
+            before: Some(serde_json::json!(before)),
+            after: Some(serde_json::json!({ "decision": decision })),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(DecisionSetting { decision })
 }

@@ -6,7 +6,7 @@ use cleave_core::stats::{self, power, Bayesian, Comparison, Correction, SampleRa
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::model::{Direction, MetricKind, MetricRole, Status, Verdict};
+use crate::model::{Decision, Direction, MetricKind, MetricRole, Status, Verdict};
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -19,6 +19,8 @@ pub struct Results {
     pub control: String,
     pub alpha: f64,
     pub correction: Correction,
+    /// Which reading sets the verdicts of primary and secondary metrics.
+    pub decision: Decision,
     pub variants: Vec<VariantResult>,
     /// Units kept out of results: `forced`, `allow_listed`, `bot`, and `mixed` (seen in more
     /// than one variant, e.g. after allocations moved).
@@ -116,7 +118,8 @@ pub struct VariantComparison {
     pub significant: bool,
     /// Sequential verdict at `alpha`: valid however often results are looked at.
     pub sequential_significant: bool,
-    /// By the sequential test and the metric's direction.
+    /// By the experiment's decision reading (guardrails: the sequential test) and the
+    /// metric's direction.
     pub verdict: Verdict,
     /// The Bayesian reading of the relative lift (flat prior, normal approximation).
     pub bayesian: Option<Bayesian>,

@@ -7,7 +7,7 @@ use sqlx::{FromRow, PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::model::{Direction, MetricKind, MetricRole};
+use crate::model::{Decision, Direction, MetricKind, MetricRole};
 
 /// A metric definition.
 #[derive(Debug, Clone, Serialize, FromRow)]
@@ -348,4 +348,77 @@ pub async fn metric_sums(
     .bind(pre_days)
     .fetch_all(db)
     .await
+}
+
+/// One variant's summary of one metric as it stood at the end of one day (UTC).
+#[derive(Debug, Clone, FromRow)]
+pub struct DailySums {
+    pub day: String,
+    pub variant: String,
+    pub units: i64,
+    pub mean: f64,
+    pub variance: f64,
+    pub conversions: i64,
+}
+
+/// [`metric_sums`] at the end of each day from the phase's first exposure to today: the units
+/// first exposed by then and their events until then, so each day shows what results showed.
+/// The work grows with units × days; results keep one row per variant and day.
+pub async fn daily_metric_sums(
+    db: impl PgExecutor<'_>,
+    environment: Uuid,
+    experiment: &str,
+    salt: &str,
+    metric: &str,
+    conversion: bool,
+) -> Result<Vec<DailySums>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "with {UNITS}, days as ( \
+           select d::date as day, (d::date + 1)::timestamp at time zone 'UTC' as cutoff \
+           from generate_series( \
+             (select min(first_exposed) at time zone 'UTC' from units)::date, \
+             (now() at time zone 'UTC')::date, interval '1 day') d), \
+         outcomes as ( \
+           select d.day, u.variant, coalesce(sum(ev.value), 0) as total, count(ev.event_id) as n \
+           from days d join units u on u.first_exposed < d.cutoff \
+           left join events ev \
+             on ev.environment_id = $1 and ev.metric = $4 and ev.unit = u.unit \
+             and ev.occurred_at >= u.first_exposed - interval '1 minute' \
+             and ev.occurred_at < d.cutoff \
+           group by d.day, u.variant, u.unit), \
+         valued as ( \
+           select day, variant, n, case when $5 then (n > 0)::int::float8 else total end as x \
+           from outcomes) \
+         select day::text as day, variant, count(*) as units, avg(x) as mean, \
+           coalesce(var_samp(x), 0) as variance, count(*) filter (where n > 0) as conversions \
+         from valued group by day, variant order by day, variant"
+    ))
+    .bind(environment)
+    .bind(experiment)
+    .bind(salt)
+    .bind(metric)
+    .bind(conversion)
+    .fetch_all(db)
+    .await
+}
+
+/// Which reading decides experiment `id`'s verdicts (`None` for an unknown experiment).
+pub async fn decision(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Decision>, sqlx::Error> {
+    sqlx::query_scalar("select decision from experiments where id = $1")
+        .bind(id)
+        .fetch_optional(db)
+        .await
+}
+
+pub async fn set_decision(
+    db: impl PgExecutor<'_>,
+    id: Uuid,
+    decision: Decision,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("update experiments set decision = $2 where id = $1")
+        .bind(id)
+        .bind(decision.as_str())
+        .execute(db)
+        .await?;
+    Ok(())
 }

@@ -27,6 +27,11 @@ pub fn routes() -> Router<AppState> {
             get(experiment_metrics).put(set_experiment_metrics),
         )
         .route("/experiments/{id}/results", get(results))
+        .route("/experiments/{id}/timeline", get(timeline))
+        .route(
+            "/experiments/{id}/decision",
+            get(experiment_decision).put(set_experiment_decision),
+        )
         .route("/experiments/{id}/phases", get(list_phases).post(new_phase))
         .route("/guardrails/check", post(check_guardrails))
         .route("/sample-size", get(sample_size))
@@ -135,6 +140,45 @@ async fn results(
         options.cuped_days = days;
     }
     ok(analysis::results(&s.ctx, id, options).await?)
+}
+
+async fn experiment_decision(State(s): State<AppState>, Path(id): Path<String>) -> Answer {
+    let id = parse_id(&id, "experiment")?;
+    ok(metrics::decision(&s.ctx, id).await?)
+}
+
+async fn set_experiment_decision(
+    State(s): State<AppState>,
+    Actor(actor): Actor,
+    Path(id): Path<String>,
+    Body(req): Body<metrics::DecisionRequest>,
+) -> Answer {
+    let id = parse_id(&id, "experiment")?;
+    ok(metrics::set_decision(&s.ctx, &actor, id, req).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimelineQuery {
+    /// The metric to follow; the first primary metric unless given.
+    metric: Option<String>,
+    alpha: Option<f64>,
+    phase: Option<i32>,
+}
+
+async fn timeline(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<TimelineQuery>,
+) -> Answer {
+    let id = parse_id(&id, "experiment")?;
+    let mut options = analysis::Options::default();
+    if let Some(alpha) = query.alpha {
+        options.alpha = alpha;
+    }
+    options.phase = query.phase;
+    let metric = query.metric.as_deref();
+    ok(analysis::timeline::timeline(&s.ctx, id, metric, options).await?)
 }
 
 async fn list_phases(State(s): State<AppState>, Path(id): Path<String>) -> Answer {

@@ -107,6 +107,13 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("/experiments/{id}/metrics", "GET", Need::Read),
     ("/experiments/{id}/metrics", "PUT", Need::Role(Role::Editor)),
     ("/experiments/{id}/results", "GET", Need::Read),
+    ("/experiments/{id}/timeline", "GET", Need::Read),
+    ("/experiments/{id}/decision", "GET", Need::Read),
+    (
+        "/experiments/{id}/decision",
+        "PUT",
+        Need::Role(Role::Editor),
+    ),
     ("/experiments/{id}/phases", "GET", Need::Read),
     ("/experiments/{id}/phases", "POST", Need::Role(Role::Editor)),
     ("/metric-definitions", "GET", Need::Read),

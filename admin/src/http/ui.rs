@@ -78,6 +78,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../ui/results.js"),
     ),
     (
+        "timeline.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../ui/timeline.js"),
+    ),
+    (
         "flags.js",
         "text/javascript; charset=utf-8",
         include_str!("../../ui/flags.js"),

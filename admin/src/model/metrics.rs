@@ -67,9 +67,17 @@ words! {
 }
 
 words! {
-    /// What a comparison to control concludes, by the sequential test and the metric's
-    /// direction.
+    /// What a comparison to control concludes, by the experiment's [`Decision`] and the
+    /// metric's direction.
     Verdict { Better => "better", Worse => "worse", Inconclusive => "inconclusive" }
+}
+
+words! {
+    /// Which reading sets the verdicts of an experiment's primary and secondary metrics: the
+    /// always-valid sequential test, or the Bayesian chance to beat control (at least
+    /// `1 - alpha` better, or at most `alpha`, for `worse`). Guardrails always use the
+    /// sequential test.
+    Decision { Sequential => "sequential", Bayesian => "bayesian" }
 }
 
 #[cfg(test)]
