@@ -11,6 +11,7 @@ import pathlib
 import numpy as np
 from scipy import stats
 from scipy import integrate
+from statsmodels.stats._delta_method import NonlinearDeltaCov
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import NormalIndPower
 import statsmodels.api as sm
@@ -20,7 +21,7 @@ from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 ALPHA = 0.05
 rng = np.random.default_rng(20261121)
 out = {"alpha": ALPHA, "welch": [], "proportions": [], "srm": [], "corrections": [], "msprt": [],
-       "bayesian": [], "power": [], "cuped": []}
+       "bayesian": [], "power": [], "cuped": [], "ratio": [], "ratio_cuped": []}
 
 for (mc, sc, nc, mt, st, nt) in [
     (10.0, 3.0, 500, 10.4, 3.5, 480),
@@ -119,6 +120,69 @@ for (n_c, n_t, rho, lift) in [(400, 380, 0.7, 0.3), (1200, 1250, 0.4, 0.0), (60,
         adjusted_var.append(float((post - theta * (pre - x.mean())).var(ddof=1)))
     out["cuped"].append({"arms": summaries, "theta": theta, "adjusted_difference": float(fit.params[1]),
                          "adjusted_variances": adjusted_var})
+
+# Ratio metrics (e.g. revenue per order): per unit a numerator n and a denominator d; each arm's
+# ratio of means and the difference's variance by statsmodels' delta method (NonlinearDeltaCov
+# over the four means, each arm's covariance of (n, d) / units), the z-test and its interval.
+# Their own generator, so the cases above stay as they were.
+ratio_rng = np.random.default_rng(20261204)
+
+
+def ratio_arm(n, orders, value, pre=None):
+    d = ratio_rng.poisson(orders, n).astype(float)
+    num = np.array([ratio_rng.gamma(4.0, value / 4.0, int(k)).sum() for k in d])
+    return d, num
+
+
+def moments(num, d):
+    c = np.cov(num, d, ddof=1)
+    return {"units": len(d), "numerator_mean": float(num.mean()), "denominator_mean": float(d.mean()),
+            "numerator_variance": float(c[0, 0]), "denominator_variance": float(c[1, 1]),
+            "covariance": float(c[0, 1])}
+
+
+for (n_c, n_t, orders, value, lift) in [(800, 760, 1.5, 40.0, 0.05), (3000, 3100, 0.8, 25.0, 0.0), (90, 70, 2.5, 10.0, 0.3)]:
+    (d_c, num_c), (d_t, num_t) = ratio_arm(n_c, orders, value), ratio_arm(n_t, orders, value * (1 + lift))
+    params = np.array([num_c.mean(), d_c.mean(), num_t.mean(), d_t.mean()])
+    cov = np.zeros((4, 4))
+    cov[:2, :2] = np.cov(num_c, d_c, ddof=1) / n_c
+    cov[2:, 2:] = np.cov(num_t, d_t, ddof=1) / n_t
+    delta = NonlinearDeltaCov(lambda p: np.atleast_1d(p[2] / p[3] - p[0] / p[1]), params, cov)
+    diff, se = float(delta.predicted()[0]), float(np.sqrt(delta.cov()[0, 0]))
+    low, high = delta.conf_int(alpha=ALPHA)[0]
+    out["ratio"].append({"arms": [moments(num_c, d_c), moments(num_t, d_t)], "difference": diff,
+                         "variance": se * se, "p_value": float(2 * stats.norm.sf(abs(diff) / se)),
+                         "ci_low": float(low), "ci_high": float(high)})
+
+# Ratio metrics under CUPED: each unit linearised, y = R + (n - R d) / mean(d) with its arm's
+# ratio R, and the same for the pre-period with the ratio of all arms together as the covariate;
+# then statsmodels OLS y ~ arm + x as for CUPED above. Checks the moment algebra cleave uses.
+for (n_c, n_t, orders, value, lift, keep) in [(600, 640, 1.2, 30.0, 0.1, 0.8), (1500, 1450, 2.0, 15.0, 0.0, 0.5)]:
+    arms = []
+    for n, scale in [(n_c, 1.0), (n_t, 1.0 + lift)]:
+        appetite = ratio_rng.gamma(2.0, orders / 2.0, n)
+        d_pre = ratio_rng.poisson(appetite).astype(float)
+        d = ratio_rng.poisson(appetite * keep + orders * (1 - keep)).astype(float)
+        n_pre = np.array([ratio_rng.gamma(4.0, value / 4.0, int(k)).sum() for k in d_pre])
+        num = np.array([ratio_rng.gamma(4.0, value * scale / 4.0, int(k)).sum() for k in d])
+        d_pre[: n // 4], n_pre[: n // 4] = 0.0, 0.0
+        arms.append((num, d, n_pre, d_pre))
+    pooled_pre = sum(a[2].sum() for a in arms) / sum(a[3].sum() for a in arms)
+    pooled_pre_d = np.concatenate([a[3] for a in arms]).mean()
+    ys, xs, summaries = [], [], []
+    for (num, d, n_pre, d_pre) in arms:
+        r = num.mean() / d.mean()
+        ys.append(r + (num - r * d) / d.mean())
+        xs.append(pooled_pre + (n_pre - pooled_pre * d_pre) / pooled_pre_d)
+        c = np.cov(np.vstack([num, d, n_pre, d_pre]), ddof=1)
+        summaries.append({"units": len(d), "means": [float(v.mean()) for v in (num, d, n_pre, d_pre)],
+                          "covariance": c.tolist()})
+    y, x = np.concatenate(ys), np.concatenate(xs)
+    t = np.concatenate([np.zeros(n_c), np.ones(n_t)])
+    fit = sm.OLS(y, sm.add_constant(np.column_stack([t, x]))).fit()
+    theta = float(fit.params[2])
+    out["ratio_cuped"].append({"arms": summaries, "theta": theta, "adjusted_difference": float(fit.params[1]),
+                               "adjusted_variances": [float((yy - theta * (xx - x.mean())).var(ddof=1)) for yy, xx in zip(ys, xs)]})
 
 path = pathlib.Path(__file__).resolve().parent.parent / "core/src/stats/reference.json"
 path.write_text(json.dumps(out, indent=1) + "\n")

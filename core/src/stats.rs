@@ -9,6 +9,8 @@
 //! - multiple comparisons: Holm (family-wise) or Benjamini-Hochberg (false discovery rate);
 //! - peeking: the mixture sequential probability ratio test (mSPRT, Johari et al. 2017), whose
 //!   p-value stays valid however often it is looked at;
+//! - ratio metrics (a numerator and a denominator per unit) by the delta method
+//!   ([`ratio_comparison`]), also under CUPED ([`ratio_covariates`]);
 //! - variance reduction with pre-exposure data (CUPED, [`cuped`]);
 //! - a Bayesian reading of each comparison ([`bayesian`]);
 //! - power and duration: units needed for a minimum detectable effect ([`power`]).
@@ -22,10 +24,15 @@ use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
 mod bayesian;
 mod cuped;
 pub mod power;
+mod ratio;
 mod srm;
 
 pub use bayesian::{bayesian, Bayesian};
 pub use cuped::{cuped, Adjustment, CovariateSummary};
+pub use ratio::{
+    linearised_comparison, ratio_comparison, ratio_covariates, ratio_summary,
+    RatioCovariateMoments, RatioMoments,
+};
 pub use srm::{sample_ratio, SampleRatio, SRM_ALPHA, SRM_PRIOR_CONCENTRATION};
 
 /// Scale of the mSPRT mixing distribution, as a share of the metric's standard deviation:
@@ -86,17 +93,15 @@ pub fn welch(control: &Summary, treatment: &Summary, alpha: f64) -> Option<Compa
     let p_value = 2.0 * t.sf((difference / se).abs());
     let margin = t.inverse_cdf(1.0 - alpha / 2.0) * se;
     let tau2 = mixture_variance(control.variance);
-    let sequential_margin = msprt_margin(v, tau2, alpha);
-    Some(Comparison {
+    Some(assemble(
         difference,
-        relative: relative(difference, control.mean),
-        ci_low: difference - margin,
-        ci_high: difference + margin,
-        p_value: p_value.clamp(0.0, 1.0),
-        sequential_p_value: msprt_p_value(difference, v, tau2),
-        sequential_ci_low: difference - sequential_margin,
-        sequential_ci_high: difference + sequential_margin,
-    })
+        control.mean,
+        margin,
+        p_value,
+        v,
+        tau2,
+        alpha,
+    ))
 }
 
 /// Pooled two-proportion z-test of `treatment - control` conversion rates, with the unpooled
@@ -128,17 +133,31 @@ pub fn two_proportions(
     let p_value = 2.0 * normal.sf((difference / pooled_se).abs());
     let margin = normal.inverse_cdf(1.0 - alpha / 2.0) * v.sqrt();
     let tau2 = mixture_variance(pooled * (1.0 - pooled));
+    Some(assemble(difference, pc, margin, p_value, v, tau2, alpha))
+}
+
+/// A comparison from its parts: the difference, the control's level (for the relative lift),
+/// the fixed-horizon margin and p-value, the estimate's variance `v` and the mSPRT's `tau2`.
+fn assemble(
+    difference: f64,
+    base: f64,
+    margin: f64,
+    p_value: f64,
+    v: f64,
+    tau2: f64,
+    alpha: f64,
+) -> Comparison {
     let sequential_margin = msprt_margin(v, tau2, alpha);
-    Some(Comparison {
+    Comparison {
         difference,
-        relative: relative(difference, pc),
+        relative: relative(difference, base),
         ci_low: difference - margin,
         ci_high: difference + margin,
         p_value: p_value.clamp(0.0, 1.0),
         sequential_p_value: msprt_p_value(difference, v, tau2),
         sequential_ci_low: difference - sequential_margin,
         sequential_ci_high: difference + sequential_margin,
-    })
+    }
 }
 
 /// `x > 0`, false for NaN.
