@@ -2,6 +2,7 @@
 //! sample-ratio check, multiple-comparison correction, the always-valid sequential test and
 //! guardrail status. The arithmetic is `cleave_core::stats`; this module gathers the sums.
 
+mod arms;
 mod cuped;
 pub mod guardrails;
 pub mod ingest;
@@ -228,34 +229,23 @@ async fn compute(
     let excluded_share = share(left_out, total_units + left_out);
 
     let mut results = Vec::with_capacity(metrics.len());
+    let phase = arms::Phase {
+        environment: env,
+        experiment: key,
+        salt,
+        arms: &arms,
+        control: &control,
+    };
     for metric in metrics {
         let m = &metric.metric;
-        let conversion = m.kind == MetricKind::Conversion;
-        let pre_days = options.cuped_days;
-        let sums =
-            store::metric_sums(&ctx.pool, env, key, salt, &m.key, conversion, pre_days).await?;
-        let cuped = (pre_days > 0)
-            .then(|| cuped::adjust(&arms, &sums, &control, pre_days, options.alpha))
-            .flatten();
-        let per_variant: Vec<MetricVariant> = arms
-            .iter()
-            .map(|arm| {
-                let s = sums.iter().find(|s| s.variant == *arm);
-                MetricVariant {
-                    variant: (*arm).to_owned(),
-                    units: s.map_or(0, |s| s.units),
-                    mean: s.map_or(0.0, |s| s.mean),
-                    variance: s.map_or(0.0, |s| s.variance),
-                    conversions: s.map_or(0, |s| s.conversions),
-                }
-            })
-            .collect();
+        let (per_variant, cuped) =
+            arms::metric_arms(ctx, &phase, m, options.cuped_days, options.alpha).await?;
         let base = per_variant.iter().find(|v| v.variant == control);
         let comparisons = per_variant
             .iter()
             .filter(|v| v.variant != control)
             .filter_map(|v| {
-                let test = compare(base?, v, conversion, options.alpha)?;
+                let test = compare(base?, v, m.kind, options.alpha)?;
                 Some(VariantComparison {
                     variant: v.variant.clone(),
                     test,
@@ -264,7 +254,7 @@ async fn compute(
                     significant: false,
                     sequential_significant: false,
                     verdict: Verdict::Inconclusive,
-                    bayesian: reading(base?, v, conversion, options.alpha),
+                    bayesian: reading(base?, v, m.kind == MetricKind::Conversion, options.alpha),
                 })
             })
             .collect();
@@ -339,27 +329,31 @@ fn reading(
     )
 }
 
+/// Treatment against control by the metric's kind: the two-proportion z-test, Welch's t-test,
+/// or for a ratio the z-test on its delta-method variances.
 fn compare(
     base: &MetricVariant,
     treatment: &MetricVariant,
-    conversion: bool,
+    kind: MetricKind,
     alpha: f64,
 ) -> Option<Comparison> {
-    if conversion {
-        stats::two_proportions(
+    let summary = |v: &MetricVariant| Summary {
+        units: to_u64(v.units),
+        mean: v.mean,
+        variance: v.variance,
+    };
+    match kind {
+        MetricKind::Conversion => stats::two_proportions(
             to_u64(base.conversions),
             to_u64(base.units),
             to_u64(treatment.conversions),
             to_u64(treatment.units),
             alpha,
-        )
-    } else {
-        let summary = |v: &MetricVariant| Summary {
-            units: to_u64(v.units),
-            mean: v.mean,
-            variance: v.variance,
-        };
-        stats::welch(&summary(base), &summary(treatment), alpha)
+        ),
+        MetricKind::Continuous => stats::welch(&summary(base), &summary(treatment), alpha),
+        MetricKind::Ratio => {
+            stats::linearised_comparison(&summary(base), &summary(treatment), alpha)
+        }
     }
 }
 

@@ -123,14 +123,33 @@ async fn metric_definitions_are_validated(pool: PgPool) {
         .call(
             Method::POST,
             "/metric-definitions",
-            Some(json!({"key": "purchase", "kind": "ratio", "direction": "increase"})),
+            Some(json!({"key": "purchase", "kind": "share", "direction": "increase"})),
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         problems(&body),
-        ["kind: \"ratio\": use conversion or continuous"]
+        ["kind: \"share\": use conversion, continuous or ratio"]
     );
+    // A ratio names both its events; other kinds name none.
+    for (metric, want) in [
+        (
+            json!({"key": "aov", "direction": "increase", "kind": "ratio", "numerator": "revenue"}),
+            vec!["denominator: a ratio metric needs a denominator: the event key whose values are summed"],
+        ),
+        (
+            json!({"key": "aov", "direction": "increase", "kind": "ratio", "numerator": "Revenue", "denominator": "orders"}),
+            vec!["numerator: \"Revenue\" is not an event key (lowercase letter, then up to 63 of a-z 0-9 _ . -)"],
+        ),
+        (
+            json!({"key": "aov", "direction": "increase", "kind": "continuous", "numerator": "revenue"}),
+            vec!["numerator: only a ratio metric has a numerator"],
+        ),
+    ] {
+        let (status, body) = app.call(Method::POST, "/metric-definitions", Some(metric)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(problems(&body), want);
+    }
     let id = running_experiment(&app).await;
     let (status, body) = app
         .call(

@@ -61,7 +61,8 @@ function table(timeline) {
 }
 
 /** The "Over time" card, following the metric picked (the first primary one at first). */
-export function timelineCard(id, phase, metrics) {
+export function timelineCard(id, phase, all) {
+  const metrics = all.filter((m) => m.kind !== "ratio");
   const body = h("div", { class: "timeline-body" }, h("p", { class: "muted" }, "Loading…"));
   const show = async (metric) => {
     const query = new URLSearchParams({ metric, ...(phase ? { phase } : {}) });

@@ -1,36 +1,20 @@
 //! CUPED: each metric's comparisons again, with the unit's pre-exposure value of the same
-//! metric as the covariate. The arithmetic is `cleave_core::stats::cuped`.
+//! metric as the covariate (for a ratio, the linearised pre-exposure ratio). The arithmetic is
+//! `cleave_core::stats::cuped`.
 
 use cleave_core::stats::{self, CovariateSummary};
 
-use super::{to_u64, AdjustedComparison, Cuped};
-use crate::db::analysis as store;
+use super::{AdjustedComparison, Cuped};
 
-/// The CUPED-adjusted comparisons of one metric, arms in `arms` order (control first found).
+/// The CUPED-adjusted comparisons of one metric from each arm's moments with its covariate
+/// (control among them); a ratio's adjusted arms are compared with the z-test.
 pub(super) fn adjust(
-    arms: &[&str],
-    sums: &[store::MetricSums],
+    present: &[(&str, CovariateSummary)],
     control: &str,
     pre_window_days: i32,
     alpha: f64,
+    ratio: bool,
 ) -> Option<Cuped> {
-    let present: Vec<(&str, CovariateSummary)> = arms
-        .iter()
-        .filter_map(|arm| {
-            let s = sums.iter().find(|s| s.variant == *arm)?;
-            Some((
-                *arm,
-                CovariateSummary {
-                    units: to_u64(s.units),
-                    mean: s.mean,
-                    variance: s.variance,
-                    covariate_mean: s.covariate_mean,
-                    covariate_variance: s.covariate_variance,
-                    covariance: s.covariance,
-                },
-            ))
-        })
-        .collect();
     let summaries: Vec<CovariateSummary> = present.iter().map(|(_, s)| *s).collect();
     let adjustment = stats::cuped(&summaries)?;
     let at = present.iter().position(|(arm, _)| *arm == control)?;
@@ -40,9 +24,14 @@ pub(super) fn adjust(
         .zip(&adjustment.arms)
         .filter(|((arm, _), _)| *arm != control)
         .filter_map(|((arm, _), adjusted)| {
+            let test = if ratio {
+                stats::linearised_comparison(base, adjusted, alpha)?
+            } else {
+                stats::welch(base, adjusted, alpha)?
+            };
             Some(AdjustedComparison {
                 variant: (*arm).to_owned(),
-                test: stats::welch(base, adjusted, alpha)?,
+                test,
             })
         })
         .collect();

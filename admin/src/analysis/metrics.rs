@@ -22,6 +22,11 @@ pub struct NewMetric {
     pub kind: String,
     /// `increase` or `decrease`.
     pub direction: String,
+    /// A ratio metric's numerator and denominator: event keys whose values are summed per unit.
+    #[serde(default)]
+    pub numerator: Option<String>,
+    #[serde(default)]
+    pub denominator: Option<String>,
 }
 
 fn invalid(path: &str, message: String) -> AdminError {
@@ -50,14 +55,18 @@ pub async fn create(ctx: &Ctx, actor: &str, req: NewMetric) -> Result<Metric> {
     let Some(direction) = Direction::parse(&req.direction) else {
         return Err(invalid("direction", Direction::refusal(&req.direction)));
     };
+    let parts = ratio_parts(kind, req.numerator.as_deref(), req.denominator.as_deref())?;
     let mut tx = ctx.pool.begin().await?;
     let metric = store::insert_metric(
         &mut *tx,
-        &req.key,
-        &req.name,
-        &req.description,
-        kind,
-        direction,
+        &store::NewMetricRow {
+            key: &req.key,
+            name: &req.name,
+            description: &req.description,
+            kind,
+            direction,
+            parts,
+        },
     )
     .await
     .map_err(|e| match &e {
@@ -80,6 +89,35 @@ pub async fn create(ctx: &Ctx, actor: &str, req: NewMetric) -> Result<Metric> {
     .await?;
     tx.commit().await?;
     Ok(metric)
+}
+
+/// A ratio's numerator and denominator, both event keys; refused on other kinds.
+fn ratio_parts<'a>(
+    kind: MetricKind,
+    numerator: Option<&'a str>,
+    denominator: Option<&'a str>,
+) -> Result<Option<(&'a str, &'a str)>> {
+    let mut problems = cleave_core::Problems::default();
+    for (path, part) in [("numerator", numerator), ("denominator", denominator)] {
+        match (kind, part) {
+            (MetricKind::Ratio, None) => problems.push(
+                path,
+                format!("a ratio metric needs a {path}: the event key whose values are summed"),
+            ),
+            (MetricKind::Ratio, Some(key)) if !cleave_core::keys::is_valid_key(key) => {
+                problems.push(
+                    path,
+                    format!("{key:?} is not an event key (lowercase letter, then up to 63 of a-z 0-9 _ . -)"),
+                );
+            }
+            (MetricKind::Ratio, Some(_)) | (_, None) => {}
+            (_, Some(_)) => problems.push(path, format!("only a ratio metric has a {path}")),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(AdminError::Invalid(problems));
+    }
+    Ok(numerator.zip(denominator))
 }
 
 #[derive(Debug, Deserialize)]

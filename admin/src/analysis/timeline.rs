@@ -7,7 +7,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{allocated_buckets, analysed, arms, check, compare, control_of, MetricVariant};
-use crate::db::analysis as store;
+use crate::db::analysis::{self as store, ExperimentMetric};
 use crate::error::{AdminError, Result};
 use crate::model::{MetricKind, MetricRole};
 use crate::service::Ctx;
@@ -58,10 +58,15 @@ pub async fn timeline(
     let metrics = store::experiment_metrics(&ctx.pool, id).await?;
     let chosen = match metric {
         Some(key) => metrics.iter().find(|m| m.metric.key == key),
-        None => metrics
-            .iter()
-            .find(|m| m.role == MetricRole::Primary)
-            .or_else(|| metrics.first()),
+        None => {
+            let followed = |m: &&ExperimentMetric| m.metric.kind != MetricKind::Ratio;
+            let mut candidates = metrics.iter().filter(followed);
+            metrics
+                .iter()
+                .filter(followed)
+                .find(|m| m.role == MetricRole::Primary)
+                .or_else(|| candidates.next())
+        }
     }
     .ok_or_else(|| {
         AdminError::NotFound(match metric {
@@ -72,6 +77,12 @@ pub async fn timeline(
             None => format!("experiment {} has no metrics", experiment.key),
         })
     })?;
+    if chosen.metric.kind == MetricKind::Ratio {
+        return Err(AdminError::BadRequest(format!(
+            "metric {} is a ratio; the timeline follows conversion and continuous metrics",
+            chosen.metric.key
+        )));
+    }
     let conversion = chosen.metric.kind == MetricKind::Conversion;
     let control = control_of(&experiment).unwrap_or("control").to_owned();
     let buckets = allocated_buckets(&experiment);
@@ -130,7 +141,7 @@ pub async fn timeline(
             .filter_map(|v| {
                 Some(DayComparison {
                     variant: v.variant.clone(),
-                    test: compare(base?, v, conversion, options.alpha)?,
+                    test: compare(base?, v, chosen.metric.kind, options.alpha)?,
                 })
             })
             .collect();

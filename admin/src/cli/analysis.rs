@@ -15,9 +15,16 @@ pub enum MetricCommand {
     Create {
         #[arg(long)]
         key: String,
-        /// conversion (did the unit do it) or continuous (sum of event values per unit).
+        /// conversion (did the unit do it), continuous (sum of event values per unit) or
+        /// ratio (--numerator's sum over --denominator's, e.g. revenue per order).
         #[arg(long)]
         kind: String,
+        /// A ratio's numerator: the event key whose values are summed.
+        #[arg(long)]
+        numerator: Option<String>,
+        /// A ratio's denominator: the event key whose values are summed.
+        #[arg(long)]
+        denominator: Option<String>,
         /// Which way is good: increase or decrease.
         #[arg(long, default_value = "increase")]
         direction: String,
@@ -45,6 +52,8 @@ pub async fn metric_command(ctx: &Ctx, actor: &str, command: MetricCommand) -> R
         MetricCommand::Create {
             key,
             kind,
+            numerator,
+            denominator,
             direction,
             name,
         } => {
@@ -54,6 +63,8 @@ pub async fn metric_command(ctx: &Ctx, actor: &str, command: MetricCommand) -> R
                 description: String::new(),
                 kind,
                 direction,
+                numerator,
+                denominator,
             };
             print(&metrics::create(ctx, actor, req).await?);
         }

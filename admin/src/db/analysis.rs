@@ -1,5 +1,7 @@
 //! Exposures, events, metric definitions and the per-variant sums results are computed from.
 
+pub mod ratio;
+
 use cleave_core::exposure::Exposure;
 use cleave_core::ingest::Event;
 use serde::Serialize;
@@ -20,6 +22,11 @@ pub struct Metric {
     pub kind: MetricKind,
     /// Which way is good.
     pub direction: Direction,
+    /// A ratio metric's numerator and denominator event keys.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub numerator: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub denominator: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
 }
@@ -34,25 +41,35 @@ pub struct ExperimentMetric {
     pub role: MetricRole,
 }
 
-const METRIC_COLUMNS: &str =
-    "m.id, m.key::text as key, m.name, m.description, m.kind, m.direction, m.created_at";
+const METRIC_COLUMNS: &str = "m.id, m.key::text as key, m.name, m.description, m.kind, \
+     m.direction, m.numerator, m.denominator, m.created_at";
+
+/// A metric definition to store.
+pub struct NewMetricRow<'a> {
+    pub key: &'a str,
+    pub name: &'a str,
+    pub description: &'a str,
+    pub kind: MetricKind,
+    pub direction: Direction,
+    /// A ratio's numerator and denominator event keys.
+    pub parts: Option<(&'a str, &'a str)>,
+}
 
 pub async fn insert_metric(
     db: impl PgExecutor<'_>,
-    key: &str,
-    name: &str,
-    description: &str,
-    kind: MetricKind,
-    direction: Direction,
+    m: &NewMetricRow<'_>,
 ) -> Result<Metric, sqlx::Error> {
     sqlx::query_as(&format!(
-        "insert into metrics as m (key, name, description, kind, direction) values ($1, $2, $3, $4, $5) returning {METRIC_COLUMNS}"
+        "insert into metrics as m (key, name, description, kind, direction, numerator, denominator) \
+         values ($1, $2, $3, $4, $5, $6, $7) returning {METRIC_COLUMNS}"
     ))
-    .bind(key)
-    .bind(name)
-    .bind(description)
-    .bind(kind.as_str())
-    .bind(direction.as_str())
+    .bind(m.key)
+    .bind(m.name)
+    .bind(m.description)
+    .bind(m.kind.as_str())
+    .bind(m.direction.as_str())
+    .bind(m.parts.map(|p| p.0))
+    .bind(m.parts.map(|p| p.1))
     .fetch_one(db)
     .await
 }

@@ -51,8 +51,9 @@ macro_rules! words {
 }
 
 words! {
-    /// What a metric counts per unit.
-    MetricKind { Conversion => "conversion", Continuous => "continuous" }
+    /// What a metric counts per unit: whether it happened, the sum of its values, or the sum
+    /// of one event's values over another's (a ratio).
+    MetricKind { Conversion => "conversion", Continuous => "continuous", Ratio => "ratio" }
 }
 
 words! {

@@ -1,0 +1,148 @@
+//! Each metric's per-variant summaries, read from the store by its kind, with the CUPED
+//! adjustment when units have pre-exposure data.
+
+use cleave_core::stats::{self, CovariateSummary, RatioCovariateMoments, RatioMoments};
+use uuid::Uuid;
+
+use super::{cuped, to_u64, Cuped, MetricVariant};
+use crate::db::analysis::{self as store, ratio, Metric};
+use crate::error::Result;
+use crate::model::MetricKind;
+use crate::service::Ctx;
+
+/// Where one experiment phase's numbers are read from.
+pub(super) struct Phase<'a> {
+    pub environment: Uuid,
+    pub experiment: &'a str,
+    pub salt: &'a str,
+    /// Variants with an allocation, in definition order.
+    pub arms: &'a [&'a str],
+    pub control: &'a str,
+}
+
+/// `metric`'s summary per arm (zeros for an arm without units) and its CUPED adjustment over
+/// `pre_days` (none when 0).
+pub(super) async fn metric_arms(
+    ctx: &Ctx,
+    phase: &Phase<'_>,
+    metric: &Metric,
+    pre_days: i32,
+    alpha: f64,
+) -> Result<(Vec<MetricVariant>, Option<Cuped>)> {
+    let (env, key, salt) = (phase.environment, phase.experiment, phase.salt);
+    let (variants, present) = match (&metric.numerator, &metric.denominator) {
+        (Some(numerator), Some(denominator)) if metric.kind == MetricKind::Ratio => {
+            let parts = (numerator.as_str(), denominator.as_str());
+            let sums = ratio::ratio_sums(&ctx.pool, env, key, salt, parts, pre_days).await?;
+            ratio_arms(phase.arms, &sums)
+        }
+        _ => {
+            let conversion = metric.kind == MetricKind::Conversion;
+            let sums =
+                store::metric_sums(&ctx.pool, env, key, salt, &metric.key, conversion, pre_days)
+                    .await?;
+            plain_arms(phase.arms, &sums)
+        }
+    };
+    let is_ratio = metric.kind == MetricKind::Ratio;
+    let cuped = (pre_days > 0)
+        .then(|| cuped::adjust(&present?, phase.control, pre_days, alpha, is_ratio))
+        .flatten();
+    Ok((variants, cuped))
+}
+
+type Arms<'a> = (Vec<MetricVariant>, Option<Vec<(&'a str, CovariateSummary)>>);
+
+fn empty(arm: &str) -> MetricVariant {
+    MetricVariant {
+        variant: arm.to_owned(),
+        units: 0,
+        mean: 0.0,
+        variance: 0.0,
+        conversions: 0,
+    }
+}
+
+fn plain_arms<'a>(arms: &[&'a str], sums: &[store::MetricSums]) -> Arms<'a> {
+    let found = |arm: &str| sums.iter().find(|s| s.variant == arm);
+    let variants = arms
+        .iter()
+        .map(|arm| match found(arm) {
+            Some(s) => MetricVariant {
+                variant: (*arm).to_owned(),
+                units: s.units,
+                mean: s.mean,
+                variance: s.variance,
+                conversions: s.conversions,
+            },
+            None => empty(arm),
+        })
+        .collect();
+    let present = arms
+        .iter()
+        .filter_map(|arm| {
+            let s = found(arm)?;
+            Some((
+                *arm,
+                CovariateSummary {
+                    units: to_u64(s.units),
+                    mean: s.mean,
+                    variance: s.variance,
+                    covariate_mean: s.covariate_mean,
+                    covariate_variance: s.covariate_variance,
+                    covariance: s.covariance,
+                },
+            ))
+        })
+        .collect();
+    (variants, Some(present))
+}
+
+/// A ratio's arms: the ratio of means and the per-unit variance of its linearisation, so the
+/// comparisons, the Bayesian reading and the plan use the delta method.
+fn ratio_arms<'a>(arms: &[&'a str], sums: &[ratio::RatioSums]) -> Arms<'a> {
+    let found = |arm: &str| sums.iter().find(|s| s.variant == arm);
+    let variants = arms
+        .iter()
+        .map(|arm| {
+            let Some(s) = found(arm) else {
+                return empty(arm);
+            };
+            let moments = RatioMoments {
+                units: to_u64(s.units),
+                numerator_mean: s.mean_n,
+                denominator_mean: s.mean_d,
+                numerator_variance: s.nn,
+                denominator_variance: s.dd,
+                covariance: s.nd,
+            };
+            let summary = stats::ratio_summary(&moments);
+            MetricVariant {
+                variant: (*arm).to_owned(),
+                units: s.units,
+                mean: summary.map_or(0.0, |r| r.mean),
+                variance: summary.map_or(0.0, |r| r.variance),
+                conversions: s.with_denominator,
+            }
+        })
+        .collect();
+    let present: Vec<&'a str> = arms
+        .iter()
+        .copied()
+        .filter(|a| found(a).is_some())
+        .collect();
+    let moments: Vec<RatioCovariateMoments> = present
+        .iter()
+        .filter_map(|arm| {
+            let (means, covariance) = found(arm)?.matrix();
+            Some(RatioCovariateMoments {
+                units: to_u64(found(arm)?.units),
+                means,
+                covariance,
+            })
+        })
+        .collect();
+    let covariates = stats::ratio_covariates(&moments)
+        .map(|summaries| present.into_iter().zip(summaries).collect());
+    (variants, covariates)
+}
