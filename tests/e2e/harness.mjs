@@ -256,9 +256,23 @@ export async function openKv(worker) {
   };
 }
 
+/** A pooled connection the server had already closed: after answering a request early (a 413
+ * before reading its body) workerd closes that connection, and the next request can race onto
+ * it before the client sees the close. Only then, and only without a body, is one retry safe. */
+const STALE_SOCKET = new Set(["ECONNRESET", "UND_ERR_SOCKET", "EPIPE"]);
+
+async function fetchPastStaleSocket(url, init) {
+  try {
+    return await fetch(url, init);
+  } catch (e) {
+    if (init?.body !== undefined || !STALE_SOCKET.has(e?.cause?.code)) throw e;
+    return fetch(url, init);
+  }
+}
+
 /** GET or POST against the worker; returns status, headers and parsed JSON (if any). */
 export async function call(url, init) {
-  const res = await fetch(url, init);
+  const res = await fetchPastStaleSocket(url, init);
   const text = await res.text();
   let json;
   try {
