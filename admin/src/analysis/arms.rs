@@ -126,22 +126,22 @@ fn ratio_arms<'a>(arms: &[&'a str], sums: &[ratio::RatioSums]) -> Arms<'a> {
             }
         })
         .collect();
-    let present: Vec<&'a str> = arms
-        .iter()
-        .copied()
-        .filter(|a| found(a).is_some())
-        .collect();
-    let moments: Vec<RatioCovariateMoments> = present
+    let (present, moments): (Vec<&'a str>, Vec<RatioCovariateMoments>) = arms
         .iter()
         .filter_map(|arm| {
-            let (means, covariance) = found(arm)?.matrix();
-            Some(RatioCovariateMoments {
-                units: to_u64(found(arm)?.units),
-                means,
-                covariance,
-            })
+            let s = found(arm)?;
+            let (means, covariance) = s.matrix();
+            let units = to_u64(s.units);
+            Some((
+                *arm,
+                RatioCovariateMoments {
+                    units,
+                    means,
+                    covariance,
+                },
+            ))
         })
-        .collect();
+        .unzip();
     let covariates = stats::ratio_covariates(&moments)
         .map(|summaries| present.into_iter().zip(summaries).collect());
     (variants, covariates)

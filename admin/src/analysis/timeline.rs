@@ -59,13 +59,16 @@ pub async fn timeline(
     let chosen = match metric {
         Some(key) => metrics.iter().find(|m| m.metric.key == key),
         None => {
-            let followed = |m: &&ExperimentMetric| m.metric.kind != MetricKind::Ratio;
-            let mut candidates = metrics.iter().filter(followed);
-            metrics
+            // The first primary metric the timeline can follow, else the first such metric.
+            let followed: Vec<&ExperimentMetric> = metrics
                 .iter()
-                .filter(followed)
+                .filter(|m| m.metric.kind != MetricKind::Ratio)
+                .collect();
+            followed
+                .iter()
                 .find(|m| m.role == MetricRole::Primary)
-                .or_else(|| candidates.next())
+                .or(followed.first())
+                .copied()
         }
     }
     .ok_or_else(|| {

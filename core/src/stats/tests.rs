@@ -81,8 +81,9 @@ fn reference() -> Reference {
     r
 }
 
-fn close(actual: f64, expected: f64, what: &str) {
-    let tolerance = 1e-9_f64.max(expected.abs() * 1e-6);
+/// Agreement with a reference value: 1e-6 relative, or 1e-12 absolute for values near 0.
+pub(super) fn close(actual: f64, expected: f64, what: &str) {
+    let tolerance = 1e-12_f64.max(expected.abs() * 1e-6);
     assert!(
         (actual - expected).abs() <= tolerance,
         "{what}: {actual} != {expected}"

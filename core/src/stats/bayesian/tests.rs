@@ -3,6 +3,7 @@
 use serde::Deserialize;
 
 use super::*;
+use crate::stats::tests::close;
 
 /// The Bayesian cases of `scripts/stats-reference.py` (scipy's normal, losses integrated).
 #[derive(Deserialize)]
@@ -21,14 +22,6 @@ struct Case {
     lift_ci_high: f64,
     expected_loss: f64,
     control_expected_loss: f64,
-}
-
-fn close(actual: f64, expected: f64, what: &str) {
-    let tolerance = 1e-12_f64.max(expected.abs() * 1e-6);
-    assert!(
-        (actual - expected).abs() <= tolerance,
-        "{what}: {actual} != {expected}"
-    );
 }
 
 #[test]

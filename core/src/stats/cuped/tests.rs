@@ -12,6 +12,7 @@ use rand_distr::{Distribution, Normal};
 use serde::Deserialize;
 
 use super::*;
+use crate::stats::tests::close;
 use crate::stats::welch;
 
 /// The CUPED cases of `scripts/stats-reference.py` (statsmodels OLS `y ~ arm + x`).
@@ -36,14 +37,6 @@ struct Arm {
     covariate_mean: f64,
     covariate_variance: f64,
     covariance: f64,
-}
-
-fn close(actual: f64, expected: f64, what: &str) {
-    let tolerance = 1e-9_f64.max(expected.abs() * 1e-6);
-    assert!(
-        (actual - expected).abs() <= tolerance,
-        "{what}: {actual} != {expected}"
-    );
 }
 
 #[test]

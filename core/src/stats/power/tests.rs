@@ -12,6 +12,7 @@ use rand_distr::{Distribution, Normal};
 use serde::Deserialize;
 
 use super::*;
+use crate::stats::tests::close;
 
 /// The power cases of `scripts/stats-reference.py` (statsmodels' `NormalIndPower`).
 #[derive(Deserialize)]
@@ -27,13 +28,6 @@ struct Case {
     power: f64,
     wanted: f64,
     units_needed: f64,
-}
-
-fn close(actual: f64, expected: f64, what: &str) {
-    assert!(
-        (actual - expected).abs() <= expected.abs() * 1e-6,
-        "{what}: {actual} != {expected}"
-    );
 }
 
 #[test]

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use super::*;
 use crate::stats::cuped;
+use crate::stats::tests::close;
 
 /// The ratio cases of `scripts/stats-reference.py`: statsmodels' delta method, and OLS on the
 /// linearised values for CUPED.
@@ -59,14 +60,6 @@ struct CupedArm {
 
 fn reference() -> Reference {
     serde_json::from_str(include_str!("../reference.json")).unwrap()
-}
-
-fn close(actual: f64, expected: f64, what: &str) {
-    let tolerance = 1e-6 * expected.abs().max(1e-12);
-    assert!(
-        (actual - expected).abs() <= tolerance,
-        "{what}: {actual} vs {expected}"
-    );
 }
 
 fn moments(a: &Arm) -> RatioMoments {
