@@ -221,6 +221,14 @@ impl Engine {
         self.uses_edge_attributes
     }
 
+    /// Whether the environment holdout keeps `units` out of every experiment; `None` without
+    /// a holdout or without the unit it hashes.
+    pub fn held_out(&self, units: &crate::decision::Units) -> Option<bool> {
+        let holdout = self.holdout.as_ref()?;
+        let unit = units.get(&holdout.unit)?;
+        Some(holdout.holds(unit).is_some())
+    }
+
     /// The snapshot as published.
     pub fn snapshot(&self) -> &Snapshot {
         &self.snapshot

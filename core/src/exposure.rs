@@ -11,8 +11,10 @@ use sha2::{Digest, Sha256};
 use crate::decision::Assignment;
 use crate::engine::{unit_for, Subject};
 
+mod holdout;
 mod rules;
 
+pub use holdout::{holdout_exposure, HELD_OUT, HOLDOUT_EXPERIMENT, REST};
 pub use rules::{declared_by_origin, parse_exposed_header, Binding, Expose, Source};
 
 /// Why an exposure is kept out of results.
@@ -57,6 +59,68 @@ pub struct Exposure {
     /// How the edge learned the unit saw it; absent in records from older workers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
+    /// Where and on what it was served, for results by slice: the edge's `cf.country`,
+    /// `ua.device` and `ua.browser`; absent when the edge did not know (local dev has no
+    /// country) and in records from older workers.
+    #[serde(default, skip_serializing_if = "SliceAttributes::is_empty")]
+    pub slice: SliceAttributes,
+}
+
+/// The edge dimensions results can be sliced by.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SliceAttributes {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser: Option<String>,
+}
+
+/// Longest slice value accepted, in bytes.
+pub const MAX_SLICE_BYTES: usize = 32;
+
+impl SliceAttributes {
+    pub fn is_empty(&self) -> bool {
+        self.country.is_none() && self.device.is_none() && self.browser.is_none()
+    }
+
+    /// The request's slice, from the edge-derived attributes (a request cannot set these
+    /// namespaces itself).
+    pub fn of(attributes: &crate::targeting::Attributes) -> Self {
+        let get = |name: &str| {
+            attributes
+                .get(name)
+                .filter(|v| !v.is_empty() && v.len() <= MAX_SLICE_BYTES)
+                .cloned()
+        };
+        Self {
+            country: get("cf.country"),
+            device: get("ua.device"),
+            browser: get("ua.browser"),
+        }
+    }
+
+    /// Why a delivered slice is refused, naming the field.
+    pub fn problem(&self) -> Option<String> {
+        [
+            ("country", &self.country),
+            ("device", &self.device),
+            ("browser", &self.browser),
+        ]
+        .into_iter()
+        .find_map(|(field, value)| {
+            let v = value.as_deref()?;
+            let bad = v.is_empty()
+                || v.len() > MAX_SLICE_BYTES
+                || !v
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b' '));
+            bad.then(|| {
+                format!("{field}: must be 1 to {MAX_SLICE_BYTES} letters, digits, spaces or -_.")
+            })
+        })
+    }
 }
 
 /// The deterministic id: the first 16 bytes of SHA-256 over the length-prefixed fields, hex.
@@ -106,6 +170,7 @@ pub fn exposures_of(
     let Some(day) = utc_day(subject.now_ms) else {
         return Vec::new();
     };
+    let slice = SliceAttributes::of(subject.attributes);
     assignments
         .iter()
         .filter_map(|a| {
@@ -137,6 +202,7 @@ pub fn exposures_of(
                 at_ms: subject.now_ms,
                 excluded,
                 source: Some(source),
+                slice: slice.clone(),
             })
         })
         .collect()

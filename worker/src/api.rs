@@ -349,8 +349,16 @@ fn decide_with(
     if let Err(BadRequest(message)) = decide_request::check_identifier(&request) {
         return envelope::error(400, &message);
     }
+    let source = match purpose {
+        Purpose::Confirm => Some(Source::Confirmed),
+        Purpose::Decide => request
+            .expose
+            .records(request.experiments.is_some())
+            .then_some(Source::Api),
+    };
+    let source = decision::collected(config, source);
     let mut attributes = std::mem::take(&mut request.attributes);
-    let context = match enrich(engine, req, url, &mut attributes, true) {
+    let context = match enrich(engine, req, url, &mut attributes, true, source.is_some()) {
         Ok(context) => context,
         Err(e) => return envelope::error(400, &e.to_string()),
     };
@@ -386,14 +394,6 @@ fn decide_with(
         sticky: sticky.as_ref(),
         route: page,
     };
-    let source = match purpose {
-        Purpose::Confirm => Some(Source::Confirmed),
-        Purpose::Decide => request
-            .expose
-            .records(request.experiments.is_some())
-            .then_some(Source::Api),
-    };
-    let source = decision::collected(config, source);
     // Who the caller is only matters when something will be recorded; reading its headers
     // crosses into JavaScript.
     let caller = match source {

@@ -5,7 +5,9 @@
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
-use cleave_core::exposure::{declared_by_origin, exposures_of, Binding, Exposure, Source};
+use cleave_core::exposure::{
+    declared_by_origin, exposures_of, holdout_exposure, Binding, Exposure, Source,
+};
 use cleave_core::snapshot::AnonymousExposures;
 use cleave_core::{Assignment, Engine, Subject};
 use worker::web_sys::Request;
@@ -143,6 +145,8 @@ pub struct Exposures {
     records: Vec<Exposure>,
     /// Experiments with routes, which the page matched to be assigned at all.
     route_scoped: BTreeSet<String>,
+    /// The unit's holdout exposure: recorded whatever the origin declares, held out or not.
+    holdout: Option<Exposure>,
 }
 
 impl Exposures {
@@ -159,7 +163,8 @@ impl Exposures {
     }
 
     /// Sends them on (when collection is configured).
-    pub fn record(self, config: &Config, ctx: &Context) {
+    pub fn record(mut self, config: &Config, ctx: &Context) {
+        self.records.extend(self.holdout);
         crate::delivery::send_exposures(config, ctx, &self.environment, self.records);
     }
 }
@@ -193,7 +198,10 @@ pub fn assign<'e>(
 ) -> Decided<'e> {
     let environment = ask.environment;
     let assignments = engine.assign(subject);
-    let exposures = exposures(ask, subject, &assignments);
+    let mut exposures = exposures(ask, subject, &assignments);
+    exposures.holdout = ask
+        .source
+        .and_then(|source| holdout_exposure(environment, engine, subject, source, &ask.binding));
     telemetry::report(Event::Decision {
         environment,
         mode: ask.mode.as_str(),
@@ -233,5 +241,6 @@ pub fn exposures(
         environment: ask.environment.to_owned(),
         records,
         route_scoped,
+        holdout: None,
     }
 }

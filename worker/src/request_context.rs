@@ -23,6 +23,8 @@ pub struct RequestContext {
 
 /// Adds edge and schema attributes to `attributes`. `strict` (the decide API) refuses a
 /// missing required or unconvertible schema attribute; proxy mode leaves it out.
+/// `recording` says exposures may be recorded: they carry the edge's country, device and
+/// browser, so the edge attributes are read even when no experiment targets them.
 ///
 /// # Errors
 /// The schema attribute at fault, in strict mode.
@@ -32,8 +34,9 @@ pub fn enrich(
     url: &RequestUrl,
     attributes: &mut Attributes,
     strict: bool,
+    recording: bool,
 ) -> Result<RequestContext, ContextError> {
-    let edge = engine.uses_edge_attributes();
+    let edge = engine.uses_edge_attributes() || recording;
     let agent = (edge || engine.needs_bot_check()).then(|| user_agent_of(req));
     let schema = &engine.snapshot().context_schema;
     let typed = if schema.is_empty() {

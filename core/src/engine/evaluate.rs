@@ -418,13 +418,21 @@ impl<'e, 's> Evaluation<'e, 's> {
         if let Some(known) = self.holdout {
             return known;
         }
-        let held = self.engine.holdout.as_ref().and_then(|h| {
-            let unit = self.subject.units.get(&h.unit)?;
-            let bucket = draw(&h.seed, unit).bucket;
-            in_ranges(&h.ranges, bucket).then_some(bucket)
-        });
+        let held = self
+            .engine
+            .holdout
+            .as_ref()
+            .and_then(|h| h.holds(self.subject.units.get(&h.unit)?));
         self.holdout = Some(held);
         held
+    }
+}
+
+impl super::PreparedHoldout {
+    /// The unit's holdout bucket when the holdout holds it out.
+    pub(crate) fn holds(&self, unit: &str) -> Option<u16> {
+        let bucket = draw(&self.seed, unit).bucket;
+        in_ranges(&self.ranges, bucket).then_some(bucket)
     }
 }
 

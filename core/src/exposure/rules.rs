@@ -164,6 +164,7 @@ pub fn declared_by_origin(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::exposure::SliceAttributes;
 
     #[test]
     fn a_bulk_call_records_nothing_unless_it_says_all() {
@@ -211,6 +212,7 @@ mod tests {
             at_ms: 0,
             excluded: None,
             source: Some(Source::ProxyImplicit),
+            slice: SliceAttributes::default(),
         }
     }
 

@@ -204,3 +204,155 @@ fn the_exposure_id_is_pinned() {
     // Computed independently (Node's crypto) from the documented layout.
     assert_eq!(id, "1a5f989331abc79f431b5d0ba47d391f");
 }
+
+#[test]
+fn exposures_carry_the_edge_slice_and_older_records_without_one_still_read() {
+    let engine = engine();
+    let attributes: Attributes = [
+        ("cf.country", "FR"),
+        ("ua.device", "mobile"),
+        ("ua.browser", "safari"),
+        ("plan", "pro"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let units = units(&[("user", "u1")]);
+    let subject = Subject::new(&units, &attributes, NOV_21_NOON);
+    let exposures = exposures_of(
+        "demo",
+        &subject,
+        &engine.assign(&subject),
+        Source::Api,
+        &Binding::Any,
+    );
+    let slice = &exposures[0].slice;
+    assert_eq!(slice.country.as_deref(), Some("FR"));
+    assert_eq!(slice.device.as_deref(), Some("mobile"));
+    assert_eq!(slice.browser.as_deref(), Some("safari"));
+    let json = serde_json::to_value(&exposures[0]).unwrap();
+    assert_eq!(json["slice"]["country"], "FR");
+    // The slice is not part of the id: the same unit's day stays one row wherever it is.
+    let bare = Attributes::new();
+    let elsewhere = Subject::new(&units, &bare, NOV_21_NOON);
+    let plain = exposures_of(
+        "demo",
+        &elsewhere,
+        &engine.assign(&elsewhere),
+        Source::Api,
+        &Binding::Any,
+    );
+    assert_eq!(plain[0].id, exposures[0].id);
+    assert!(plain[0].slice.is_empty());
+    assert!(serde_json::to_value(&plain[0])
+        .unwrap()
+        .get("slice")
+        .is_none());
+    let mut old = json.clone();
+    old.as_object_mut().unwrap().remove("slice");
+    let read: Exposure = serde_json::from_value(old).unwrap();
+    assert!(read.slice.is_empty());
+}
+
+#[test]
+fn delivered_slices_are_checked_field_by_field() {
+    let ok = SliceAttributes {
+        country: Some("FR".into()),
+        device: Some("desktop".into()),
+        browser: Some("chrome".into()),
+    };
+    assert_eq!(ok.problem(), None);
+    let long = SliceAttributes {
+        browser: Some("x".repeat(MAX_SLICE_BYTES + 1)),
+        ..ok.clone()
+    };
+    assert!(long.problem().unwrap().starts_with("browser:"));
+    let odd = SliceAttributes {
+        country: Some("F'; drop".into()),
+        ..ok
+    };
+    assert!(odd.problem().unwrap().starts_with("country:"));
+}
+
+fn holdout_engine() -> Engine {
+    Engine::decode(
+        br#"{"schema":1,"environment":"demo","version":3,"published_at":"2026-11-21T00:00:00Z","published_by":"t",
+        "holdout":{"salt":"h-2026","unit":"user","ranges":[[0,999]]},
+        "experiments":[
+          {"id":"e1","key":"checkout","status":"running","salt":"checkout-2","variants":[
+            {"id":"v1","key":"control","ranges":[[0,4999]]},
+            {"id":"v2","key":"treatment","ranges":[[5000,9999]]}]}]}"#,
+    )
+    .unwrap()
+}
+
+#[test]
+fn every_recorded_decision_records_the_holdout_for_held_out_units_and_the_rest_alike() {
+    let engine = holdout_engine();
+    let attributes = Attributes::new();
+    let (mut held, mut rest) = (0, 0);
+    for i in 0..2000 {
+        let id = format!("u{i}");
+        let units = units(&[("user", &id)]);
+        let subject = Subject::new(&units, &attributes, NOV_21_NOON);
+        let assigned = engine.assign(&subject);
+        let e = holdout_exposure(
+            "demo",
+            &engine,
+            &subject,
+            Source::ProxyImplicit,
+            &Binding::Any,
+        )
+        .unwrap();
+        assert_eq!(e.experiment, HOLDOUT_EXPERIMENT);
+        assert_eq!(e.salt, "h-2026");
+        assert_eq!(
+            e.id,
+            exposure_id(
+                "demo",
+                HOLDOUT_EXPERIMENT,
+                "h-2026",
+                &e.variant,
+                "user",
+                &id,
+                &e.day
+            )
+        );
+        // Held out exactly when the engine enrolled the unit in nothing.
+        if e.variant == HELD_OUT {
+            held += 1;
+            assert!(assigned.is_empty(), "{id} is held out yet assigned");
+        } else {
+            assert_eq!(e.variant, REST);
+            rest += 1;
+            assert_eq!(assigned.len(), 1, "{id} is not held out yet unassigned");
+        }
+    }
+    // 1,000 of 10,000 buckets: about 10%.
+    assert!((150..=250).contains(&held), "held out {held} of 2000");
+    assert_eq!(held + rest, 2000);
+}
+
+#[test]
+fn holdout_exposures_follow_the_binding_and_mark_bots_and_forced_requests() {
+    let engine = holdout_engine();
+    let attributes = Attributes::new();
+    let units = units(&[("user", "u1")]);
+    let subject = Subject::new(&units, &attributes, NOV_21_NOON);
+    let source = Source::Api;
+    assert!(holdout_exposure("demo", &engine, &subject, source, &Binding::Units(&[])).is_none());
+    let mut bot = subject;
+    bot.bot = true;
+    let marked = holdout_exposure("demo", &engine, &bot, source, &Binding::Any).unwrap();
+    assert_eq!(marked.excluded, Some(Excluded::Bot));
+    let forced: Forced = BTreeMap::from([("checkout".to_owned(), "treatment".to_owned())]);
+    let mut qa = subject;
+    qa.forced = Some(&forced);
+    let marked = holdout_exposure("demo", &engine, &qa, source, &Binding::Any).unwrap();
+    assert_eq!(marked.excluded, Some(Excluded::Forced));
+    // No holdout, or no unit of its type: nothing.
+    assert!(holdout_exposure("demo", &self::engine(), &subject, source, &Binding::Any).is_none());
+    let anon = self::units(&[("anon", "a1")]);
+    let anonymous = Subject::new(&anon, &attributes, NOV_21_NOON);
+    assert!(holdout_exposure("demo", &engine, &anonymous, source, &Binding::Any).is_none());
+}

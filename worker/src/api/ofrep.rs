@@ -113,7 +113,14 @@ fn evaluate_with(
     environment: &str,
 ) -> Result<Response> {
     let mut attributes = context.attributes.clone();
-    let enriched = match enrich(engine, req, url, &mut attributes, true) {
+    let enriched = match enrich(
+        engine,
+        req,
+        url,
+        &mut attributes,
+        true,
+        config.ingest_url.is_some(),
+    ) {
         Ok(enriched) => enriched,
         Err(e) => return failure(400, key, "INVALID_CONTEXT", &e.to_string()),
     };

@@ -67,7 +67,7 @@ pub async fn context(
     let served = serve(env, config, &environment).await;
     let mut schema_error = None;
     let schema = served.engine.as_ref().map(|engine| {
-        if let Err(e) = enrich(engine, req, url, &mut parsed.attributes, true) {
+        if let Err(e) = enrich(engine, req, url, &mut parsed.attributes, true, false) {
             schema_error = Some(e.to_string());
         }
         &engine.snapshot().context_schema

@@ -113,9 +113,12 @@ pub fn decide(
             units.insert(i.unit.clone(), i.id.clone());
         }
     }
+    let source =
+        decision::collected(config, Some(Source::ProxyImplicit)).filter(|_| visitor.consented);
     let mut attributes = Attributes::new();
     // Lenient: a missing or malformed schema attribute only makes its conditions false.
-    let bot = enrich(engine, req, url, &mut attributes, false).is_ok_and(|c| c.bot);
+    let bot =
+        enrich(engine, req, url, &mut attributes, false, source.is_some()).is_ok_and(|c| c.bot);
     // An invalid, tampered or expired QA cookie is ignored: the visitor is bucketed.
     let forced = visitor
         .cookie
@@ -146,8 +149,7 @@ pub fn decide(
     let ask = Ask {
         environment,
         mode: Mode::Proxy,
-        source: decision::collected(config, Some(Source::ProxyImplicit))
-            .filter(|_| visitor.consented),
+        source,
         binding: caller.binding(Some(engine)),
     };
     let decision::Decided {
