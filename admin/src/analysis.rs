@@ -5,10 +5,12 @@
 mod arms;
 mod cuped;
 pub mod guardrails;
+pub mod holdout;
 pub mod ingest;
 pub mod metrics;
 mod plan;
 mod report;
+pub mod slices;
 pub mod timeline;
 
 pub use plan::{sample_size, SampleSize};
@@ -20,7 +22,7 @@ use cleave_core::stats::{self, Bayesian, Comparison, Correction, Summary};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::db::analysis::{self as store, ExperimentMetric};
+use crate::db::analysis::{self as store, Cohort, ExperimentMetric};
 use crate::error::{AdminError, Result};
 use crate::model::{Decision, Direction, Experiment, MetricKind, MetricRole, Verdict};
 use crate::service::{self, Ctx};
@@ -178,15 +180,70 @@ async fn compute(
     metrics: &[ExperimentMetric],
     options: Options,
 ) -> Result<Results> {
-    let env = experiment.environment_id;
-    let (key, salt) = (experiment.key.as_str(), experiment.salt.as_str());
+    let cohort = Cohort::phase(experiment.environment_id, &experiment.key, &experiment.salt);
     let control = control_of(experiment).unwrap_or("control").to_owned();
-    let counts = store::variant_counts(&ctx.pool, env, key, salt).await?;
     let buckets = allocated_buckets(experiment);
-    let allocated: i64 = buckets.values().sum();
-    let total_units: i64 = counts.iter().map(|c| c.units).sum();
     let arms = arms(experiment, &buckets);
-    let breakdown = store::variant_breakdown(&ctx.pool, env, key, salt).await?;
+    let weighted: Vec<(&str, i64)> = arms
+        .iter()
+        .map(|arm| (*arm, buckets.get(arm).copied().unwrap_or(0)))
+        .collect();
+    let enrolment = enrolment(ctx, &cohort, &weighted).await?;
+    let phase = arms::Phase {
+        cohort,
+        arms: &arms,
+        control: &control,
+    };
+    let mut results = metric_results(ctx, &phase, metrics, options, options.cuped_days).await?;
+    let decision = store::decision(&ctx.pool, experiment.id)
+        .await?
+        .unwrap_or(Decision::Sequential);
+    correct(&mut results, options, decision);
+    let guardrail_breaches = breaches(&results, options.alpha);
+    let days = store::days_enrolling(&ctx.pool, &cohort).await?;
+    let plan = plan::plan_for(
+        &results,
+        &control,
+        options,
+        arms.len(),
+        enrolment.total_units,
+        days,
+    );
+    Ok(Results {
+        experiment_id: experiment.id,
+        experiment: experiment.key.clone(),
+        status: experiment.status,
+        salt: experiment.salt.clone(),
+        control,
+        alpha: options.alpha,
+        correction: options.correction,
+        decision,
+        variants: enrolment.variants,
+        excluded_units: enrolment.excluded_units,
+        excluded_share: enrolment.excluded_share,
+        srm: enrolment.srm,
+        metrics: results,
+        guardrail_breaches,
+        plan,
+    })
+}
+
+/// Who a cohort's arms hold, against what their allocation expects.
+pub(crate) struct Enrolment {
+    pub variants: Vec<VariantResult>,
+    pub total_units: i64,
+    pub excluded_units: BTreeMap<String, i64>,
+    pub excluded_share: f64,
+    pub srm: Option<stats::SampleRatio>,
+}
+
+/// Each arm's units (with how they were learned and who was left out) and the sample ratio
+/// check against `arms`' allocated weights.
+async fn enrolment(ctx: &Ctx, cohort: &Cohort<'_>, arms: &[(&str, i64)]) -> Result<Enrolment> {
+    let counts = store::variant_counts(&ctx.pool, cohort).await?;
+    let allocated: i64 = arms.iter().map(|(_, w)| w).sum();
+    let total_units: i64 = counts.iter().map(|c| c.units).sum();
+    let breakdown = store::variant_breakdown(&ctx.pool, cohort).await?;
     let of_arm = |kind: &str, arm: &str| -> BTreeMap<String, i64> {
         breakdown
             .iter()
@@ -196,14 +253,14 @@ async fn compute(
     };
     let variants: Vec<VariantResult> = arms
         .iter()
-        .map(|arm| {
+        .map(|(arm, weight)| {
             let count = counts.iter().find(|c| c.variant == *arm);
             let units = count.map_or(0, |c| c.units);
             VariantResult {
                 key: (*arm).to_owned(),
                 units,
                 exposures: count.map_or(0, |c| c.exposures),
-                expected_share: share(buckets.get(arm).copied().unwrap_or(0), allocated),
+                expected_share: share(*weight, allocated),
                 observed_share: share(units, total_units),
                 units_by_source: of_arm("source", arm),
                 excluded_units: of_arm("excluded", arm),
@@ -211,12 +268,9 @@ async fn compute(
         })
         .collect();
     let observed: Vec<u64> = variants.iter().map(|v| to_u64(v.units)).collect();
-    let weights: Vec<f64> = arms
-        .iter()
-        .map(|arm| to_f64(buckets.get(arm).copied().unwrap_or(0)))
-        .collect();
+    let weights: Vec<f64> = arms.iter().map(|(_, w)| to_f64(*w)).collect();
     let srm = stats::sample_ratio(&observed, &weights);
-    let excluded_units: BTreeMap<String, i64> = store::left_out(&ctx.pool, env, key, salt)
+    let excluded_units: BTreeMap<String, i64> = store::left_out(&ctx.pool, cohort)
         .await?
         .into_iter()
         .filter(|(_, n)| *n > 0)
@@ -226,20 +280,30 @@ async fn compute(
         .filter(|(_, kind, _, _)| kind == "excluded")
         .map(|(_, _, _, n)| n)
         .sum();
-    let excluded_share = share(left_out, total_units + left_out);
+    Ok(Enrolment {
+        variants,
+        total_units,
+        excluded_units,
+        excluded_share: share(left_out, total_units + left_out),
+        srm,
+    })
+}
 
+/// Each metric's arms and comparisons against control, uncorrected ([`correct`] follows),
+/// with CUPED over `cuped_days` (0: none).
+async fn metric_results(
+    ctx: &Ctx,
+    phase: &arms::Phase<'_>,
+    metrics: &[ExperimentMetric],
+    options: Options,
+    cuped_days: i32,
+) -> Result<Vec<MetricResult>> {
+    let control = phase.control;
     let mut results = Vec::with_capacity(metrics.len());
-    let phase = arms::Phase {
-        environment: env,
-        experiment: key,
-        salt,
-        arms: &arms,
-        control: &control,
-    };
     for metric in metrics {
         let m = &metric.metric;
         let (per_variant, cuped) =
-            arms::metric_arms(ctx, &phase, m, options.cuped_days, options.alpha).await?;
+            arms::metric_arms(ctx, phase, m, cuped_days, options.alpha).await?;
         let base = per_variant.iter().find(|v| v.variant == control);
         let comparisons = per_variant
             .iter()
@@ -268,30 +332,7 @@ async fn compute(
             cuped,
         });
     }
-    let decision = store::decision(&ctx.pool, experiment.id)
-        .await?
-        .unwrap_or(Decision::Sequential);
-    correct(&mut results, options, decision);
-    let guardrail_breaches = breaches(&results, options.alpha);
-    let days = store::days_enrolling(&ctx.pool, env, key, salt).await?;
-    let plan = plan::plan_for(&results, &control, options, arms.len(), total_units, days);
-    Ok(Results {
-        experiment_id: experiment.id,
-        experiment: experiment.key.clone(),
-        status: experiment.status,
-        salt: experiment.salt.clone(),
-        control,
-        alpha: options.alpha,
-        correction: options.correction,
-        decision,
-        variants,
-        excluded_units,
-        excluded_share,
-        srm,
-        metrics: results,
-        guardrail_breaches,
-        plan,
-    })
+    Ok(results)
 }
 
 /// Each arm's mean and per-unit variance of a metric (a rate and `p (1 - p)` for conversions).
@@ -360,9 +401,21 @@ fn compare(
 /// Adjusts the p-values of primary and secondary comparisons as one family and sets the
 /// verdicts; guardrails are judged on their own sequential p-values.
 fn correct(metrics: &mut [MetricResult], options: Options, decision: Decision) {
-    let in_family = |m: &MetricResult| m.role != MetricRole::Guardrail;
-    let fixed: Vec<f64> = family(metrics, in_family, |c| c.test.p_value);
-    let sequential: Vec<f64> = family(metrics, in_family, |c| c.test.sequential_p_value);
+    correct_family(metrics, options, decision, |m| {
+        m.role != MetricRole::Guardrail
+    });
+}
+
+/// Adjusts the comparisons of the metrics `in_family` as one family and sets every verdict;
+/// the others keep their own p-values.
+fn correct_family(
+    metrics: &mut [MetricResult],
+    options: Options,
+    decision: Decision,
+    in_family: impl Fn(&MetricResult) -> bool,
+) {
+    let fixed: Vec<f64> = family(metrics, &in_family, |c| c.test.p_value);
+    let sequential: Vec<f64> = family(metrics, &in_family, |c| c.test.sequential_p_value);
     let fixed = stats::adjust(&fixed, options.correction);
     let sequential = stats::adjust(&sequential, options.correction);
     let mut adjusted = fixed.into_iter().zip(sequential);

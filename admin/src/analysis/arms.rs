@@ -2,19 +2,16 @@
 //! adjustment when units have pre-exposure data.
 
 use cleave_core::stats::{self, CovariateSummary, RatioCovariateMoments, RatioMoments};
-use uuid::Uuid;
 
 use super::{cuped, to_u64, Cuped, MetricVariant};
-use crate::db::analysis::{self as store, ratio, Metric};
+use crate::db::analysis::{self as store, ratio, Cohort, Metric};
 use crate::error::Result;
 use crate::model::MetricKind;
 use crate::service::Ctx;
 
 /// Where one experiment phase's numbers are read from.
 pub(super) struct Phase<'a> {
-    pub environment: Uuid,
-    pub experiment: &'a str,
-    pub salt: &'a str,
+    pub cohort: Cohort<'a>,
     /// Variants with an allocation, in definition order.
     pub arms: &'a [&'a str],
     pub control: &'a str,
@@ -29,18 +26,17 @@ pub(super) async fn metric_arms(
     pre_days: i32,
     alpha: f64,
 ) -> Result<(Vec<MetricVariant>, Option<Cuped>)> {
-    let (env, key, salt) = (phase.environment, phase.experiment, phase.salt);
+    let cohort = &phase.cohort;
     let (variants, present) = match (&metric.numerator, &metric.denominator) {
         (Some(numerator), Some(denominator)) if metric.kind == MetricKind::Ratio => {
             let parts = (numerator.as_str(), denominator.as_str());
-            let sums = ratio::ratio_sums(&ctx.pool, env, key, salt, parts, pre_days).await?;
+            let sums = ratio::ratio_sums(&ctx.pool, cohort, parts, pre_days).await?;
             ratio_arms(phase.arms, &sums)
         }
         _ => {
             let conversion = metric.kind == MetricKind::Conversion;
             let sums =
-                store::metric_sums(&ctx.pool, env, key, salt, &metric.key, conversion, pre_days)
-                    .await?;
+                store::metric_sums(&ctx.pool, cohort, &metric.key, conversion, pre_days).await?;
             plain_arms(phase.arms, &sums)
         }
     };

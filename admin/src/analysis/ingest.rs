@@ -7,7 +7,7 @@
 //! already stored (a redelivery, the same visitor twice in a day) are skipped by their ids,
 //! so delivering a batch twice counts it once.
 
-use cleave_core::exposure::{exposure_id, utc_day, Exposure};
+use cleave_core::exposure::{exposure_id, utc_day, Exposure, HOLDOUT_EXPERIMENT};
 use cleave_core::ingest::{check_event, Counted, Event, Receipt, Refused};
 use cleave_core::keys::is_valid_key;
 use serde::de::DeserializeOwned;
@@ -146,8 +146,12 @@ fn check_exposure(environment: &str, e: &Exposure) -> std::result::Result<(), St
             return Err(format!("{field}: must be 1 to 256 bytes"));
         }
     }
-    if !is_valid_key(&e.experiment) {
+    // The holdout's own exposures use a key no experiment can have.
+    if !is_valid_key(&e.experiment) && e.experiment != HOLDOUT_EXPERIMENT {
         return Err("experiment: is not an experiment key".to_owned());
+    }
+    if let Some(problem) = e.slice.problem() {
+        return Err(format!("slice.{problem}"));
     }
     if utc_day(e.at_ms).as_deref() != Some(e.day.as_str()) {
         return Err("day: is not the UTC day of at_ms".to_owned());

@@ -7,7 +7,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::{allocated_buckets, analysed, arms, check, compare, control_of, MetricVariant};
-use crate::db::analysis::{self as store, ExperimentMetric};
+use crate::db::analysis::{self as store, Cohort, ExperimentMetric};
 use crate::error::{AdminError, Result};
 use crate::model::{MetricKind, MetricRole};
 use crate::service::Ctx;
@@ -90,15 +90,8 @@ pub async fn timeline(
     let control = control_of(&experiment).unwrap_or("control").to_owned();
     let buckets = allocated_buckets(&experiment);
     let arms = arms(&experiment, &buckets);
-    let rows = store::daily_metric_sums(
-        &ctx.pool,
-        experiment.environment_id,
-        &experiment.key,
-        &experiment.salt,
-        &chosen.metric.key,
-        conversion,
-    )
-    .await?;
+    let cohort = Cohort::phase(experiment.environment_id, &experiment.key, &experiment.salt);
+    let rows = store::daily_metric_sums(&ctx.pool, &cohort, &chosen.metric.key, conversion).await?;
     let mut days: Vec<Day> = Vec::new();
     for row in rows {
         if days.last().is_none_or(|d| d.day != row.day) {

@@ -152,14 +152,21 @@ pub async fn insert_exposures(
         .iter()
         .map(|e| e.source.map(|x| x.as_str().to_owned()))
         .collect();
+    let slice = |f: fn(&Exposure) -> &Option<String>| {
+        exposures
+            .iter()
+            .map(|e| f(e).clone())
+            .collect::<Vec<Option<String>>>()
+    };
     let done: i64 = sqlx::query_scalar(
         "with stored as ( \
-           insert into exposures (id, environment_id, experiment, variant, unit_type, unit, salt, day, exposed_at, excluded, source) \
-           select distinct on (id) id, $1, experiment, variant, unit_type, unit, salt, day::date, to_timestamp(at_ms / 1000.0), excluded, source \
-           from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[], $11::text[]) \
-             as t(id, experiment, variant, unit_type, unit, salt, day, at_ms, excluded, source) \
+           insert into exposures (id, environment_id, experiment, variant, unit_type, unit, salt, day, exposed_at, excluded, source, country, device, browser) \
+           select distinct on (id) id, $1, experiment, variant, unit_type, unit, salt, day::date, to_timestamp(at_ms / 1000.0), excluded, source, country, device, browser \
+           from unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[]) \
+             as t(id, experiment, variant, unit_type, unit, salt, day, at_ms, excluded, source, country, device, browser) \
            order by id, at_ms \
-           on conflict (id) do update set exposed_at = excluded.exposed_at, source = excluded.source \
+           on conflict (id) do update set exposed_at = excluded.exposed_at, source = excluded.source, \
+             country = excluded.country, device = excluded.device, browser = excluded.browser \
              where excluded.exposed_at < exposures.exposed_at \
            returning (xmax = 0) as inserted) \
          select count(*) filter (where inserted) from stored",
@@ -175,6 +182,9 @@ pub async fn insert_exposures(
     .bind(&at)
     .bind(&excluded)
     .bind(&source)
+    .bind(slice(|e| &e.slice.country))
+    .bind(slice(|e| &e.slice.device))
+    .bind(slice(|e| &e.slice.browser))
     .fetch_one(db)
     .await?;
     Ok(u64::try_from(done).unwrap_or(0))
@@ -215,79 +225,166 @@ pub struct VariantCount {
     pub exposures: i64,
 }
 
-/// The experiment phase's units: each unit's variant and first exposure, for units seen in
-/// exactly one variant and not excluded.
-const UNITS: &str = "units as ( \
-      select unit, min(variant) as variant, min(exposed_at) as first_exposed, count(*) as exposures, \
-        (array_agg(coalesce(source, 'unknown') order by exposed_at))[1] as source \
-      from exposures \
-      where environment_id = $1 and experiment = $2 and salt = $3 and excluded is null \
-      group by unit having count(distinct variant) = 1)";
+/// An edge dimension exposures record and results can be sliced by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dimension {
+    Country,
+    Device,
+    Browser,
+}
+
+impl Dimension {
+    pub const ALL: [Self; 3] = [Self::Country, Self::Device, Self::Browser];
+
+    /// Its column in `exposures` (also its name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Country => "country",
+            Self::Device => "device",
+            Self::Browser => "browser",
+        }
+    }
+}
+
+/// The units one reading counts: those of an experiment phase (or the holdout's), seen in
+/// exactly one variant and not excluded; with a slice, only those whose first exposure was in
+/// it (`unknown` where the edge did not say).
+#[derive(Debug, Clone, Copy)]
+pub struct Cohort<'a> {
+    pub environment: Uuid,
+    pub experiment: &'a str,
+    pub salt: &'a str,
+    /// The dimension units are labelled by (`units.slice`), and the one value kept.
+    pub slice: Option<(Dimension, Option<&'a str>)>,
+}
+
+impl<'a> Cohort<'a> {
+    pub fn phase(environment: Uuid, experiment: &'a str, salt: &'a str) -> Self {
+        Self {
+            environment,
+            experiment,
+            salt,
+            slice: None,
+        }
+    }
+
+    /// The `units` CTE over parameters `$1`..`$4` (environment, experiment, salt, slice value).
+    fn units(&self) -> String {
+        let slice = self.slice.map_or_else(
+            || "null::text".to_owned(),
+            |(d, _)| {
+                format!(
+                    "coalesce((array_agg({} order by exposed_at))[1], 'unknown')",
+                    d.as_str()
+                )
+            },
+        );
+        format!(
+            "units as ( \
+               select unit, min(variant) as variant, min(exposed_at) as first_exposed, \
+                 count(*) as exposures, \
+                 (array_agg(coalesce(source, 'unknown') order by exposed_at))[1] as source, \
+                 {slice} as slice \
+               from exposures \
+               where environment_id = $1 and experiment = $2 and salt = $3 and excluded is null \
+               group by unit \
+               having count(distinct variant) = 1 and ($4::text is null or {slice} = $4::text))"
+        )
+    }
+
+    fn value(&self) -> Option<&'a str> {
+        self.slice.and_then(|(_, v)| v)
+    }
+}
+
+/// Binds a [`Cohort`]'s `$1`..`$4`.
+macro_rules! bind_cohort {
+    ($query:expr, $cohort:expr) => {
+        $query
+            .bind($cohort.environment)
+            .bind($cohort.experiment)
+            .bind($cohort.salt)
+            .bind($cohort.value())
+    };
+}
+use bind_cohort;
 
 pub async fn variant_counts(
     db: impl PgExecutor<'_>,
-    environment: Uuid,
-    experiment: &str,
-    salt: &str,
+    cohort: &Cohort<'_>,
 ) -> Result<Vec<VariantCount>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "with {UNITS} select variant, count(*) as units, sum(exposures)::bigint as exposures \
-         from units group by variant"
-    ))
-    .bind(environment)
-    .bind(experiment)
-    .bind(salt)
-    .fetch_all(db)
-    .await
+    let sql = format!(
+        "with {} select variant, count(*) as units, sum(exposures)::bigint as exposures \
+         from units group by variant",
+        cohort.units()
+    );
+    bind_cohort!(sqlx::query_as(&sql), cohort)
+        .fetch_all(db)
+        .await
+}
+
+/// Units per slice and variant of a cohort labelled by a dimension.
+#[derive(Debug, Clone, FromRow)]
+pub struct SliceCount {
+    pub slice: String,
+    pub variant: String,
+    pub units: i64,
+}
+
+pub async fn slice_counts(
+    db: impl PgExecutor<'_>,
+    cohort: &Cohort<'_>,
+) -> Result<Vec<SliceCount>, sqlx::Error> {
+    let sql = format!(
+        "with {} select slice, variant, count(*) as units from units \
+         group by slice, variant order by slice, variant",
+        cohort.units()
+    );
+    bind_cohort!(sqlx::query_as(&sql), cohort)
+        .fetch_all(db)
+        .await
 }
 
 /// Days from the phase's first counted exposure to now (fractional); `None` before any.
 pub async fn days_enrolling(
     db: impl PgExecutor<'_>,
-    environment: Uuid,
-    experiment: &str,
-    salt: &str,
+    cohort: &Cohort<'_>,
 ) -> Result<Option<f64>, sqlx::Error> {
-    sqlx::query_scalar(&format!(
-        "with {UNITS} select extract(epoch from now() - min(first_exposed))::float8 / 86400 \
-         from units"
-    ))
-    .bind(environment)
-    .bind(experiment)
-    .bind(salt)
-    .fetch_one(db)
-    .await
+    let sql = format!(
+        "with {} select extract(epoch from now() - min(first_exposed))::float8 / 86400 \
+         from units",
+        cohort.units()
+    );
+    bind_cohort!(sqlx::query_scalar(&sql), cohort)
+        .fetch_one(db)
+        .await
 }
 
 /// Per variant, what its units rest on: `("source", source, units)` rows count units by how
 /// their first exposure was learned, `("excluded", reason, units)` rows the units kept out.
 pub async fn variant_breakdown(
     db: impl PgExecutor<'_>,
-    environment: Uuid,
-    experiment: &str,
-    salt: &str,
+    cohort: &Cohort<'_>,
 ) -> Result<Vec<(String, String, String, i64)>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "with {UNITS} \
+    let sql = format!(
+        "with {} \
          select variant, 'source', source, count(*) from units group by variant, source \
          union all \
          select variant, 'excluded', excluded, count(distinct unit) from exposures \
          where environment_id = $1 and experiment = $2 and salt = $3 and excluded is not null \
-         group by variant, excluded"
-    ))
-    .bind(environment)
-    .bind(experiment)
-    .bind(salt)
-    .fetch_all(db)
-    .await
+         group by variant, excluded",
+        cohort.units()
+    );
+    bind_cohort!(sqlx::query_as(&sql), cohort)
+        .fetch_all(db)
+        .await
 }
 
 /// Exposure rows kept out of results, by reason (and `mixed` units seen in several variants).
 pub async fn left_out(
     db: impl PgExecutor<'_>,
-    environment: Uuid,
-    experiment: &str,
-    salt: &str,
+    cohort: &Cohort<'_>,
 ) -> Result<Vec<(String, i64)>, sqlx::Error> {
     sqlx::query_as(
         "select excluded, count(distinct unit) from exposures \
@@ -299,9 +396,9 @@ pub async fn left_out(
            where environment_id = $1 and experiment = $2 and salt = $3 and excluded is null \
            group by unit having count(distinct variant) > 1) m",
     )
-    .bind(environment)
-    .bind(experiment)
-    .bind(salt)
+    .bind(cohort.environment)
+    .bind(cohort.experiment)
+    .bind(cohort.salt)
     .fetch_all(db)
     .await
 }
@@ -326,45 +423,42 @@ pub struct MetricSums {
 /// skew between the edge and the client; units without events count as 0.
 pub async fn metric_sums(
     db: impl PgExecutor<'_>,
-    environment: Uuid,
-    experiment: &str,
-    salt: &str,
+    cohort: &Cohort<'_>,
     metric: &str,
     conversion: bool,
     pre_days: i32,
 ) -> Result<Vec<MetricSums>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "with {UNITS}, outcomes as ( \
+    let sql = format!(
+        "with {}, outcomes as ( \
            select u.unit, u.variant, coalesce(sum(ev.value), 0) as total, count(ev.event_id) as n \
            from units u left join events ev \
-             on ev.environment_id = $1 and ev.metric = $4 and ev.unit = u.unit \
+             on ev.environment_id = $1 and ev.metric = $5 and ev.unit = u.unit \
              and ev.occurred_at >= u.first_exposed - interval '1 minute' \
            group by u.unit, u.variant), \
          before as ( \
            select u.unit, coalesce(sum(ev.value), 0) as total, count(ev.event_id) as n \
            from units u left join events ev \
-             on ev.environment_id = $1 and ev.metric = $4 and ev.unit = u.unit \
+             on ev.environment_id = $1 and ev.metric = $5 and ev.unit = u.unit \
              and ev.occurred_at < u.first_exposed - interval '1 minute' \
-             and ev.occurred_at >= u.first_exposed - make_interval(days => $6) \
+             and ev.occurred_at >= u.first_exposed - make_interval(days => $7) \
            group by u.unit), \
          valued as ( \
            select o.variant, o.n, \
-             case when $5 then (o.n > 0)::int::float8 else o.total end as x, \
-             case when $5 then (b.n > 0)::int::float8 else b.total end as c \
+             case when $6 then (o.n > 0)::int::float8 else o.total end as x, \
+             case when $6 then (b.n > 0)::int::float8 else b.total end as c \
            from outcomes o join before b using (unit)) \
          select variant, count(*) as units, avg(x) as mean, coalesce(var_samp(x), 0) as variance, \
            count(*) filter (where n > 0) as conversions, avg(c) as covariate_mean, \
            coalesce(var_samp(c), 0) as covariate_variance, coalesce(covar_samp(c, x), 0) as covariance \
-         from valued group by variant"
-    ))
-    .bind(environment)
-    .bind(experiment)
-    .bind(salt)
-    .bind(metric)
-    .bind(conversion)
-    .bind(pre_days)
-    .fetch_all(db)
-    .await
+         from valued group by variant",
+        cohort.units()
+    );
+    bind_cohort!(sqlx::query_as(&sql), cohort)
+        .bind(metric)
+        .bind(conversion)
+        .bind(pre_days)
+        .fetch_all(db)
+        .await
 }
 
 /// One variant's summary of one metric as it stood at the end of one day (UTC).
@@ -383,14 +477,12 @@ pub struct DailySums {
 /// The work grows with units × days; results keep one row per variant and day.
 pub async fn daily_metric_sums(
     db: impl PgExecutor<'_>,
-    environment: Uuid,
-    experiment: &str,
-    salt: &str,
+    cohort: &Cohort<'_>,
     metric: &str,
     conversion: bool,
 ) -> Result<Vec<DailySums>, sqlx::Error> {
-    sqlx::query_as(&format!(
-        "with {UNITS}, days as ( \
+    let sql = format!(
+        "with {}, days as ( \
            select d::date as day, (d::date + 1)::timestamp at time zone 'UTC' as cutoff \
            from generate_series( \
              (select min(first_exposed) at time zone 'UTC' from units)::date, \
@@ -399,24 +491,23 @@ pub async fn daily_metric_sums(
            select d.day, u.variant, coalesce(sum(ev.value), 0) as total, count(ev.event_id) as n \
            from days d join units u on u.first_exposed < d.cutoff \
            left join events ev \
-             on ev.environment_id = $1 and ev.metric = $4 and ev.unit = u.unit \
+             on ev.environment_id = $1 and ev.metric = $5 and ev.unit = u.unit \
              and ev.occurred_at >= u.first_exposed - interval '1 minute' \
              and ev.occurred_at < d.cutoff \
            group by d.day, u.variant, u.unit), \
          valued as ( \
-           select day, variant, n, case when $5 then (n > 0)::int::float8 else total end as x \
+           select day, variant, n, case when $6 then (n > 0)::int::float8 else total end as x \
            from outcomes) \
          select day::text as day, variant, count(*) as units, avg(x) as mean, \
            coalesce(var_samp(x), 0) as variance, count(*) filter (where n > 0) as conversions \
-         from valued group by day, variant order by day, variant"
-    ))
-    .bind(environment)
-    .bind(experiment)
-    .bind(salt)
-    .bind(metric)
-    .bind(conversion)
-    .fetch_all(db)
-    .await
+         from valued group by day, variant order by day, variant",
+        cohort.units()
+    );
+    bind_cohort!(sqlx::query_as(&sql), cohort)
+        .bind(metric)
+        .bind(conversion)
+        .fetch_all(db)
+        .await
 }
 
 /// Which reading decides experiment `id`'s verdicts (`None` for an unknown experiment).

@@ -9,8 +9,10 @@ use serde::Deserialize;
 use super::policy::Actor;
 use super::{created, ok, parse_id, Answer, AppState, Body};
 use crate::analysis::{self, guardrails, ingest, metrics};
+use crate::db::analysis::Dimension;
 use crate::error::AdminError;
 use crate::service;
+use cleave_core::stats::Correction;
 
 /// Largest ingest body: a queue batch of 100 requests' exposures fits with room to spare.
 const INGEST_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -28,6 +30,8 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/experiments/{id}/results", get(results))
         .route("/experiments/{id}/timeline", get(timeline))
+        .route("/experiments/{id}/slices", get(slices))
+        .route("/environments/{id}/holdout", get(holdout))
         .route(
             "/experiments/{id}/decision",
             get(experiment_decision).put(set_experiment_decision),
@@ -179,6 +183,91 @@ async fn timeline(
     options.phase = query.phase;
     let metric = query.metric.as_deref();
     ok(analysis::timeline::timeline(&s.ctx, id, metric, options).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SlicesQuery {
+    /// `country`, `device` or `browser`.
+    dimension: Option<String>,
+    alpha: Option<f64>,
+    /// `bh` (default: slices are exploratory) or `holm`.
+    correction: Option<String>,
+    phase: Option<i32>,
+}
+
+async fn slices(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<SlicesQuery>,
+) -> Answer {
+    let id = parse_id(&id, "experiment")?;
+    let dimension = match query.dimension.as_deref() {
+        Some("country") => Dimension::Country,
+        Some("device") => Dimension::Device,
+        Some("browser") => Dimension::Browser,
+        Some(other) => {
+            return Err(AdminError::BadRequest(format!(
+                "dimension {other:?}: use country, device or browser"
+            )))
+        }
+        None => {
+            return Err(AdminError::BadRequest(
+                "dimension is required: use country, device or browser".into(),
+            ))
+        }
+    };
+    let mut options = analysis::Options {
+        correction: Correction::BenjaminiHochberg,
+        phase: query.phase,
+        ..analysis::Options::default()
+    };
+    if let Some(alpha) = query.alpha {
+        options.alpha = alpha;
+    }
+    if let Some(correction) = query.correction.as_deref() {
+        options.correction =
+            analysis::parse_correction(correction).map_err(AdminError::BadRequest)?;
+    }
+    ok(analysis::slices::slices(&s.ctx, id, dimension, options).await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldoutQuery {
+    /// Metric keys, comma-separated; every defined metric unless given.
+    metrics: Option<String>,
+    alpha: Option<f64>,
+    correction: Option<String>,
+    cuped_days: Option<i32>,
+}
+
+async fn holdout(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(query): Query<HoldoutQuery>,
+) -> Answer {
+    let id = parse_id(&id, "environment")?;
+    let mut options = analysis::Options::default();
+    if let Some(alpha) = query.alpha {
+        options.alpha = alpha;
+    }
+    if let Some(correction) = query.correction.as_deref() {
+        options.correction =
+            analysis::parse_correction(correction).map_err(AdminError::BadRequest)?;
+    }
+    if let Some(days) = query.cuped_days {
+        options.cuped_days = days;
+    }
+    let metrics: Vec<String> = query
+        .metrics
+        .iter()
+        .flat_map(|m| m.split(','))
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(str::to_owned)
+        .collect();
+    ok(analysis::holdout::report(&s.ctx, id, &metrics, options).await?)
 }
 
 async fn list_phases(State(s): State<AppState>, Path(id): Path<String>) -> Answer {

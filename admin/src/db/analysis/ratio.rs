@@ -1,9 +1,8 @@
 //! The per-variant moments a ratio metric's results are computed from.
 
 use sqlx::{FromRow, PgExecutor};
-use uuid::Uuid;
 
-use super::UNITS;
+use super::{bind_cohort, Cohort};
 
 /// One variant's moments of a ratio metric: per unit the numerator `n` and denominator `d`
 /// (sums of the two events' values at or after its first exposure) and the same sums over the
@@ -48,9 +47,7 @@ impl RatioSums {
 /// without events count as 0 in both; a minute of clock skew allowed, as for other metrics).
 pub async fn ratio_sums(
     db: impl PgExecutor<'_>,
-    environment: Uuid,
-    experiment: &str,
-    salt: &str,
+    cohort: &Cohort<'_>,
     (numerator, denominator): (&str, &str),
     pre_days: i32,
 ) -> Result<Vec<RatioSums>, sqlx::Error> {
@@ -68,32 +65,31 @@ pub async fn ratio_sums(
         ("q", "q"),
     ];
     let covariances: Vec<String> = pairs.iter().map(|(a, b)| cov(a, b)).collect();
-    sqlx::query_as(&format!(
-        "with {UNITS}, valued as ( \
+    let sql = format!(
+        "with {}, valued as ( \
            select u.unit, u.variant, \
-             coalesce(sum(ev.value) filter (where ev.metric = $4 and after), 0) as n, \
-             coalesce(sum(ev.value) filter (where ev.metric = $5 and after), 0) as d, \
-             coalesce(sum(ev.value) filter (where ev.metric = $4 and not after), 0) as p, \
-             coalesce(sum(ev.value) filter (where ev.metric = $5 and not after), 0) as q \
+             coalesce(sum(ev.value) filter (where ev.metric = $5 and after), 0) as n, \
+             coalesce(sum(ev.value) filter (where ev.metric = $6 and after), 0) as d, \
+             coalesce(sum(ev.value) filter (where ev.metric = $5 and not after), 0) as p, \
+             coalesce(sum(ev.value) filter (where ev.metric = $6 and not after), 0) as q \
            from units u left join lateral ( \
              select e.metric, e.value, e.occurred_at >= u.first_exposed - interval '1 minute' as after \
              from events e \
-             where e.environment_id = $1 and e.unit = u.unit and e.metric in ($4, $5) \
-               and e.occurred_at >= least(u.first_exposed - make_interval(days => $6), \
+             where e.environment_id = $1 and e.unit = u.unit and e.metric in ($5, $6) \
+               and e.occurred_at >= least(u.first_exposed - make_interval(days => $7), \
                  u.first_exposed - interval '1 minute') \
            ) ev on true \
            group by u.unit, u.variant) \
          select variant, count(*) as units, count(*) filter (where d > 0) as with_denominator, \
            avg(n) as mean_n, avg(d) as mean_d, avg(p) as mean_p, avg(q) as mean_q, {} \
          from valued group by variant",
+        cohort.units(),
         covariances.join(", ")
-    ))
-    .bind(environment)
-    .bind(experiment)
-    .bind(salt)
-    .bind(numerator)
-    .bind(denominator)
-    .bind(pre_days)
-    .fetch_all(db)
-    .await
+    );
+    bind_cohort!(sqlx::query_as(&sql), cohort)
+        .bind(numerator)
+        .bind(denominator)
+        .bind(pre_days)
+        .fetch_all(db)
+        .await
 }
