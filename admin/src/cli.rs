@@ -166,9 +166,9 @@ pub enum Command {
         env: Option<String>,
         #[arg(long, default_value_t = 0.05)]
         alpha: f64,
-        /// holm or bh.
-        #[arg(long, default_value = "holm")]
-        correction: String,
+        /// holm or bh (default holm, and bh with --by).
+        #[arg(long)]
+        correction: Option<String>,
         /// An earlier phase (1 is the first run); the current one unless given.
         #[arg(long)]
         phase: Option<i32>,
@@ -179,6 +179,23 @@ pub enum Command {
         #[arg(long, default_value_t = 0.8)]
         power: f64,
         /// CUPED's pre-exposure window in days (0: off).
+        #[arg(long, default_value_t = 14)]
+        cuped_days: i32,
+        /// Exploratory results by slice instead: country, device or browser (BH-corrected
+        /// across slices unless --correction says otherwise).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// An environment holdout's report: everyone else against the held-out units.
+    Holdout {
+        env: String,
+        /// Metric keys (every defined metric unless given).
+        #[arg(long, value_delimiter = ',')]
+        metrics: Vec<String>,
+        #[arg(long, default_value_t = 0.05)]
+        alpha: f64,
+        #[arg(long, default_value = "holm")]
+        correction: String,
         #[arg(long, default_value_t = 14)]
         cuped_days: i32,
     },
@@ -309,17 +326,40 @@ pub async fn run(cli: Cli) -> Result<()> {
             mde,
             power,
             cuped_days,
+            by,
         } => {
+            let default = if by.is_some() { "bh" } else { "holm" };
             let options = crate::analysis::Options {
                 alpha,
-                correction: crate::analysis::parse_correction(&correction)
-                    .map_err(crate::error::AdminError::BadRequest)?,
+                correction: crate::analysis::parse_correction(
+                    correction.as_deref().unwrap_or(default),
+                )
+                .map_err(crate::error::AdminError::BadRequest)?,
                 phase,
                 mde,
                 power,
                 cuped_days,
             };
-            analysis::results(&ctx, &experiment, env.as_deref(), options).await
+            match by {
+                Some(by) => analysis::slices(&ctx, &experiment, env.as_deref(), &by, options).await,
+                None => analysis::results(&ctx, &experiment, env.as_deref(), options).await,
+            }
+        }
+        Command::Holdout {
+            env,
+            metrics,
+            alpha,
+            correction,
+            cuped_days,
+        } => {
+            let options = crate::analysis::Options {
+                alpha,
+                correction: crate::analysis::parse_correction(&correction)
+                    .map_err(crate::error::AdminError::BadRequest)?,
+                cuped_days,
+                ..crate::analysis::Options::default()
+            };
+            analysis::holdout(&ctx, &env, &metrics, options).await
         }
         Command::Guardrails {
             action: GuardrailAction::Check,

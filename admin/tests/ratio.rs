@@ -1,6 +1,6 @@
 //! Ratio metrics against a real Postgres: revenue per order per variant, its delta-method
 //! interval recomputed here from the units' own numbers, and CUPED with the units' orders and
-//! revenue before their exposure.
+//! revenue before their exposure, and the same ratio followed day by day.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_precision_loss)]
 
 mod common;
@@ -134,13 +134,25 @@ async fn revenue_per_order_is_compared_by_the_delta_method_and_under_cuped(pool:
         .await;
     assert!(off["metrics"][0]["cuped"].is_null());
 
-    // The timeline follows other kinds and says so.
-    let (status, body) = app
+    // The timeline follows the ratio too: today's point is today's delta-method comparison.
+    let (status, t) = app
         .call(
             Method::GET,
             &format!("/experiments/{id}/timeline?metric=revenue_per_order"),
             None,
         )
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(status, StatusCode::OK, "{t}");
+    let today = t["days"].as_array().unwrap().last().unwrap();
+    near(&today["variants"][0]["mean"], rc);
+    near(&today["variants"][1]["variance"], vt);
+    for k in [
+        "difference",
+        "ciLow",
+        "ciHigh",
+        "pValue",
+        "sequentialPValue",
+    ] {
+        near(&today["comparisons"][0][k], c[k].as_f64().unwrap());
+    }
 }

@@ -5,6 +5,7 @@ import { renderAudit, renderList, renderNewExperiment } from "./lists.js";
 import { renderExperiment } from "./experiment.js";
 import { renderFlag, renderFlags } from "./flags.js";
 import { renderHistory } from "./history.js";
+import { renderHoldout } from "./holdout.js";
 import { renderResults } from "./results.js";
 import { loadSession, session, setRouter } from "./session.js";
 
@@ -15,6 +16,7 @@ const routes = [
   [/^#\/experiments\/([0-9a-f-]{36})$/, renderExperiment],
   [/^#\/environments\/([0-9a-f-]{36})\/history$/, renderHistory],
   [/^#\/environments\/([0-9a-f-]{36})\/flags$/, renderFlags],
+  [/^#\/environments\/([0-9a-f-]{36})\/holdout$/, renderHoldout],
   [/^#\/flags\/([0-9a-f-]{36})$/, renderFlag],
   [/^#\/audit$/, renderAudit],
 ];

@@ -4,7 +4,7 @@
 import { api, get } from "./api.js";
 import { navigate, session } from "./session.js";
 import { allocationEditor } from "./allocation.js";
-import { ask, clear, field, formErrors, h, promoteControl, statusBadge, submit, toast, when } from "./dom.js";
+import { ask, clear, field, formErrors, h, percent, promoteControl, statusBadge, submit, toast, when } from "./dom.js";
 import { planSummary } from "./history.js";
 import { targetingEditor } from "./targeting.js";
 
@@ -58,12 +58,64 @@ async function removeDraft(experiment, path, title, then) {
   }
 }
 
+/**
+ * How many units a draft will need and how long that takes, from a baseline the editor
+ * chooses: a conversion rate, or a mean and standard deviation. Recomputed as they type.
+ */
+function samplePlan(experiment) {
+  const input = (id, value, attrs = {}) => h("input", { id, type: "number", value, step: "any", min: 0, ...attrs, oninput: () => update() });
+  const kind = h("select", { id: "plan-kind", onchange: () => update() },
+    h("option", { value: "rate" }, "a conversion rate"), h("option", { value: "mean" }, "a mean"));
+  const baseline = input("plan-baseline", 10);
+  const sd = input("plan-sd", "");
+  const mde = input("plan-mde", 5);
+  const daily = input("plan-daily", "", { placeholder: "visitors a day" });
+  const sdField = field("Standard deviation per unit", sd);
+  const out = h("p", { class: "plan-estimate", id: "plan-estimate", "aria-live": "polite" });
+  const share = experiment.traffic / 10000;
+  const arms = new Set(experiment.allocations.map((a) => a.variantId)).size || experiment.variants.length;
+  let asked = 0;
+  const update = async () => {
+    const rate = kind.value === "rate";
+    sdField.hidden = rate;
+    const query = new URLSearchParams({ baseline: rate ? Number(baseline.value) / 100 : baseline.value,
+      mde: Number(mde.value) / 100, variants: Math.max(2, arms) });
+    if (!rate && !(Number(sd.value) > 0)) {
+      clear(out, "Give the metric's standard deviation per unit: a mean alone says nothing of its spread.");
+      out.classList.add("error");
+      return;
+    }
+    if (!rate) query.set("sd", sd.value);
+    if (Number(daily.value) > 0) query.set("daily_units", Number(daily.value) * share);
+    const mine = ++asked;
+    try {
+      const plan = await get(`/sample-size?${query}`);
+      if (mine !== asked) return;
+      clear(out, `${plan.unitsNeeded.toLocaleString("en")} units (${plan.unitsPerVariant.toLocaleString("en")} per variant) `,
+        `to detect a ${percent(plan.minimumDetectableEffect, 1)} change with ${percent(plan.power, 0)} power`,
+        plan.daysLeft === null || plan.daysLeft === undefined ? "; give the visitors a day for how long that takes."
+          : `: about ${Math.ceil(plan.daysLeft)} day(s) with ${percent(share, 2)} of ${Number(daily.value).toLocaleString("en")} visitors a day enrolled.`);
+      out.classList.remove("error");
+    } catch (e) {
+      if (mine !== asked) return;
+      clear(out, e.message);
+      out.classList.add("error");
+    }
+  };
+  update();
+  return h("fieldset", { class: "sample-plan", id: "sample-plan" }, h("legend", {}, "How long will it need?"),
+    h("div", { class: "field" }, h("label", { for: "plan-kind" }, "The primary metric is"), kind),
+    field("Control's baseline (a rate in %, or the mean)", baseline), sdField,
+    field("Smallest change worth detecting (%, relative)", mde), field("Visitors a day", daily), out);
+}
+
 async function changeStatus(experiment, to, label) {
   try {
     const preview = await get(`/experiments/${experiment.id}/plan?status=${to}`);
     const body = preview.publishes
       ? h("div", {}, h("p", {}, `${label} publishes a new snapshot of this environment at once. What it changes:`), planSummary(preview.plan))
       : h("p", {}, `${experiment.key} becomes ${to}. Nothing is published.`);
+    if (to === "RUNNING" && experiment.status === "DRAFT") body.append(samplePlan(experiment));
     const confirm = (preview.plan?.needs_confirmation.length ?? 0) > 0;
     const choice = await ask(`${label} ${experiment.key}?`, body, [["Cancel", null], [label, "go", confirm ? "danger" : "primary"]]);
     if (!choice) return;

@@ -80,6 +80,7 @@ function environmentCard(env, experiments) {
     h("div", { class: "actions" },
       h("a", { href: `#/environments/${env.id}/history` }, "Publish history"),
       h("a", { href: `#/environments/${env.id}/flags` }, "Flags"),
+      env.settings?.holdout && h("a", { href: `#/environments/${env.id}/holdout` }, "Holdout"),
       h("button", { type: "button", disabled: !session.canPublish, onclick: () => publishWithPlan(env) }, "Publish…")));
 }
 

@@ -1,9 +1,11 @@
 // Results of one experiment: units per variant against the allocation (with the SRM check),
 // each metric's difference from control with its confidence interval drawn as a chart, the
-// sequential test's verdict, the Bayesian reading, the sample size plan, and guardrail breaches.
+// sequential test's verdict, the Bayesian reading, the sample size plan, guardrail breaches,
+// the effect over time and the exploratory reading by slice.
 import { api, get } from "./api.js";
 import { clear, h, percent, statusBadge, svg, toast } from "./dom.js";
 import { navigate, session } from "./session.js";
+import { slicesCard } from "./slices.js";
 import { timelineCard } from "./timeline.js";
 
 const fmt = (x, digits = 4) => (x === null || x === undefined || Number.isNaN(x) ? "—" : Number(x).toPrecision(digits));
@@ -39,7 +41,8 @@ function intervalChart(metric) {
   }));
 }
 
-function metricSection(metric, control) {
+/** One metric's card: the interval chart, the table of comparisons and the CUPED reading. */
+export function metricSection(metric, control) {
   const means = new Map(metric.variants.map((v) => [v.variant, v]));
   return h("section", { class: "card metric", dataset: { metric: metric.key } },
     h("h3", {}, h("span", { class: "key" }, metric.key), " ", h("span", { class: "badge" }, metric.role),
@@ -141,6 +144,7 @@ export async function renderResults(view, id) {
       results.plan.daysLeft === null || results.plan.daysLeft === undefined ? "no enrolment to extrapolate yet."
         : results.plan.daysLeft === 0 ? "it has them." : `about ${Math.ceil(results.plan.daysLeft)} more day(s) at the enrolment rate so far.`),
     results.metrics.length > 0 && timelineCard(id, phase, results.metrics),
+    results.metrics.length > 0 && slicesCard(id, phase),
     h("h2", {}, "Metrics"),
     results.metrics.length ? results.metrics.map((m) => metricSection(m, results.control))
       : h("p", { class: "muted" }, "No metrics attached: cleave-admin metrics use, or PUT /experiments/:id/metrics."));

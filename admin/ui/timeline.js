@@ -61,8 +61,7 @@ function table(timeline) {
 }
 
 /** The "Over time" card, following the metric picked (the first primary one at first). */
-export function timelineCard(id, phase, all) {
-  const metrics = all.filter((m) => m.kind !== "ratio");
+export function timelineCard(id, phase, metrics) {
   const body = h("div", { class: "timeline-body" }, h("p", { class: "muted" }, "Loading…"));
   const show = async (metric) => {
     const query = new URLSearchParams({ metric, ...(phase ? { phase } : {}) });

@@ -27,6 +27,9 @@ const port = await freePort();
 let baseUrl, worker, admin, browser, page;
 const state = {};
 
+const IPHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1";
+const DESKTOP = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36";
+const pfmt = (p) => (p < 1e-4 ? p.toExponential(1) : p.toFixed(4));
 const auth = (token = PUBLISHER) => ({ authorization: `Bearer ${token}`, "content-type": "application/json" });
 
 async function api(method, path, body, token = PUBLISHER) {
@@ -175,6 +178,20 @@ test("an environment and an experiment made in the UI are published and decided 
   const dialog = page.getByRole("dialog");
   await dialog.waitFor();
   assert.match(await dialog.textContent(), /checkout-cta starts enrolling: 45\.00% of units change assignment/);
+  // How long it will need, before anything runs: a 10% baseline, a 5% relative change and
+  // 2,000 visitors a day of which the 50% traffic enrols 1,000 — the API's plan, in words.
+  await dialog.getByLabel("Visitors a day").fill("2000");
+  const planned = await api("GET", "/sample-size?baseline=0.1&mde=0.05&variants=2&daily_units=1000");
+  const estimate = dialog.locator("#plan-estimate");
+  await estimate.filter({ hasText: `about ${Math.ceil(planned.daysLeft)} day(s)` }).waitFor();
+  assert.match(await estimate.textContent(), new RegExp(`^${planned.unitsNeeded.toLocaleString("en")} units \\(${planned.unitsPerVariant.toLocaleString("en")} per variant\\) to detect a 5\\.0% change`));
+  // A mean needs its spread: the dialog asks for it rather than guessing.
+  await dialog.locator("#plan-kind").selectOption("mean");
+  await estimate.filter({ hasText: "standard deviation" }).waitFor();
+  await dialog.getByLabel("Control's baseline").fill("40");
+  await dialog.getByLabel("Standard deviation per unit").fill("25");
+  const mean = await api("GET", "/sample-size?baseline=40&sd=25&mde=0.05&variants=2&daily_units=1000");
+  await estimate.filter({ hasText: new RegExp(`^${mean.unitsNeeded.toLocaleString("en")} units`) }).waitFor();
   await shot("start-plan");
   assert.match(await clickFor(dialog.getByRole("button", { name: "Start" }), /published/), /RUNNING; published v1/);
   await page.locator(".badge.status-running").first().waitFor();
@@ -300,7 +317,9 @@ test("results show interval charts and the sequential status, then the SRM and g
   // Enough buyers for every variant to reach the guardrail's 100 units.
   for (let i = 0; i < 800; i++) {
     const unit = `buyer-${i}`;
-    const r = await call(`${worker.url}/_cleave/v1/decide?id.user=${unit}&experiments=checkout-cta`, { headers: SERVER });
+    // Buyers on phones and on desktops: the edge records which on each exposure.
+    const r = await call(`${worker.url}/_cleave/v1/decide?id.user=${unit}&experiments=checkout-cta`,
+      { headers: { ...SERVER, "user-agent": i % 2 ? IPHONE : DESKTOP } });
     const variant = r.json.data.assignments["checkout-cta"]?.variant;
     if (variant) assigned[unit] = variant;
     if (variant && i % (variant === "treatment" ? 3 : 5) === 0) {
@@ -346,6 +365,21 @@ test("results show interval charts and the sequential status, then the SRM and g
   assert.equal(await page.locator('.timeline-chart g[data-variant="treatment"] circle').count(), timeline.days.length);
   const cell = page.locator(`.timeline-table tr[data-day="${today.day}"][data-series="treatment"] td.difference`);
   assert.equal(await cell.textContent(), Number(comparison.difference).toPrecision(4));
+  // By slice: flagged exploratory; no country locally, so one `unknown` slice of everyone.
+  assert.match(await page.locator("#slices-exploratory").textContent(), /Exploratory/);
+  await page.locator('#slice-table tr[data-slice="unknown"]').first().waitFor();
+  await page.locator("#slice-dimension").selectOption("device");
+  await page.locator('#slice-table tr[data-slice="mobile"]').waitFor();
+  const byDevice = await api("GET", `/experiments/${state.id}/slices?dimension=device`);
+  assert.deepEqual(byDevice.slices.map((x) => x.value).sort(), ["desktop", "mobile"]);
+  assert.equal(byDevice.slices.reduce((n, x) => n + x.units, 0), Object.keys(assigned).length);
+  for (const slice of byDevice.slices) {
+    const c = slice.metrics[0].comparisons[0];
+    const cells = await page.locator(`#slice-table tr[data-slice="${slice.value}"][data-metric="purchase"][data-variant="treatment"] td`).allTextContents();
+    assert.equal(cells[6], pfmt(c.adjustedSequentialPValue), slice.value);
+    assert.equal(cells[7], c.verdict, slice.value);
+  }
+  assert.equal(await page.locator("#slice-srm-warning").count(), 0);
   await shot("results");
   await shot("results-phone", { width: 390, height: 844 });
   // Verdicts by the Bayesian reading instead: chosen on the page, kept by the admin.
@@ -557,4 +591,51 @@ test("a viewer sees everything but every change is disabled; long keys never wid
   await page.goto(`${admin.url}/ui/#/`);
   await page.locator("table.list a", { hasText: longKey }).waitFor();
   await shot("overview-phone", { width: 390, height: 844 });
+});
+
+test("an environment's holdout has a report of its own: everyone else against the held-out units", async () => {
+  const shop = (await api("GET", "/environments")).find((e) => e.name === "shop");
+  await page.goto(`${admin.url}/ui/#/environments/${shop.id}/holdout`);
+  assert.match(await page.locator("#no-holdout").textContent(), /shop has no holdout/);
+  await api("PUT", `/environments/${shop.id}/settings`, { ...shop.settings, holdout: { salt: "dash-hold", ranges: [[0, 4999]] } });
+  const published = await api("POST", `/environments/${shop.id}/publish?confirm=true`);
+  const [served] = await waitFor(async () => (await call(`${worker.url}/_cleave/health`)).json?.data?.version === published.version, REFRESH_MS * 20);
+  assert.ok(served, `the worker never served v${published.version}`);
+  // Every recording decision records the unit's holdout group, held out or not; held-out
+  // units buy less often.
+  const events = [];
+  for (let i = 0; i < 300; i++) {
+    const unit = `holdout-buyer-${i}`;
+    const r = await call(`${worker.url}/_cleave/v1/decide?id.user=${unit}&experiments=checkout-cta`, { headers: SERVER });
+    assert.equal(r.status, 200, r.text);
+    const held = draw("holdout:dash-hold", unit).bucket <= 4999;
+    if (i % (held ? 6 : 3) === 0) events.push({ event_id: `h-${i}`, unit, metric: "purchase" });
+  }
+  const posted = await call(`${worker.url}/_cleave/v1/events`, {
+    method: "POST", headers: { "content-type": "application/json", ...SERVER }, body: JSON.stringify({ events }),
+  });
+  assert.equal(posted.status, 202, posted.text);
+  const [report] = await waitFor(async () => {
+    const r = await api("GET", `/environments/${shop.id}/holdout?metrics=purchase`);
+    const units = r.variants.reduce((n, v) => n + v.units, 0);
+    const converted = r.metrics[0].variants.reduce((n, v) => n + v.conversions, 0);
+    return units === 300 && converted === events.length ? r : undefined;
+  }, 30_000);
+  assert.ok(report, "the holdout exposures and events never reached the admin");
+  assert.equal(report.heldOutShare, 0.5);
+  assert.deepEqual(report.variants.map((v) => v.key), ["held_out", "rest"]);
+
+  await page.goto(`${admin.url}/ui/#/`);
+  await page.locator(`article.env[data-env="shop"]`).getByRole("link", { name: "Holdout" }).click();
+  await page.locator("#holdout-units").waitFor();
+  assert.match(await page.locator("#holdout-summary").textContent(), /^50\.00% of user units held out of every experiment \(salt dash-hold\)/);
+  for (const v of report.variants) {
+    assert.equal(await page.locator(`#holdout-units tr[data-group="${v.key}"] td`).nth(1).textContent(), String(v.units));
+  }
+  const rest = report.metrics.find((m) => m.key === "purchase").comparisons[0];
+  assert.equal(rest.variant, "rest");
+  const row = page.locator('.metric[data-metric="purchase"] tr[data-variant="rest"]');
+  assert.match(await row.textContent(), new RegExp(rest.verdict));
+  assert.equal(await row.locator("td.chance").textContent(), `${(rest.bayesian.chanceToBeatControl * 100).toFixed(1)}%`);
+  await shot("holdout");
 });

@@ -49,7 +49,7 @@ pub(super) async fn metric_arms(
 
 type Arms<'a> = (Vec<MetricVariant>, Option<Vec<(&'a str, CovariateSummary)>>);
 
-fn empty(arm: &str) -> MetricVariant {
+pub(super) fn empty(arm: &str) -> MetricVariant {
     MetricVariant {
         variant: arm.to_owned(),
         units: 0,
@@ -112,14 +112,7 @@ fn ratio_arms<'a>(arms: &[&'a str], sums: &[ratio::RatioSums]) -> Arms<'a> {
                 denominator_variance: s.dd,
                 covariance: s.nd,
             };
-            let summary = stats::ratio_summary(&moments);
-            MetricVariant {
-                variant: (*arm).to_owned(),
-                units: s.units,
-                mean: summary.map_or(0.0, |r| r.mean),
-                variance: summary.map_or(0.0, |r| r.variance),
-                conversions: s.with_denominator,
-            }
+            ratio_variant(arm, &moments, s.with_denominator)
         })
         .collect();
     let (present, moments): (Vec<&'a str>, Vec<RatioCovariateMoments>) = arms
@@ -141,4 +134,21 @@ fn ratio_arms<'a>(arms: &[&'a str], sums: &[ratio::RatioSums]) -> Arms<'a> {
     let covariates = stats::ratio_covariates(&moments)
         .map(|summaries| present.into_iter().zip(summaries).collect());
     (variants, covariates)
+}
+
+/// One arm of a ratio read as the ratio of means with its linearised per-unit variance (zeros
+/// below two units or without a denominator); `conversions` counts units with a denominator.
+pub(super) fn ratio_variant(
+    arm: &str,
+    moments: &RatioMoments,
+    with_denominator: i64,
+) -> MetricVariant {
+    let summary = stats::ratio_summary(moments);
+    MetricVariant {
+        variant: arm.to_owned(),
+        units: i64::try_from(moments.units).unwrap_or(i64::MAX),
+        mean: summary.map_or(0.0, |r| r.mean),
+        variance: summary.map_or(0.0, |r| r.variance),
+        conversions: with_denominator,
+    }
 }

@@ -2,12 +2,13 @@
 //! with the fixed-horizon interval and the always-valid confidence sequence. The sequence is
 //! the one to read day by day; the interval is what a single look at that day would give.
 
-use cleave_core::stats::Comparison;
+use cleave_core::stats::{Comparison, RatioMoments};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{allocated_buckets, analysed, arms, check, compare, control_of, MetricVariant};
-use crate::db::analysis::{self as store, Cohort, ExperimentMetric};
+use super::arms::{empty, ratio_variant};
+use super::{allocated_buckets, analysed, arms, check, compare, control_of, to_u64, MetricVariant};
+use crate::db::analysis::{self as store, ratio, Cohort, Metric};
 use crate::error::{AdminError, Result};
 use crate::model::{MetricKind, MetricRole};
 use crate::service::Ctx;
@@ -42,7 +43,8 @@ pub struct DayComparison {
     pub test: Comparison,
 }
 
-/// The daily cumulative results of `metric` (the first primary metric unless given).
+/// The daily cumulative results of `metric` (the first primary metric unless given); a ratio
+/// is followed as the ratio of means with delta-method intervals, as on the results page.
 ///
 /// # Errors
 /// 404 for an unknown experiment or a metric the experiment is not judged on, 400 for options
@@ -58,18 +60,10 @@ pub async fn timeline(
     let metrics = store::experiment_metrics(&ctx.pool, id).await?;
     let chosen = match metric {
         Some(key) => metrics.iter().find(|m| m.metric.key == key),
-        None => {
-            // The first primary metric the timeline can follow, else the first such metric.
-            let followed: Vec<&ExperimentMetric> = metrics
-                .iter()
-                .filter(|m| m.metric.kind != MetricKind::Ratio)
-                .collect();
-            followed
-                .iter()
-                .find(|m| m.role == MetricRole::Primary)
-                .or(followed.first())
-                .copied()
-        }
+        None => metrics
+            .iter()
+            .find(|m| m.role == MetricRole::Primary)
+            .or(metrics.first()),
     }
     .ok_or_else(|| {
         AdminError::NotFound(match metric {
@@ -80,35 +74,21 @@ pub async fn timeline(
             None => format!("experiment {} has no metrics", experiment.key),
         })
     })?;
-    if chosen.metric.kind == MetricKind::Ratio {
-        return Err(AdminError::BadRequest(format!(
-            "metric {} is a ratio; the timeline follows conversion and continuous metrics",
-            chosen.metric.key
-        )));
-    }
-    let conversion = chosen.metric.kind == MetricKind::Conversion;
     let control = control_of(&experiment).unwrap_or("control").to_owned();
     let buckets = allocated_buckets(&experiment);
     let arms = arms(&experiment, &buckets);
     let cohort = Cohort::phase(experiment.environment_id, &experiment.key, &experiment.salt);
-    let rows = store::daily_metric_sums(&ctx.pool, &cohort, &chosen.metric.key, conversion).await?;
     let mut days: Vec<Day> = Vec::new();
-    for row in rows {
-        if days.last().is_none_or(|d| d.day != row.day) {
+    for (day, variant) in daily_variants(ctx, &cohort, &chosen.metric).await? {
+        if days.last().is_none_or(|d| d.day != day) {
             days.push(Day {
-                day: row.day.clone(),
+                day,
                 variants: Vec::new(),
                 comparisons: Vec::new(),
             });
         }
-        if let Some(day) = days.last_mut() {
-            day.variants.push(MetricVariant {
-                variant: row.variant,
-                units: row.units,
-                mean: row.mean,
-                variance: row.variance,
-                conversions: row.conversions,
-            });
+        if let Some(last) = days.last_mut() {
+            last.variants.push(variant);
         }
     }
     for day in &mut days {
@@ -120,13 +100,7 @@ pub async fn timeline(
                     .iter()
                     .find(|v| v.variant == *arm)
                     .cloned()
-                    .unwrap_or_else(|| MetricVariant {
-                        variant: (*arm).to_owned(),
-                        units: 0,
-                        mean: 0.0,
-                        variance: 0.0,
-                        conversions: 0,
-                    })
+                    .unwrap_or_else(|| empty(arm))
             })
             .collect();
         let base = day.variants.iter().find(|v| v.variant == control);
@@ -150,4 +124,50 @@ pub async fn timeline(
         alpha: options.alpha,
         days,
     })
+}
+
+/// Each day's summary per variant present that day, oldest day first, read by the metric's kind.
+async fn daily_variants(
+    ctx: &Ctx,
+    cohort: &Cohort<'_>,
+    metric: &Metric,
+) -> Result<Vec<(String, MetricVariant)>> {
+    if let (MetricKind::Ratio, Some(numerator), Some(denominator)) =
+        (metric.kind, &metric.numerator, &metric.denominator)
+    {
+        let parts = (numerator.as_str(), denominator.as_str());
+        let rows = ratio::daily_ratio_sums(&ctx.pool, cohort, parts).await?;
+        return Ok(rows
+            .into_iter()
+            .map(|r| {
+                let moments = RatioMoments {
+                    units: to_u64(r.units),
+                    numerator_mean: r.mean_n,
+                    denominator_mean: r.mean_d,
+                    numerator_variance: r.nn,
+                    denominator_variance: r.dd,
+                    covariance: r.nd,
+                };
+                (
+                    r.day,
+                    ratio_variant(&r.variant, &moments, r.with_denominator),
+                )
+            })
+            .collect());
+    }
+    let conversion = metric.kind == MetricKind::Conversion;
+    let rows = store::daily_metric_sums(&ctx.pool, cohort, &metric.key, conversion).await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let variant = MetricVariant {
+                variant: r.variant,
+                units: r.units,
+                mean: r.mean,
+                variance: r.variance,
+                conversions: r.conversions,
+            };
+            (r.day, variant)
+        })
+        .collect())
 }

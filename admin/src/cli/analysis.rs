@@ -1,10 +1,11 @@
-//! `cleave-admin metrics …`, `results` and `guardrails check`.
+//! `cleave-admin metrics …`, `results` (whole or by slice), `holdout` and `guardrails check`.
 
 use clap::Subcommand;
 use uuid::Uuid;
 
 use super::print;
-use crate::analysis::{self, guardrails, metrics, Results};
+use crate::analysis::{self, guardrails, holdout, metrics, slices, Results};
+use crate::db::analysis::Dimension;
 use crate::error::{AdminError, Result};
 use crate::model::MetricRole;
 use crate::service::{self, Ctx};
@@ -131,6 +132,32 @@ pub async fn results(
     let results = analysis::results(ctx, id, options).await?;
     describe(&results);
     print(&results);
+    Ok(())
+}
+
+pub async fn slices(
+    ctx: &Ctx,
+    experiment: &str,
+    env: Option<&str>,
+    by: &str,
+    options: analysis::Options,
+) -> Result<()> {
+    let dimension = Dimension::parse(by).ok_or_else(|| {
+        AdminError::BadRequest(format!("--by {by:?}: slice by country, device or browser"))
+    })?;
+    let id = experiment_id(ctx, experiment, env).await?;
+    print(&slices::slices(ctx, id, dimension, options).await?);
+    Ok(())
+}
+
+pub async fn holdout(
+    ctx: &Ctx,
+    env: &str,
+    metrics: &[String],
+    options: analysis::Options,
+) -> Result<()> {
+    let environment = service::environment_named(ctx, env).await?;
+    print(&holdout::report(ctx, environment.id, metrics, options).await?);
     Ok(())
 }
 

@@ -237,6 +237,11 @@ pub enum Dimension {
 impl Dimension {
     pub const ALL: [Self; 3] = [Self::Country, Self::Device, Self::Browser];
 
+    /// The dimension named `name` (`country`, `device` or `browser`).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.as_str() == name)
+    }
+
     /// Its column in `exposures` (also its name).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -472,6 +477,14 @@ pub struct DailySums {
     pub conversions: i64,
 }
 
+/// Every day (UTC) from the cohort's first exposure to today with its end (`cutoff`): the
+/// rows daily results are read at, for plain and ratio metrics alike.
+pub(crate) const DAYS: &str = "days as ( \
+    select d::date as day, (d::date + 1)::timestamp at time zone 'UTC' as cutoff \
+    from generate_series( \
+      (select min(first_exposed) at time zone 'UTC' from units)::date, \
+      (now() at time zone 'UTC')::date, interval '1 day') d)";
+
 /// [`metric_sums`] at the end of each day from the phase's first exposure to today: the units
 /// first exposed by then and their events until then, so each day shows what results showed.
 /// The work grows with units × days; results keep one row per variant and day.
@@ -482,11 +495,7 @@ pub async fn daily_metric_sums(
     conversion: bool,
 ) -> Result<Vec<DailySums>, sqlx::Error> {
     let sql = format!(
-        "with {}, days as ( \
-           select d::date as day, (d::date + 1)::timestamp at time zone 'UTC' as cutoff \
-           from generate_series( \
-             (select min(first_exposed) at time zone 'UTC' from units)::date, \
-             (now() at time zone 'UTC')::date, interval '1 day') d), \
+        "with {}, {DAYS}, \
          outcomes as ( \
            select d.day, u.variant, coalesce(sum(ev.value), 0) as total, count(ev.event_id) as n \
            from days d join units u on u.first_exposed < d.cutoff \

@@ -78,6 +78,16 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../ui/results.js"),
     ),
     (
+        "slices.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../ui/slices.js"),
+    ),
+    (
+        "holdout.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../ui/holdout.js"),
+    ),
+    (
         "timeline.js",
         "text/javascript; charset=utf-8",
         include_str!("../../ui/timeline.js"),

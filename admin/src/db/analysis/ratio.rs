@@ -2,7 +2,7 @@
 
 use sqlx::{FromRow, PgExecutor};
 
-use super::{bind_cohort, Cohort};
+use super::{bind_cohort, Cohort, DAYS};
 
 /// One variant's moments of a ratio metric: per unit the numerator `n` and denominator `d`
 /// (sums of the two events' values at or after its first exposure) and the same sums over the
@@ -90,6 +90,53 @@ pub async fn ratio_sums(
         .bind(numerator)
         .bind(denominator)
         .bind(pre_days)
+        .fetch_all(db)
+        .await
+}
+
+/// One variant's ratio moments (no pre-period) as they stood at the end of one day (UTC).
+#[derive(Debug, Clone, FromRow)]
+pub struct DailyRatioSums {
+    pub day: String,
+    pub variant: String,
+    pub units: i64,
+    pub with_denominator: i64,
+    pub mean_n: f64,
+    pub mean_d: f64,
+    pub nn: f64,
+    pub nd: f64,
+    pub dd: f64,
+}
+
+/// [`ratio_sums`] at the end of each day from the phase's first exposure to today, without
+/// the pre-period: the units first exposed by then and their events until then.
+pub async fn daily_ratio_sums(
+    db: impl PgExecutor<'_>,
+    cohort: &Cohort<'_>,
+    (numerator, denominator): (&str, &str),
+) -> Result<Vec<DailyRatioSums>, sqlx::Error> {
+    let sql = format!(
+        "with {}, {DAYS}, \
+         valued as ( \
+           select d.day, u.variant, \
+             coalesce(sum(ev.value) filter (where ev.metric = $5), 0) as num, \
+             coalesce(sum(ev.value) filter (where ev.metric = $6), 0) as den \
+           from days d join units u on u.first_exposed < d.cutoff \
+           left join events ev \
+             on ev.environment_id = $1 and ev.metric in ($5, $6) and ev.unit = u.unit \
+             and ev.occurred_at >= u.first_exposed - interval '1 minute' \
+             and ev.occurred_at < d.cutoff \
+           group by d.day, u.variant, u.unit) \
+         select day::text as day, variant, count(*) as units, \
+           count(*) filter (where den > 0) as with_denominator, \
+           avg(num) as mean_n, avg(den) as mean_d, coalesce(var_samp(num), 0) as nn, \
+           coalesce(covar_samp(num, den), 0) as nd, coalesce(var_samp(den), 0) as dd \
+         from valued group by day, variant order by day, variant",
+        cohort.units()
+    );
+    bind_cohort!(sqlx::query_as(&sql), cohort)
+        .bind(numerator)
+        .bind(denominator)
         .fetch_all(db)
         .await
 }
