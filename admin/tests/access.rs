@@ -169,3 +169,35 @@ async fn every_route_and_method_needs_its_role(pool: PgPool) {
     }
     assert_eq!(walked, expected, "every route was walked with every method");
 }
+
+/// Every path the API routes is in the policy table: a route left out would need a publisher
+/// by default, so a read-only page would refuse its viewers. The dashboard's own files are
+/// public and carry no data.
+#[test]
+fn every_routed_path_is_in_the_policy_table() {
+    use cleave_admin::http::policy::ROUTES;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut sources = vec![std::fs::read_to_string(dir.join("http.rs")).unwrap()];
+    for entry in std::fs::read_dir(dir.join("http")).unwrap() {
+        sources.push(std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    let mut routed = Vec::new();
+    for source in &sources {
+        for (at, _) in source.match_indices(".route(") {
+            let rest = source[at + ".route(".len()..].trim_start();
+            if let Some(quoted) = rest.strip_prefix('"') {
+                routed.push(quoted.split('"').next().unwrap().to_owned());
+            }
+        }
+    }
+    assert!(routed.len() > 30, "{routed:?}");
+    let public = ["/", "/ui", "/ui/", "/ui/{file}"];
+    let missing: Vec<&String> = routed
+        .iter()
+        .filter(|r| !public.contains(&r.as_str()) && !ROUTES.iter().any(|(p, _, _)| p == r))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "routed but not in policy::ROUTES: {missing:?}"
+    );
+}

@@ -29,6 +29,7 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("/environments", "GET", Need::Read),
     ("/environments", "POST", Need::Role(Role::Editor)),
     ("/environments/{id}", "GET", Need::Read),
+    ("/environments/{id}/holdout", "GET", Need::Read),
     (
         "/environments/{id}/publish",
         "POST",
@@ -108,6 +109,7 @@ pub const ROUTES: &[(&str, &str, Need)] = &[
     ("/experiments/{id}/metrics", "PUT", Need::Role(Role::Editor)),
     ("/experiments/{id}/results", "GET", Need::Read),
     ("/experiments/{id}/timeline", "GET", Need::Read),
+    ("/experiments/{id}/slices", "GET", Need::Read),
     ("/experiments/{id}/decision", "GET", Need::Read),
     (
         "/experiments/{id}/decision",
