@@ -182,6 +182,10 @@ fn sequential_srm_keeps_its_false_alarm_rate_under_daily_looks() {
     // far past the level; the sequential test stays under it.
     let (level, experiments) = (0.05, 2000);
     let (sequential, fixed) = srm_false_alarms(experiments, level, 7);
+    eprintln!(
+        "SRM A/A, {experiments} experiments x 30 daily looks at {level}: sequential false \
+         alarms {sequential}, daily chi-square {fixed}"
+    );
     let se = (level * (1.0 - level) / experiments as f64).sqrt();
     assert!(
         sequential <= level + 3.0 * se,
@@ -193,6 +197,7 @@ fn sequential_srm_keeps_its_false_alarm_rate_under_daily_looks() {
     );
     // And at the level the flag uses.
     let (sequential, _) = srm_false_alarms(experiments, SRM_ALPHA, 8);
+    eprintln!("SRM A/A at {SRM_ALPHA}: sequential false alarms {sequential}");
     let se = (SRM_ALPHA * (1.0 - SRM_ALPHA) / experiments as f64).sqrt();
     assert!(
         sequential <= SRM_ALPHA + 3.0 * se,
