@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::db::analysis as store;
+use crate::db::analysis::{self as store, planner};
 use crate::db::environments;
 use crate::error::{AdminError, Result};
 use crate::service::Ctx;
@@ -82,6 +82,12 @@ pub async fn ingest(ctx: &Ctx, delivery: Delivery) -> Result<Receipt> {
             store::insert_exposures(&mut *tx, environment.id, &exposures).await?;
         events_counted.stored = store::insert_events(&mut *tx, environment.id, &events).await?;
         tx.commit().await?;
+        // The records are stored: a failure here is logged, not answered as one.
+        match planner::refresh(&ctx.pool).await {
+            Ok(tables) if !tables.is_empty() => tracing::info!(?tables, "analysed"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not refresh planner statistics"),
+        }
     }
     let refused = exposures_counted.refused.len() + events_counted.refused.len();
     if refused > 0 {

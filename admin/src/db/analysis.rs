@@ -1,5 +1,6 @@
 //! Exposures, events, metric definitions and the per-variant sums results are computed from.
 
+pub mod planner;
 pub mod ratio;
 
 use cleave_core::exposure::Exposure;
