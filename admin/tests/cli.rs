@@ -424,3 +424,47 @@ async fn flags_from_the_command_line(pool: PgPool) {
     assert_eq!(listed[0]["key"], "new-nav");
     assert_eq!(listed[0]["enabled"], false);
 }
+
+#[sqlx::test(migrations = "./migrations")]
+async fn results_by_slice_and_the_holdout_report(pool: PgPool) {
+    let url = url_of(&pool);
+    let url = url.as_str();
+    let json = |out: &Output| -> serde_json::Value {
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    json(&admin(Some(url), &["environments", "create", "prod"]));
+    let exp = json(&admin(
+        Some(url),
+        &["experiments", "create", "--env", "prod", "--key", "cta"],
+    ));
+    let id = exp["id"].as_str().unwrap();
+    let slices = json(&admin(
+        Some(url),
+        &["results", "--experiment", id, "--by", "device"],
+    ));
+    assert_eq!(
+        (slices["dimension"].clone(), slices["exploratory"].clone()),
+        (serde_json::json!("device"), serde_json::json!(true))
+    );
+    assert_eq!(slices["correction"], "benjamini_hochberg", "bh with --by");
+    let out = admin(Some(url), &["results", "--experiment", id, "--by", "city"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("--by \"city\": slice by country, device or browser"));
+
+    let out = admin(Some(url), &["holdout", "prod"]);
+    assert_eq!(out.status.code(), Some(4), "no holdout is a conflict");
+    assert!(text(&out.stderr).contains("environment prod has no holdout"));
+    json(&admin(
+        Some(url),
+        &[
+            "environments",
+            "settings",
+            "prod",
+            r#"{"holdout": {"salt": "h1", "ranges": [[0, 999]]}}"#,
+        ],
+    ));
+    let report = json(&admin(Some(url), &["holdout", "prod"]));
+    assert_eq!(report["heldOutShare"], 0.1);
+    assert_eq!(report["salt"], "h1");
+}
