@@ -266,9 +266,8 @@ fn find_by_key(experiments: &[Experiment], by_key: &[usize], key: &str) -> Optio
 /// reported at each later use against the first.
 fn key_order(experiments: &[Experiment], problems: &mut Problems) -> Vec<usize> {
     let key = |i: &usize| experiments.get(*i).map_or("", |e| e.key.as_str());
-    let mut order: Vec<usize> = (0..experiments.len()).collect();
     // Stable: equal keys stay in index order, so the first of a run is the first use.
-    order.sort_by(|a, b| key(a).cmp(key(b)));
+    let order = crate::order::indices_by(experiments.len(), |a, b| key(&a).cmp(key(&b)));
     let mut first = None;
     for pair in order.windows(2) {
         let [a, b] = pair else { continue };

@@ -122,15 +122,12 @@ pub fn read(key: &[u8], token: &str) -> Result<Claims, ForceError> {
         return Err(ForceError::Malformed);
     };
     let number = |text: &str| text.parse::<i64>().map_err(|_| ForceError::Malformed);
-    let forced = pairs
-        .split(',')
-        .map(|pair| {
-            let (e, v) = pair.split_once('=').ok_or(ForceError::Malformed)?;
-            (is_valid_key(e) && is_valid_key(v))
-                .then(|| (e.to_owned(), v.to_owned()))
-                .ok_or(ForceError::Malformed)
-        })
-        .collect::<Result<Forced, _>>()?;
+    let forced: Forced = crate::order::try_map_of(pairs.split(',').map(|pair| {
+        let (e, v) = pair.split_once('=').ok_or(ForceError::Malformed)?;
+        (is_valid_key(e) && is_valid_key(v))
+            .then(|| (e.to_owned(), v.to_owned()))
+            .ok_or(ForceError::Malformed)
+    }))?;
     if !is_valid_key(environment) {
         return Err(ForceError::Malformed);
     }

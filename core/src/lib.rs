@@ -20,6 +20,7 @@ pub mod headers;
 pub mod identity;
 pub mod ingest;
 pub mod keys;
+pub mod order;
 pub mod plan;
 pub mod pointer;
 pub mod pointer_register;

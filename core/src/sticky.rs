@@ -54,25 +54,24 @@ impl Sticky {
     /// A missing key, a bad signature or a body that does not parse.
     pub fn open(key: &[u8], token: &str) -> Result<Self, StickyError> {
         let body = open(key, CONTEXT, token)?;
-        let entries = body
-            .split(',')
-            .filter(|entry| !entry.is_empty())
-            .map(|entry| {
-                let (exp, rest) = entry.split_once('=').ok_or(StickyError::Malformed)?;
-                let (variant, tag) = rest.split_once('@').ok_or(StickyError::Malformed)?;
-                let well_formed = is_valid_key(exp)
-                    && is_valid_key(variant)
-                    && tag.len() == 12
-                    && tag.bytes().all(|b| b.is_ascii_hexdigit());
-                let entry = Entry {
-                    variant: variant.to_owned(),
-                    tag: tag.to_owned(),
-                };
-                well_formed
-                    .then(|| (exp.to_owned(), entry))
-                    .ok_or(StickyError::Malformed)
-            })
-            .collect::<Result<_, _>>()?;
+        let entries =
+            crate::order::try_map_of(body.split(',').filter(|entry| !entry.is_empty()).map(
+                |entry| {
+                    let (exp, rest) = entry.split_once('=').ok_or(StickyError::Malformed)?;
+                    let (variant, tag) = rest.split_once('@').ok_or(StickyError::Malformed)?;
+                    let well_formed = is_valid_key(exp)
+                        && is_valid_key(variant)
+                        && tag.len() == 12
+                        && tag.bytes().all(|b| b.is_ascii_hexdigit());
+                    let entry = Entry {
+                        variant: variant.to_owned(),
+                        tag: tag.to_owned(),
+                    };
+                    well_formed
+                        .then(|| (exp.to_owned(), entry))
+                        .ok_or(StickyError::Malformed)
+                },
+            ))?;
         Ok(Self { entries })
     }
 

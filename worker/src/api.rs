@@ -7,7 +7,7 @@ use cleave_core::flags::FlagOutcome;
 use cleave_core::routing::RequestRoute;
 use cleave_core::sticky::Sticky;
 use cleave_core::targeting::is_reserved;
-use cleave_core::{Attributes, Explanation, Subject, Units};
+use cleave_core::{order, Attributes, Explanation, Subject, Units};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -246,11 +246,12 @@ fn echo(attributes: &Attributes, typed: Map<String, Value>) -> Map<String, Value
         name.rsplit_once('.')
             .is_some_and(|(base, _)| typed.get(base).is_some_and(Value::is_object))
     };
-    let mut out: Map<String, Value> = attributes
-        .iter()
-        .filter(|(k, _)| !is_reserved(k) && !derived(k))
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
+    let mut out = order::object_of(
+        attributes
+            .iter()
+            .filter(|(k, _)| !is_reserved(k) && !derived(k))
+            .map(|(k, v)| (k.clone(), Value::String(v.clone()))),
+    );
     out.extend(typed);
     out
 }
@@ -412,10 +413,11 @@ fn decide_with(
     } = decision::assign(engine, served, &ask, &subject, now);
     if purpose == Purpose::Confirm {
         let named = request.experiments.as_ref();
-        let exposed: BTreeMap<&str, &str> = decided
-            .iter()
-            .map(|a| (a.experiment.key.as_str(), a.variant.key.as_str()))
-            .collect();
+        let exposed: BTreeMap<&str, &str> = order::map_of(
+            decided
+                .iter()
+                .map(|a| (a.experiment.key.as_str(), a.variant.key.as_str())),
+        );
         let recorded: BTreeSet<&str> = exposures.experiments();
         let confirmation = Confirmation {
             units: &request.units,
@@ -441,24 +443,26 @@ fn decide_with(
         record.record(|k| engine.experiment(k).is_some(), &request.units, &decided);
         record.seal(key).ok().flatten()
     };
-    let assignments = decided
-        .iter()
-        .map(|a| Ok((a.experiment.key.as_str(), served.views.get(a)?)))
-        .collect::<serde_json::Result<_>>()?;
+    let assignments =
+        order::try_map_of(decided.iter().map(|a| {
+            Ok::<_, serde_json::Error>((a.experiment.key.as_str(), served.views.get(a)?))
+        }))?;
     let explain = request.explain.then(|| {
-        engine
-            .explain(&subject)
-            .into_iter()
-            .map(|(e, why)| (e.key.as_str(), why))
-            .collect()
+        order::map_of(
+            engine
+                .explain(&subject)
+                .into_iter()
+                .map(|(e, why)| (e.key.as_str(), why)),
+        )
     });
     // The assignments cover every experiment unless the call filtered them.
     let all_assigned = request.experiments.is_none().then_some(&decided[..]);
-    let flags = engine
-        .evaluate_flags_given(&subject, None, all_assigned)
-        .iter()
-        .map(|outcome| (outcome.flag().key.as_str(), FlagView::of(outcome)))
-        .collect();
+    let flags = order::map_of(
+        engine
+            .evaluate_flags_given(&subject, None, all_assigned)
+            .iter()
+            .map(|outcome| (outcome.flag().key.as_str(), FlagView::of(outcome))),
+    );
     let decision = Decision {
         units: &request.units,
         environment,

@@ -145,10 +145,11 @@ impl Config {
 /// which, so they are found by prefix.
 fn jwt_secrets(env: &Env, secret: impl Fn(&str) -> Option<String>) -> BTreeMap<String, Vec<u8>> {
     let bindings: &Object = AsRef::<worker::wasm_bindgen::JsValue>::as_ref(env).unchecked_ref();
-    Object::keys(bindings)
-        .iter()
-        .filter_map(|name| name.as_string())
-        .filter(|name| name.starts_with(cleave_core::identity::SECRET_PREFIX))
-        .filter_map(|name| secret(&name).map(|value| (name, value.into_bytes())))
-        .collect()
+    cleave_core::order::map_of(
+        Object::keys(bindings)
+            .iter()
+            .filter_map(|name| name.as_string())
+            .filter(|name| name.starts_with(cleave_core::identity::SECRET_PREFIX))
+            .filter_map(|name| secret(&name).map(|value| (name, value.into_bytes()))),
+    )
 }

@@ -9,7 +9,7 @@ use cleave_core::exposure::{
     declared_by_origin, exposures_of, holdout_exposure, Binding, Exposure, Source,
 };
 use cleave_core::snapshot::AnonymousExposures;
-use cleave_core::{Assignment, Engine, Subject};
+use cleave_core::{order, Assignment, Engine, Subject};
 use worker::web_sys::Request;
 use worker::worker_sys::Context;
 
@@ -159,7 +159,7 @@ impl Exposures {
 
     /// Experiment keys that will be recorded.
     pub fn experiments(&self) -> BTreeSet<&str> {
-        self.records.iter().map(|e| e.experiment.as_str()).collect()
+        order::set_of(self.records.iter().map(|e| e.experiment.as_str()))
     }
 
     /// Sends them on (when collection is configured).
@@ -229,11 +229,12 @@ pub fn exposures(
     };
     // Only a proxied page's declaration narrows by route.
     let route_scoped = if ask.mode == Mode::Proxy && !records.is_empty() {
-        assignments
-            .iter()
-            .filter(|a| a.experiment.routes.is_some())
-            .map(|a| a.experiment.key.clone())
-            .collect()
+        order::set_of(
+            assignments
+                .iter()
+                .filter(|a| a.experiment.routes.is_some())
+                .map(|a| a.experiment.key.clone()),
+        )
     } else {
         BTreeSet::new()
     };

@@ -128,7 +128,9 @@ impl Engine {
             }
         }
         if assigned.len() > before {
-            assigned.sort_by(|a, b| a.experiment.key.cmp(&b.experiment.key));
+            crate::order::sort_by(&mut assigned, |a, b| {
+                a.experiment.key.cmp(&b.experiment.key)
+            });
         }
         assigned
     }
@@ -181,7 +183,7 @@ impl Engine {
                 slot.1 = run.decide(pos, 0).1;
             }
         }
-        out.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+        crate::order::sort_by(&mut out, |a, b| a.0.key.cmp(&b.0.key));
         out
     }
 }

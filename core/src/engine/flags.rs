@@ -291,9 +291,7 @@ pub(crate) fn served_experiments(flags: &[Flag]) -> BTreeSet<String> {
     let serves = flags
         .iter()
         .flat_map(|f| f.rules.iter().map(|r| &r.serve).chain([&f.fallthrough]));
-    serves
-        .filter_map(|s| s.experiment.as_ref().map(|e| e.key.clone()))
-        .collect()
+    crate::order::set_of(serves.filter_map(|s| s.experiment.as_ref().map(|e| e.key.clone())))
 }
 impl Engine {
     /// Every flag (or those in `only`) for `subject`, in snapshot order. A key in `only`

@@ -80,7 +80,7 @@ impl LayerTable {
     pub(super) fn check_overlaps(&mut self, experiments: &[Experiment], problems: &mut Problems) {
         let key = |i: usize| experiments.get(i).map_or("?", |e| e.key.as_str());
         for claims in &mut self.claims {
-            claims.sort_unstable();
+            crate::order::sort(claims);
             for pair in claims.windows(2) {
                 if let [(_, end_a, a), (start_b, _, b)] = pair {
                     if start_b <= end_a {

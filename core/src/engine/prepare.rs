@@ -176,7 +176,7 @@ fn variant_slots(exp: &Experiment, path: &str, problems: &mut Problems) -> Vec<(
             }
         }
     }
-    slots.sort_unstable();
+    crate::order::sort(&mut slots);
     for pair in slots.windows(2) {
         if let [(_, end_a, va), (start_b, _, vb)] = pair {
             if start_b <= end_a {
@@ -203,7 +203,7 @@ fn allow_list(exp: &Experiment, path: &str, problems: &mut Problems) -> Vec<(Str
         .enumerate()
         .flat_map(|(v, variant)| variant.allow.iter().map(move |id| (id.clone(), v)))
         .collect();
-    allow.sort();
+    crate::order::sort(&mut allow);
     allow.dedup();
     for pair in allow.windows(2) {
         if let [(a, va), (b, vb)] = pair {

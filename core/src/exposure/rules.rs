@@ -121,17 +121,14 @@ impl Binding<'_> {
 /// not experiment keys (inner lists, numbers, anything malformed): the origin is trusted, and
 /// a member it got wrong only fails to count.
 pub fn parse_exposed_header(value: &str) -> BTreeSet<String> {
-    value
-        .split(',')
-        .filter_map(|member| {
-            let item = member.split(';').next().unwrap_or("").trim();
-            let key = match item.strip_prefix('"') {
-                Some(rest) => rest.strip_suffix('"')?,
-                None => item,
-            };
-            is_valid_key(key).then(|| key.to_owned())
-        })
-        .collect()
+    crate::order::set_of(value.split(',').filter_map(|member| {
+        let item = member.split(';').next().unwrap_or("").trim();
+        let key = match item.strip_prefix('"') {
+            Some(rest) => rest.strip_suffix('"')?,
+            None => item,
+        };
+        is_valid_key(key).then(|| key.to_owned())
+    }))
 }
 
 /// Proxy mode: the exposures of a page, given what its origin declared. Without a

@@ -253,12 +253,13 @@ impl Val {
                     .map(Self::into_value)
                     .collect::<Result<_, _>>()?,
             ),
-            Self::Object(entries) => Value::Object(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| v.into_value().map(|v| (k, v)))
-                    .collect::<Result<_, _>>()?,
-            ),
+            Self::Object(entries) => {
+                let mut object = serde_json::Map::new();
+                for (k, v) in entries {
+                    object.insert(k, v.into_value()?);
+                }
+                Value::Object(object)
+            }
         })
     }
 }

@@ -196,7 +196,7 @@ fn list(value: &Value, path: &dyn Fn() -> String, problems: &mut Problems) -> Op
         set.spans.push((start, set.text.len()));
     }
     let mut spans = std::mem::take(&mut set.spans);
-    spans.sort_by(|a, b| set.at(*a).cmp(set.at(*b)));
+    crate::order::sort_by(&mut spans, |a, b| set.at(*a).cmp(set.at(*b)));
     spans.dedup_by(|a, b| set.at(*a) == set.at(*b));
     set.spans = spans;
     all_scalar.then_some(set)

@@ -3,7 +3,7 @@
 //! (when enabled) the page's assignments for front-end code.
 
 use cleave_core::caching::private_cache_control;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use worker::web_sys::Response;
 use worker::Result;
 
@@ -109,10 +109,11 @@ pub fn assignments_cookie(pairs: &[(String, String)]) -> String {
 /// `<script type="application/json">` with the snapshot version and assignments, safe to
 /// place in HTML (no `<`, `>` or `&` survive unescaped) and inert under any CSP.
 pub fn assignments_script(snapshot: &str, pairs: &[(String, String)]) -> String {
-    let assignments: Map<String, Value> = pairs
-        .iter()
-        .map(|(e, v)| (e.clone(), Value::String(v.clone())))
-        .collect();
+    let assignments = cleave_core::order::object_of(
+        pairs
+            .iter()
+            .map(|(e, v)| (e.clone(), Value::String(v.clone()))),
+    );
     let json = serde_json::json!({ "snapshot": snapshot, "assignments": assignments }).to_string();
     let escaped = json
         .replace('<', "\\u003c")
