@@ -17,18 +17,21 @@ const SLACK_ROWS: f64 = 1000.0;
 /// since; returns the tables analysed. Another admin analysing the same table at the same
 /// moment is left to it.
 pub async fn refresh(pool: &PgPool) -> Result<Vec<&'static str>, sqlx::Error> {
+    // reltuples is -1 until a table's first analysis; the counter may trail by a second.
+    let views: Vec<(String, f32, i64)> = sqlx::query_as(
+        "select c.relname::text, c.reltuples, coalesce(s.n_mod_since_analyze, 0) \
+         from pg_class c left join pg_stat_user_tables s on s.relid = c.oid \
+         where c.oid = any(array[to_regclass($1), to_regclass($2)])",
+    )
+    .bind(TABLES[0])
+    .bind(TABLES[1])
+    .fetch_all(pool)
+    .await?;
     let mut analysed = Vec::new();
     for table in TABLES {
-        // reltuples is -1 until a table's first analysis; the counter may trail by a second.
-        let (rows, changed): (f32, i64) = sqlx::query_as(
-            "select c.reltuples, coalesce(s.n_mod_since_analyze, 0) \
-             from pg_class c left join pg_stat_user_tables s on s.relid = c.oid \
-             where c.oid = to_regclass($1)",
-        )
-        .bind(table)
-        .fetch_one(pool)
-        .await?;
-        let stale = rows < 0.0 || changed as f64 > f64::from(rows) * 0.1 + SLACK_ROWS;
+        let stale = views.iter().any(|(name, rows, changed)| {
+            name == table && (*rows < 0.0 || *changed as f64 > f64::from(*rows) * 0.1 + SLACK_ROWS)
+        });
         if !stale {
             continue;
         }
