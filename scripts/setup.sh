@@ -2,7 +2,8 @@
 # Installs what building and testing cleave needs, skipping whatever is already there:
 # the pinned Rust toolchain with the wasm32 target, worker-build, wasm-bindgen-cli at the exact
 # wasm-bindgen version in Cargo.lock, and the npm packages in package-lock.json (wrangler,
-# esbuild, binaryen's wasm-opt, playwright-core) and Debian's chromium for the dashboard test.
+# esbuild, binaryen's wasm-opt, playwright-core), Debian's chromium for the dashboard test, and
+# Debian's clickhouse-server with PyPI's chdb-core for the analytics store tests.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -45,4 +46,18 @@ if [ -z "${CLEAVE_CHROMIUM:-}" ] && ! [ -x /usr/bin/chromium ]; then
   export DEBIAN_FRONTEND=noninteractive
   $sudo_cmd apt-get update -qq >&2
   $sudo_cmd apt-get install -y -qq chromium >&2
+fi
+
+# The analytics conformance test: a two-shard ClickHouse 18.16 cluster from Debian's packages
+# (scripts/clickhouse.sh starts it) and a current ClickHouse, embedded, from PyPI's chdb-core.
+if ! command -v clickhouse-server >/dev/null 2>&1; then
+  say "installing Debian's clickhouse-server (analytics store tests)"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo_cmd apt-get update -qq >&2
+  $sudo_cmd apt-get install -y -qq clickhouse-server clickhouse-client >&2
+fi
+if ! python3 -c "import chdb" >/dev/null 2>&1; then
+  say "installing chdb-core (a current ClickHouse engine for the analytics store tests)"
+  python3 -m pip install --quiet --disable-pip-version-check chdb-core==26.9.0 >&2
 fi

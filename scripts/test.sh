@@ -3,7 +3,9 @@
 #   static checks (fmt, clippy native and wasm32), native tests (core, worker glue, admin),
 #   core's golden tests compiled to wasm32 and run in Node, the release worker build, and the
 #   end-to-end suite (the compiled worker in workerd via `wrangler dev`, local KV, local origins,
-#   cleave-admin on Postgres), and the README's curl walkthrough against the local stack.
+#   cleave-admin on Postgres), and the README's curl walkthrough against the local stack. The
+#   analytics store's conformance test runs on a two-shard ClickHouse cluster this script
+#   starts (scripts/clickhouse.sh) and on chDB.
 #
 #   scripts/test.sh --quick   the inner loop: setup, static checks, docs, native tests and
 #                             core's wasm32 golden tests (no worker build, no end-to-end)
@@ -40,8 +42,16 @@ step "postgres"
 DATABASE_URL=$(scripts/postgres.sh)
 export DATABASE_URL
 
-step "native tests (admin against Postgres)"
+step "clickhouse (two shards on loopback, for the analytics store tests)"
+CLEAVE_ANALYTICS_URL=$(scripts/clickhouse.sh)
+export CLEAVE_ANALYTICS_URL
+# Stopped by PID however this script ends.
+trap 'scripts/clickhouse.sh stop' EXIT
+
+step "native tests (admin against Postgres; the analytics conformance test also on ClickHouse)"
 cargo test --workspace --locked
+# The admins the end-to-end tests and the walkthrough start keep analytics in Postgres.
+unset CLEAVE_ANALYTICS_URL
 cargo build -p cleave-admin --locked
 
 step "core golden tests on wasm32 (Node)"

@@ -200,7 +200,7 @@ async fn compute(
         .unwrap_or(Decision::Sequential);
     correct(&mut results, options, decision);
     let guardrail_breaches = breaches(&results, options.alpha);
-    let days = store::days_enrolling(&ctx.pool, &cohort).await?;
+    let days = ctx.analytics.days_enrolling(&cohort).await?;
     let plan = plan::plan_for(
         &results,
         &control,
@@ -240,10 +240,10 @@ pub(crate) struct Enrolment {
 /// Each arm's units (with how they were learned and who was left out) and the sample ratio
 /// check against `arms`' allocated weights.
 async fn enrolment(ctx: &Ctx, cohort: &Cohort<'_>, arms: &[(&str, i64)]) -> Result<Enrolment> {
-    let counts = store::variant_counts(&ctx.pool, cohort).await?;
+    let counts = ctx.analytics.variant_counts(cohort).await?;
     let allocated: i64 = arms.iter().map(|(_, w)| w).sum();
     let total_units: i64 = counts.iter().map(|c| c.units).sum();
-    let breakdown = store::variant_breakdown(&ctx.pool, cohort).await?;
+    let breakdown = ctx.analytics.variant_breakdown(cohort).await?;
     let of_arm = |kind: &str, arm: &str| -> BTreeMap<String, i64> {
         breakdown
             .iter()
@@ -270,7 +270,9 @@ async fn enrolment(ctx: &Ctx, cohort: &Cohort<'_>, arms: &[(&str, i64)]) -> Resu
     let observed: Vec<u64> = variants.iter().map(|v| to_u64(v.units)).collect();
     let weights: Vec<f64> = arms.iter().map(|(_, w)| to_f64(*w)).collect();
     let srm = stats::sample_ratio(&observed, &weights);
-    let excluded_units: BTreeMap<String, i64> = store::left_out(&ctx.pool, cohort)
+    let excluded_units: BTreeMap<String, i64> = ctx
+        .analytics
+        .left_out(cohort)
         .await?
         .into_iter()
         .filter(|(_, n)| *n > 0)

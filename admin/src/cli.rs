@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde::Serialize;
 
 use crate::access::Access;
+use crate::analytics_store::Analytics;
 use crate::db;
 use crate::error::{AdminError, Result};
 use crate::model::Status;
@@ -41,6 +42,15 @@ pub struct Cli {
     /// Postgres connection string.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Where exposures and events are kept and results computed: unset for the Postgres of
+    /// DATABASE_URL, or a ClickHouse cluster, `clickhouse://host:port[,host:port…]/database`.
+    #[arg(
+        long,
+        env = "CLEAVE_ANALYTICS_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub analytics_url: Option<String>,
     /// Who the audit log names for changes made from this command line.
     #[arg(long, env = "CLEAVE_ACTOR", global = true, default_value = "cli")]
     pub actor: String,
@@ -283,8 +293,10 @@ pub async fn run(cli: Cli) -> Result<()> {
             .await
             .map_err(|e| AdminError::Internal(format!("migration failed: {e}")))
     };
+    let analytics = Analytics::connect(cli.analytics_url.as_deref(), pool.clone()).await?;
     let ctx = Ctx {
         pool: pool.clone(),
+        analytics,
         sink: cli.sink.sink()?,
         signer: cli.signing.signer()?,
         relay: cli.sink.relay()?,

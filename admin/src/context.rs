@@ -7,6 +7,7 @@ use sqlx::PgPool;
 
 use cleave_core::pointer::Pointer;
 
+use crate::analytics_store::Analytics;
 use crate::relay::Relay;
 use crate::signing::SnapshotSigner;
 use crate::sink::Sink;
@@ -15,6 +16,8 @@ use crate::sink::Sink;
 #[derive(Debug, Clone)]
 pub struct Ctx {
     pub pool: PgPool,
+    /// Where exposures and events are stored and results' sums computed.
+    pub analytics: Analytics,
     pub sink: Sink,
     /// Signs every published pointer when set.
     pub signer: Option<Arc<SnapshotSigner>>,

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod analysis;
+pub mod analytics_store;
 pub mod cli;
 pub mod compile;
 pub mod context;

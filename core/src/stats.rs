@@ -1,7 +1,8 @@
 //! Experiment statistics: the tests behind `cleave-admin results`.
 //!
-//! Everything works from per-variant summaries (units, mean, sample variance), which Postgres
-//! computes in one pass, so results cost the same at ten thousand units as at ten million.
+//! Everything works from per-variant summaries (units, mean, sample variance), derived from
+//! the additive sums an analytics store computes in one pass ([`MetricSums`], [`RatioSums`]),
+//! so results cost the same at ten thousand units as at ten million.
 //! - continuous metrics: Welch's t-test and its confidence interval;
 //! - conversion metrics: the pooled two-proportion z-test, with the unpooled (Wald) interval;
 //! - sample ratio mismatch: a sequential Dirichlet-multinomial test against the allocation,
@@ -26,6 +27,7 @@ mod cuped;
 pub mod power;
 mod ratio;
 mod srm;
+mod sums;
 
 pub use bayesian::{bayesian, Bayesian};
 pub use cuped::{cuped, Adjustment, CovariateSummary};
@@ -34,6 +36,7 @@ pub use ratio::{
     RatioCovariateMoments, RatioMoments,
 };
 pub use srm::{sample_ratio, SampleRatio, SRM_ALPHA, SRM_PRIOR_CONCENTRATION};
+pub use sums::{MetricSums, RatioSums};
 
 /// Scale of the mSPRT mixing distribution, as a share of the metric's standard deviation:
 /// the prior puts most weight on effects up to about a tenth of a standard deviation, the

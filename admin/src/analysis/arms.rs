@@ -1,10 +1,12 @@
 //! Each metric's per-variant summaries, read from the store by its kind, with the CUPED
 //! adjustment when units have pre-exposure data.
 
-use cleave_core::stats::{self, CovariateSummary, RatioCovariateMoments, RatioMoments};
+use cleave_core::stats::{
+    self, CovariateSummary, MetricSums, RatioCovariateMoments, RatioMoments, RatioSums,
+};
 
-use super::{cuped, to_u64, Cuped, MetricVariant};
-use crate::db::analysis::{self as store, ratio, Cohort, Metric};
+use super::{cuped, Cuped, MetricVariant};
+use crate::db::analysis::{Cohort, Metric};
 use crate::error::Result;
 use crate::model::MetricKind;
 use crate::service::Ctx;
@@ -30,13 +32,15 @@ pub(super) async fn metric_arms(
     let (variants, present) = match (&metric.numerator, &metric.denominator) {
         (Some(numerator), Some(denominator)) if metric.kind == MetricKind::Ratio => {
             let parts = (numerator.as_str(), denominator.as_str());
-            let sums = ratio::ratio_sums(&ctx.pool, cohort, parts, pre_days).await?;
+            let sums = ctx.analytics.ratio_sums(cohort, parts, pre_days).await?;
             ratio_arms(phase.arms, &sums)
         }
         _ => {
             let conversion = metric.kind == MetricKind::Conversion;
-            let sums =
-                store::metric_sums(&ctx.pool, cohort, &metric.key, conversion, pre_days).await?;
+            let sums = ctx
+                .analytics
+                .metric_sums(cohort, &metric.key, conversion, pre_days)
+                .await?;
             plain_arms(phase.arms, &sums)
         }
     };
@@ -59,77 +63,47 @@ pub(super) fn empty(arm: &str) -> MetricVariant {
     }
 }
 
-fn plain_arms<'a>(arms: &[&'a str], sums: &[store::MetricSums]) -> Arms<'a> {
-    let found = |arm: &str| sums.iter().find(|s| s.variant == arm);
+fn plain_arms<'a>(arms: &[&'a str], sums: &[(String, MetricSums)]) -> Arms<'a> {
+    let found = |arm: &str| sums.iter().find(|(v, _)| v == arm).map(|(_, s)| s);
     let variants = arms
         .iter()
-        .map(|arm| match found(arm) {
-            Some(s) => MetricVariant {
-                variant: (*arm).to_owned(),
-                units: s.units,
-                mean: s.mean,
-                variance: s.variance,
-                conversions: s.conversions,
-            },
-            None => empty(arm),
-        })
+        .map(|arm| found(arm).map_or_else(|| empty(arm), |s| plain_variant(arm, s)))
         .collect();
     let present = arms
         .iter()
-        .filter_map(|arm| {
-            let s = found(arm)?;
-            Some((
-                *arm,
-                CovariateSummary {
-                    units: to_u64(s.units),
-                    mean: s.mean,
-                    variance: s.variance,
-                    covariate_mean: s.covariate_mean,
-                    covariate_variance: s.covariate_variance,
-                    covariance: s.covariance,
-                },
-            ))
-        })
+        .filter_map(|arm| Some((*arm, found(arm)?.covariate_summary())))
         .collect();
     (variants, Some(present))
 }
 
+/// One arm of a plain metric read from its sums.
+pub(super) fn plain_variant(arm: &str, sums: &MetricSums) -> MetricVariant {
+    let summary = sums.summary();
+    MetricVariant {
+        variant: arm.to_owned(),
+        units: i64::try_from(summary.units).unwrap_or(i64::MAX),
+        mean: summary.mean,
+        variance: summary.variance,
+        conversions: i64::try_from(sums.conversions).unwrap_or(i64::MAX),
+    }
+}
+
 /// A ratio's arms: the ratio of means and the per-unit variance of its linearisation, so the
 /// comparisons, the Bayesian reading and the plan use the delta method.
-fn ratio_arms<'a>(arms: &[&'a str], sums: &[ratio::RatioSums]) -> Arms<'a> {
-    let found = |arm: &str| sums.iter().find(|s| s.variant == arm);
+fn ratio_arms<'a>(arms: &[&'a str], sums: &[(String, RatioSums)]) -> Arms<'a> {
+    let found = |arm: &str| sums.iter().find(|(v, _)| v == arm).map(|(_, s)| s);
     let variants = arms
         .iter()
         .map(|arm| {
-            let Some(s) = found(arm) else {
-                return empty(arm);
-            };
-            let moments = RatioMoments {
-                units: to_u64(s.units),
-                numerator_mean: s.mean_n,
-                denominator_mean: s.mean_d,
-                numerator_variance: s.nn,
-                denominator_variance: s.dd,
-                covariance: s.nd,
-            };
-            ratio_variant(arm, &moments, s.with_denominator)
+            found(arm).map_or_else(
+                || empty(arm),
+                |s| ratio_variant(arm, &s.moments(), s.with_denominator),
+            )
         })
         .collect();
     let (present, moments): (Vec<&'a str>, Vec<RatioCovariateMoments>) = arms
         .iter()
-        .filter_map(|arm| {
-            let s = found(arm)?;
-            let (means, covariance) = s.matrix();
-            let units = to_u64(s.units);
-            Some((
-                *arm,
-                RatioCovariateMoments {
-                    units,
-                    means,
-                    covariance,
-                },
-            ))
-        })
+        .filter_map(|arm| Some((*arm, found(arm)?.covariate_moments())))
         .unzip();
     let covariates = stats::ratio_covariates(&moments)
         .map(|summaries| present.into_iter().zip(summaries).collect());
@@ -141,7 +115,7 @@ fn ratio_arms<'a>(arms: &[&'a str], sums: &[ratio::RatioSums]) -> Arms<'a> {
 pub(super) fn ratio_variant(
     arm: &str,
     moments: &RatioMoments,
-    with_denominator: i64,
+    with_denominator: u64,
 ) -> MetricVariant {
     let summary = stats::ratio_summary(moments);
     MetricVariant {
@@ -149,6 +123,6 @@ pub(super) fn ratio_variant(
         units: i64::try_from(moments.units).unwrap_or(i64::MAX),
         mean: summary.map_or(0.0, |r| r.mean),
         variance: summary.map_or(0.0, |r| r.variance),
-        conversions: with_denominator,
+        conversions: i64::try_from(with_denominator).unwrap_or(i64::MAX),
     }
 }

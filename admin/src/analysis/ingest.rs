@@ -15,7 +15,6 @@ use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::db::analysis::{self as store, planner};
 use crate::db::environments;
 use crate::error::{AdminError, Result};
 use crate::service::Ctx;
@@ -77,17 +76,12 @@ pub async fn ingest(ctx: &Ctx, delivery: Delivery) -> Result<Receipt> {
         |e: &Event| check_event(e, now, MAX_EVENT_AGE_MS),
     );
     if let Some(environment) = known {
-        let mut tx = ctx.pool.begin().await?;
-        exposures_counted.stored =
-            store::insert_exposures(&mut *tx, environment.id, &exposures).await?;
-        events_counted.stored = store::insert_events(&mut *tx, environment.id, &events).await?;
-        tx.commit().await?;
-        // The records are stored: a failure here is logged, not answered as one.
-        match planner::refresh(&ctx.pool).await {
-            Ok(tables) if !tables.is_empty() => tracing::info!(?tables, "analysed"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "could not refresh planner statistics"),
-        }
+        let (exposures_stored, events_stored) = ctx
+            .analytics
+            .store(environment.id, &exposures, &events)
+            .await?;
+        exposures_counted.stored = exposures_stored;
+        events_counted.stored = events_stored;
     }
     let refused = exposures_counted.refused.len() + events_counted.refused.len();
     if refused > 0 {

@@ -81,7 +81,7 @@ pub async fn slices(
         .collect();
     let mut labelled = Cohort::phase(experiment.environment_id, &experiment.key, &experiment.salt);
     labelled.slice = Some((dimension, None));
-    let counts = store::slice_counts(&ctx.pool, &labelled).await?;
+    let counts = ctx.analytics.slice_counts(&labelled).await?;
     let (largest, other_units) = largest_slices(&counts);
 
     let mut slices = Vec::with_capacity(largest.len());

@@ -2,13 +2,13 @@
 //! with the fixed-horizon interval and the always-valid confidence sequence. The sequence is
 //! the one to read day by day; the interval is what a single look at that day would give.
 
-use cleave_core::stats::{Comparison, RatioMoments};
+use cleave_core::stats::Comparison;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::arms::{empty, ratio_variant};
-use super::{allocated_buckets, analysed, arms, check, compare, control_of, to_u64, MetricVariant};
-use crate::db::analysis::{self as store, ratio, Cohort, Metric};
+use super::arms::{empty, plain_variant, ratio_variant};
+use super::{allocated_buckets, analysed, arms, check, compare, control_of, MetricVariant};
+use crate::db::analysis::{self as store, Cohort, Metric};
 use crate::error::{AdminError, Result};
 use crate::model::{MetricKind, MetricRole};
 use crate::service::Ctx;
@@ -136,38 +136,19 @@ async fn daily_variants(
         (metric.kind, &metric.numerator, &metric.denominator)
     {
         let parts = (numerator.as_str(), denominator.as_str());
-        let rows = ratio::daily_ratio_sums(&ctx.pool, cohort, parts).await?;
+        let rows = ctx.analytics.daily_ratio_sums(cohort, parts).await?;
         return Ok(rows
             .into_iter()
-            .map(|r| {
-                let moments = RatioMoments {
-                    units: to_u64(r.units),
-                    numerator_mean: r.mean_n,
-                    denominator_mean: r.mean_d,
-                    numerator_variance: r.nn,
-                    denominator_variance: r.dd,
-                    covariance: r.nd,
-                };
-                (
-                    r.day,
-                    ratio_variant(&r.variant, &moments, r.with_denominator),
-                )
-            })
+            .map(|(day, arm, s)| (day, ratio_variant(&arm, &s.moments(), s.with_denominator)))
             .collect());
     }
     let conversion = metric.kind == MetricKind::Conversion;
-    let rows = store::daily_metric_sums(&ctx.pool, cohort, &metric.key, conversion).await?;
+    let rows = ctx
+        .analytics
+        .daily_metric_sums(cohort, &metric.key, conversion)
+        .await?;
     Ok(rows
         .into_iter()
-        .map(|r| {
-            let variant = MetricVariant {
-                variant: r.variant,
-                units: r.units,
-                mean: r.mean,
-                variance: r.variance,
-                conversions: r.conversions,
-            };
-            (r.day, variant)
-        })
+        .map(|(day, arm, s)| (day, plain_variant(&arm, &s)))
         .collect())
 }

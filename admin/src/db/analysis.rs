@@ -5,6 +5,7 @@ pub mod ratio;
 
 use cleave_core::exposure::Exposure;
 use cleave_core::ingest::Event;
+use cleave_core::stats::MetricSums;
 use serde::Serialize;
 use sqlx::{FromRow, PgConnection, PgExecutor};
 use time::OffsetDateTime;
@@ -352,14 +353,14 @@ pub async fn slice_counts(
         .await
 }
 
-/// Days from the phase's first counted exposure to now (fractional); `None` before any.
-pub async fn days_enrolling(
+/// When the cohort's first counted exposure was (milliseconds since the epoch); `None`
+/// before any.
+pub async fn first_exposure(
     db: impl PgExecutor<'_>,
     cohort: &Cohort<'_>,
-) -> Result<Option<f64>, sqlx::Error> {
+) -> Result<Option<i64>, sqlx::Error> {
     let sql = format!(
-        "with {} select extract(epoch from now() - min(first_exposed))::float8 / 86400 \
-         from units",
+        "with {} select round(extract(epoch from min(first_exposed)) * 1000)::bigint from units",
         cohort.units()
     );
     bind_cohort!(sqlx::query_scalar(&sql), cohort)
@@ -409,31 +410,53 @@ pub async fn left_out(
     .await
 }
 
-/// One variant's summary of one metric.
+/// One variant's [`MetricSums`] as a row.
 #[derive(Debug, Clone, FromRow)]
-pub struct MetricSums {
-    pub variant: String,
-    pub units: i64,
-    pub mean: f64,
-    pub variance: f64,
-    pub conversions: i64,
-    /// The same metric over the `pre_days` before each unit's first exposure (CUPED's
-    /// covariate; 0 for a unit without events then).
-    pub covariate_mean: f64,
-    pub covariate_variance: f64,
-    pub covariance: f64,
+struct SumsRow {
+    #[sqlx(default)]
+    day: Option<String>,
+    variant: String,
+    units: i64,
+    conversions: i64,
+    x: f64,
+    xx: f64,
+    #[sqlx(default)]
+    c: f64,
+    #[sqlx(default)]
+    cc: f64,
+    #[sqlx(default)]
+    xc: f64,
 }
 
-/// Per variant: each unit's outcome (0/1 for a conversion metric, the sum of values for a
-/// continuous one) from events at or after its first exposure, allowing a minute of clock
-/// skew between the edge and the client; units without events count as 0.
+impl SumsRow {
+    fn sums(&self) -> MetricSums {
+        MetricSums {
+            units: count(self.units),
+            conversions: count(self.conversions),
+            x: self.x,
+            xx: self.xx,
+            c: self.c,
+            cc: self.cc,
+            xc: self.xc,
+        }
+    }
+}
+
+pub(crate) fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// Per variant: the sums of each unit's outcome `x` (0/1 for a conversion metric, the sum of
+/// values for a continuous one) from events at or after its first exposure, allowing a minute
+/// of clock skew between the edge and the client, and of the same over the `pre_days` before
+/// it (`c`, CUPED's covariate); units without events count as 0.
 pub async fn metric_sums(
     db: impl PgExecutor<'_>,
     cohort: &Cohort<'_>,
     metric: &str,
     conversion: bool,
     pre_days: i32,
-) -> Result<Vec<MetricSums>, sqlx::Error> {
+) -> Result<Vec<(String, MetricSums)>, sqlx::Error> {
     let sql = format!(
         "with {}, outcomes as ( \
            select u.unit, u.variant, coalesce(sum(ev.value), 0) as total, count(ev.event_id) as n \
@@ -453,48 +476,43 @@ pub async fn metric_sums(
              case when $6 then (o.n > 0)::int::float8 else o.total end as x, \
              case when $6 then (b.n > 0)::int::float8 else b.total end as c \
            from outcomes o join before b using (unit)) \
-         select variant, count(*) as units, avg(x) as mean, coalesce(var_samp(x), 0) as variance, \
-           count(*) filter (where n > 0) as conversions, avg(c) as covariate_mean, \
-           coalesce(var_samp(c), 0) as covariate_variance, coalesce(covar_samp(c, x), 0) as covariance \
+         select variant, count(*) as units, count(*) filter (where n > 0) as conversions, \
+           sum(x) as x, sum(x * x) as xx, sum(c) as c, sum(c * c) as cc, sum(x * c) as xc \
          from valued group by variant",
         cohort.units()
     );
-    bind_cohort!(sqlx::query_as(&sql), cohort)
+    let rows: Vec<SumsRow> = bind_cohort!(sqlx::query_as(&sql), cohort)
         .bind(metric)
         .bind(conversion)
         .bind(pre_days)
         .fetch_all(db)
-        .await
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.variant.clone(), r.sums()))
+        .collect())
 }
 
-/// One variant's summary of one metric as it stood at the end of one day (UTC).
-#[derive(Debug, Clone, FromRow)]
-pub struct DailySums {
-    pub day: String,
-    pub variant: String,
-    pub units: i64,
-    pub mean: f64,
-    pub variance: f64,
-    pub conversions: i64,
-}
-
-/// Every day (UTC) from the cohort's first exposure to today with its end (`cutoff`): the
-/// rows daily results are read at, for plain and ratio metrics alike.
+/// Every day (UTC) from the cohort's first exposure to the day of `$7` (milliseconds since
+/// the epoch) with its end (`cutoff`): the rows daily results are read at, for plain and
+/// ratio metrics alike.
 pub(crate) const DAYS: &str = "days as ( \
     select d::date as day, (d::date + 1)::timestamp at time zone 'UTC' as cutoff \
     from generate_series( \
       (select min(first_exposed) at time zone 'UTC' from units)::date, \
-      (now() at time zone 'UTC')::date, interval '1 day') d)";
+      (to_timestamp($7 / 1000.0) at time zone 'UTC')::date, interval '1 day') d)";
 
-/// [`metric_sums`] at the end of each day from the phase's first exposure to today: the units
-/// first exposed by then and their events until then, so each day shows what results showed.
-/// The work grows with units × days; results keep one row per variant and day.
+/// [`metric_sums`] (without the covariate) at the end of each day from the phase's first
+/// exposure to the day of `now_ms`: the units first exposed by then and their events until
+/// then, so each day shows what results showed. The work grows with units × days; results
+/// keep one row per day and variant, as `(day, variant, sums)`.
 pub async fn daily_metric_sums(
     db: impl PgExecutor<'_>,
     cohort: &Cohort<'_>,
     metric: &str,
     conversion: bool,
-) -> Result<Vec<DailySums>, sqlx::Error> {
+    now_ms: i64,
+) -> Result<Vec<(String, String, MetricSums)>, sqlx::Error> {
     let sql = format!(
         "with {}, {DAYS}, \
          outcomes as ( \
@@ -508,16 +526,27 @@ pub async fn daily_metric_sums(
          valued as ( \
            select day, variant, n, case when $6 then (n > 0)::int::float8 else total end as x \
            from outcomes) \
-         select day::text as day, variant, count(*) as units, avg(x) as mean, \
-           coalesce(var_samp(x), 0) as variance, count(*) filter (where n > 0) as conversions \
+         select day::text as day, variant, count(*) as units, \
+           count(*) filter (where n > 0) as conversions, sum(x) as x, sum(x * x) as xx \
          from valued group by day, variant order by day, variant",
         cohort.units()
     );
-    bind_cohort!(sqlx::query_as(&sql), cohort)
+    let rows: Vec<SumsRow> = bind_cohort!(sqlx::query_as(&sql), cohort)
         .bind(metric)
         .bind(conversion)
+        .bind(now_ms)
         .fetch_all(db)
-        .await
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.day.clone().unwrap_or_default(),
+                r.variant.clone(),
+                r.sums(),
+            )
+        })
+        .collect())
 }
 
 /// Which reading decides experiment `id`'s verdicts (`None` for an unknown experiment).

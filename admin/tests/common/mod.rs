@@ -7,6 +7,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use cleave_admin::access::Access;
+use cleave_admin::analytics_store::Analytics;
 use cleave_admin::http::{app, AppState};
 use cleave_admin::relay::Relay;
 use cleave_admin::service::Ctx;
@@ -57,8 +58,35 @@ impl TestApp {
         dir: PathBuf,
         access: Access,
     ) -> Self {
+        Self::build_full(
+            pool.clone(),
+            Analytics::postgres(pool),
+            sink,
+            relay,
+            dir,
+            access,
+        )
+    }
+
+    /// The app over `pool` with these tokens and its analytics in `analytics`.
+    pub fn with_analytics(pool: PgPool, analytics: Analytics, access: Access) -> Self {
+        let dir = std::env::temp_dir().join(format!("cleave-admin-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let sink = Sink::File { dir: dir.clone() };
+        Self::build_full(pool, analytics, sink, None, dir, access)
+    }
+
+    fn build_full(
+        pool: PgPool,
+        analytics: Analytics,
+        sink: Sink,
+        relay: Option<Relay>,
+        dir: PathBuf,
+        access: Access,
+    ) -> Self {
         let ctx = Ctx {
             pool: pool.clone(),
+            analytics,
             sink,
             signer: None,
             relay,

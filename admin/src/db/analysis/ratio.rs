@@ -1,70 +1,82 @@
-//! The per-variant moments a ratio metric's results are computed from.
+//! The per-variant sums a ratio metric's results are computed from.
 
+use cleave_core::stats::RatioSums;
 use sqlx::{FromRow, PgExecutor};
 
-use super::{bind_cohort, Cohort, DAYS};
+use super::{bind_cohort, count, Cohort, DAYS};
 
-/// One variant's moments of a ratio metric: per unit the numerator `n` and denominator `d`
-/// (sums of the two events' values at or after its first exposure) and the same sums over the
-/// `pre_days` before it (`p`, `q`), with their sample covariances.
-#[derive(Debug, Clone, FromRow)]
-pub struct RatioSums {
-    pub variant: String,
-    pub units: i64,
-    /// Units with a denominator above 0.
-    pub with_denominator: i64,
-    pub mean_n: f64,
-    pub mean_d: f64,
-    pub mean_p: f64,
-    pub mean_q: f64,
-    pub nn: f64,
-    pub nd: f64,
-    pub np: f64,
-    pub nq: f64,
-    pub dd: f64,
-    pub dp: f64,
-    pub dq: f64,
-    pub pp: f64,
-    pub pq: f64,
-    pub qq: f64,
+/// The four per-unit values, in [`RatioSums`] order.
+const VALUES: [&str; 4] = ["n", "d", "p", "q"];
+
+/// `sum(a * b) as ab` for every pair `a <= b` of the first `k` values.
+fn products(k: usize) -> String {
+    let mut out = Vec::new();
+    for (i, a) in VALUES[..k].iter().enumerate() {
+        for b in &VALUES[i..k] {
+            out.push(format!("sum({a} * {b}) as {a}{b}"));
+        }
+    }
+    out.join(", ")
 }
 
-impl RatioSums {
-    /// The four means and their covariance matrix, in the order n, d, p, q.
-    pub fn matrix(&self) -> ([f64; 4], [[f64; 4]; 4]) {
-        let means = [self.mean_n, self.mean_d, self.mean_p, self.mean_q];
-        let c = [
-            [self.nn, self.nd, self.np, self.nq],
-            [self.nd, self.dd, self.dp, self.dq],
-            [self.np, self.dp, self.pp, self.pq],
-            [self.nq, self.dq, self.pq, self.qq],
-        ];
-        (means, c)
+#[derive(Debug, Clone, FromRow)]
+struct RatioRow {
+    #[sqlx(default)]
+    day: Option<String>,
+    variant: String,
+    units: i64,
+    with_denominator: i64,
+    n: f64,
+    d: f64,
+    #[sqlx(default)]
+    p: f64,
+    #[sqlx(default)]
+    q: f64,
+    nn: f64,
+    nd: f64,
+    dd: f64,
+    #[sqlx(default)]
+    np: f64,
+    #[sqlx(default)]
+    nq: f64,
+    #[sqlx(default)]
+    dp: f64,
+    #[sqlx(default)]
+    dq: f64,
+    #[sqlx(default)]
+    pp: f64,
+    #[sqlx(default)]
+    pq: f64,
+    #[sqlx(default)]
+    qq: f64,
+}
+
+impl RatioRow {
+    fn sums(&self) -> RatioSums {
+        RatioSums {
+            units: count(self.units),
+            with_denominator: count(self.with_denominator),
+            sums: [self.n, self.d, self.p, self.q],
+            products: [
+                [self.nn, self.nd, self.np, self.nq],
+                [0.0, self.dd, self.dp, self.dq],
+                [0.0, 0.0, self.pp, self.pq],
+                [0.0, 0.0, 0.0, self.qq],
+            ],
+        }
     }
 }
 
-/// Per variant, the moments of `numerator` over `denominator` for the phase's units (units
-/// without events count as 0 in both; a minute of clock skew allowed, as for other metrics).
+/// Per variant, the sums of `numerator` (`n`) and `denominator` (`d`) per unit (sums of the
+/// two events' values at or after its first exposure) and of the same over the `pre_days`
+/// before it (`p`, `q`), with their cross products. Units without events count as 0 in all
+/// four; a minute of clock skew is allowed, as for other metrics.
 pub async fn ratio_sums(
     db: impl PgExecutor<'_>,
     cohort: &Cohort<'_>,
     (numerator, denominator): (&str, &str),
     pre_days: i32,
-) -> Result<Vec<RatioSums>, sqlx::Error> {
-    let cov = |a: &str, b: &str| format!("coalesce(covar_samp({a}, {b}), 0) as {a}{b}");
-    let pairs = [
-        ("n", "n"),
-        ("n", "d"),
-        ("n", "p"),
-        ("n", "q"),
-        ("d", "d"),
-        ("d", "p"),
-        ("d", "q"),
-        ("p", "p"),
-        ("p", "q"),
-        ("q", "q"),
-    ];
-    let covariances: Vec<String> = pairs.iter().map(|(a, b)| cov(a, b)).collect();
+) -> Result<Vec<(String, RatioSums)>, sqlx::Error> {
     let sql = format!(
         "with {}, valued as ( \
            select u.unit, u.variant, \
@@ -81,46 +93,35 @@ pub async fn ratio_sums(
            ) ev on true \
            group by u.unit, u.variant) \
          select variant, count(*) as units, count(*) filter (where d > 0) as with_denominator, \
-           avg(n) as mean_n, avg(d) as mean_d, avg(p) as mean_p, avg(q) as mean_q, {} \
+           sum(n) as n, sum(d) as d, sum(p) as p, sum(q) as q, {} \
          from valued group by variant",
         cohort.units(),
-        covariances.join(", ")
+        products(4)
     );
-    bind_cohort!(sqlx::query_as(&sql), cohort)
+    let rows: Vec<RatioRow> = bind_cohort!(sqlx::query_as(&sql), cohort)
         .bind(numerator)
         .bind(denominator)
         .bind(pre_days)
         .fetch_all(db)
-        .await
+        .await?;
+    Ok(rows.iter().map(|r| (r.variant.clone(), r.sums())).collect())
 }
 
-/// One variant's ratio moments (no pre-period) as they stood at the end of one day (UTC).
-#[derive(Debug, Clone, FromRow)]
-pub struct DailyRatioSums {
-    pub day: String,
-    pub variant: String,
-    pub units: i64,
-    pub with_denominator: i64,
-    pub mean_n: f64,
-    pub mean_d: f64,
-    pub nn: f64,
-    pub nd: f64,
-    pub dd: f64,
-}
-
-/// [`ratio_sums`] at the end of each day from the phase's first exposure to today, without
-/// the pre-period: the units first exposed by then and their events until then.
+/// [`ratio_sums`] at the end of each day from the phase's first exposure to the day of
+/// `now_ms`, without the pre-period: the units first exposed by then and their events until
+/// then, as `(day, variant, sums)`.
 pub async fn daily_ratio_sums(
     db: impl PgExecutor<'_>,
     cohort: &Cohort<'_>,
     (numerator, denominator): (&str, &str),
-) -> Result<Vec<DailyRatioSums>, sqlx::Error> {
+    now_ms: i64,
+) -> Result<Vec<(String, String, RatioSums)>, sqlx::Error> {
     let sql = format!(
         "with {}, {DAYS}, \
          valued as ( \
            select d.day, u.variant, \
-             coalesce(sum(ev.value) filter (where ev.metric = $5), 0) as num, \
-             coalesce(sum(ev.value) filter (where ev.metric = $6), 0) as den \
+             coalesce(sum(ev.value) filter (where ev.metric = $5), 0) as n, \
+             coalesce(sum(ev.value) filter (where ev.metric = $6), 0) as d \
            from days d join units u on u.first_exposed < d.cutoff \
            left join events ev \
              on ev.environment_id = $1 and ev.metric in ($5, $6) and ev.unit = u.unit \
@@ -128,15 +129,25 @@ pub async fn daily_ratio_sums(
              and ev.occurred_at < d.cutoff \
            group by d.day, u.variant, u.unit) \
          select day::text as day, variant, count(*) as units, \
-           count(*) filter (where den > 0) as with_denominator, \
-           avg(num) as mean_n, avg(den) as mean_d, coalesce(var_samp(num), 0) as nn, \
-           coalesce(covar_samp(num, den), 0) as nd, coalesce(var_samp(den), 0) as dd \
+           count(*) filter (where d > 0) as with_denominator, sum(n) as n, sum(d) as d, {} \
          from valued group by day, variant order by day, variant",
-        cohort.units()
+        cohort.units(),
+        products(2)
     );
-    bind_cohort!(sqlx::query_as(&sql), cohort)
+    let rows: Vec<RatioRow> = bind_cohort!(sqlx::query_as(&sql), cohort)
         .bind(numerator)
         .bind(denominator)
+        .bind(now_ms)
         .fetch_all(db)
-        .await
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                r.day.clone().unwrap_or_default(),
+                r.variant.clone(),
+                r.sums(),
+            )
+        })
+        .collect())
 }
