@@ -50,7 +50,9 @@ trap 'scripts/clickhouse.sh stop' EXIT
 
 step "native tests (admin against Postgres; the analytics conformance test also on ClickHouse)"
 cargo test --workspace --locked
-# The admins the end-to-end tests and the walkthrough start keep analytics in Postgres.
+# The admins the end-to-end tests and the walkthrough start keep analytics in Postgres, but
+# for tests/e2e/clickhouse.test.mjs's, which is told the cluster by CLEAVE_E2E_CLICKHOUSE.
+export CLEAVE_E2E_CLICKHOUSE=$CLEAVE_ANALYTICS_URL
 unset CLEAVE_ANALYTICS_URL
 cargo build -p cleave-admin --locked
 

@@ -252,6 +252,20 @@ impl Store {
         Ok(())
     }
 
+    /// Drops the database on every shard (benchmarks and tests clean up with it).
+    ///
+    /// # Errors
+    /// The first shard that refuses.
+    pub async fn drop_database(&self) -> Result<(), Error> {
+        for shard in &self.shards {
+            let bare = shard.clone().with_database("default");
+            bare.query(&format!("DROP DATABASE IF EXISTS {}", self.database))
+                .execute()
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn ddl(
         &self,
         shard: &Client,
