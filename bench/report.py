@@ -4,12 +4,46 @@
     python3 bench/report.py bench/results.json BENCHMARKS.md bench/chart.png
 """
 import json
+import os
 import sys
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+
+def analytics_section(path):
+    """The analytics stores side by side, from bench/analytics.json (scripts/bench-analytics.sh)."""
+    if not os.path.exists(path):
+        return []
+    a = json.load(open(path))
+    lines = [
+        "",
+        "## Analytics stores",
+        "",
+        f"Run {a['date']} with `scripts/bench-analytics.sh` ({a['exposures']:,} exposures of"
+        f" {a['units']:,} units, two days each, and {a['events']:,} events; stored through the"
+        f" analytics store the ingest endpoint calls, in batches of {a['batch']:,} exposures and"
+        " their events; then each read one results request makes). Postgres is one server;"
+        " ClickHouse is the two-shard 18.16 cluster of `scripts/clickhouse.sh`, both on this machine.",
+        "",
+        "| Store | exposures/s stored | enrolment reads | conversion metric | continuous metric | ratio metric | a results request |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for s in a["stores"]:
+        r = s["reads_s"]
+        total = sum(r.values())
+        lines.append(
+            f"| {s['store']} | {s['exposures_per_s']:,.0f} | {r['enrolment']:.2f} s | {r['conversion']:.2f} s"
+            f" | {r['continuous']:.2f} s | {r['ratio']:.2f} s | {total:.2f} s |"
+        )
+    lines += [
+        "",
+        "Each metric read includes CUPED's 14-day covariate. *a results request* is the sum: what",
+        "one `GET /experiments/:id/results` with those three metrics waits for.",
+    ]
+    return lines
 
 
 def main(results_path, md_path, png_path):
@@ -115,6 +149,7 @@ def main(results_path, md_path, png_path):
         "request's time goes; `cargo run --release -p cleave-bench --bin decode-parts FILE` splits",
         "snapshot decode into JSON parsing and validation.",
     ]
+    lines += analytics_section(os.path.join(os.path.dirname(results_path), "analytics.json"))
     open(md_path, "w").write("\n".join(lines) + "\n")
 
     names = list(h.keys())

@@ -5,20 +5,27 @@
 //! CUPED, a ratio) at that size.
 //!
 //! ```text
-//! DATABASE_URL=$(scripts/postgres.sh) CLEAVE_ANALYTICS_URL=$(scripts/clickhouse.sh) \
-//!   cargo run --release -p cleave-admin --example analytics_bench -- 10000000
+//! scripts/bench-analytics.sh [exposures]     # 10,000,000 unless given; about 15 minutes
 //! ```
+//! writes `bench/analytics.json`, which `bench/report.py` renders into `BENCHMARKS.md`.
 //! Each run uses fresh databases (`cleave_bench_*`) on both servers and drops them after.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::cast_precision_loss
+)]
 
 use std::time::Instant;
 
 use cleave_admin::analytics_store::clickhouse::Store;
 use cleave_admin::analytics_store::Analytics;
+use cleave_admin::analytics_store::Cohort;
 use cleave_admin::db;
-use cleave_admin::db::analysis::Cohort;
 use cleave_core::exposure::{exposure_id, utc_day, Exposure};
 use cleave_core::ingest::Event;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 const BATCH: usize = 50_000;
@@ -74,51 +81,67 @@ fn batch(index: usize, now: i64) -> (Vec<Exposure>, Vec<Event>) {
     (exposures, events)
 }
 
-async fn run(name: &str, analytics: &Analytics, environment: Uuid, batches: usize, now: i64) {
-    let mut rows = 0usize;
+/// Stores every batch, then times the reads of one results request; answers the figures.
+async fn run(
+    name: &str,
+    analytics: &Analytics,
+    environment: Uuid,
+    batches: usize,
+    now: i64,
+) -> Value {
+    let (mut rows, mut events) = (0usize, 0usize);
     let started = Instant::now();
     for i in 0..batches {
-        let (exposures, events) = batch(i, now);
+        let (exposures, batch_events) = batch(i, now);
         rows += exposures.len();
+        events += batch_events.len();
         analytics
-            .store(environment, &exposures, &events)
+            .store(environment, &exposures, &batch_events)
             .await
             .unwrap();
     }
     let secs = started.elapsed().as_secs_f64();
-    println!(
-        "{name}: stored {rows} exposures in {secs:.1} s: {:.0} exposures/s",
-        rows as f64 / secs
+    let rate = rows as f64 / secs;
+    eprintln!(
+        "{name}: stored {rows} exposures and {events} events in {secs:.1} s: {rate:.0} exposures/s"
     );
     let cohort = Cohort::phase(environment, "checkout", "checkout");
-    let started = Instant::now();
+    let timed = Instant::now();
     let counts = analytics.variant_counts(&cohort).await.unwrap();
     analytics.variant_breakdown(&cohort).await.unwrap();
     analytics.left_out(&cohort).await.unwrap();
     analytics.days_enrolling(&cohort).await.unwrap();
-    let reads = started.elapsed().as_secs_f64();
-    let mut line = format!("{name}: enrolment reads {reads:.2} s");
-    for (metric, conversion) in [("purchase", true), ("revenue", false)] {
-        let started = Instant::now();
-        analytics
-            .metric_sums(&cohort, metric, conversion, 14)
-            .await
-            .unwrap();
-        line.push_str(&format!(
-            ", {metric} {:.2} s",
-            started.elapsed().as_secs_f64()
-        ));
-    }
-    let started = Instant::now();
+    let enrolment = timed.elapsed().as_secs_f64();
+    let metric = |conversion: bool| {
+        let key = if conversion { "purchase" } else { "revenue" };
+        let cohort = &cohort;
+        async move {
+            let timed = Instant::now();
+            let sums = analytics
+                .metric_sums(cohort, key, conversion, 14)
+                .await
+                .unwrap();
+            assert_eq!(sums.len(), 2);
+            timed.elapsed().as_secs_f64()
+        }
+    };
+    let conversion = metric(true).await;
+    let continuous = metric(false).await;
+    let timed = Instant::now();
     analytics
         .ratio_sums(&cohort, ("clicks", "views"), 14)
         .await
         .unwrap();
-    line.push_str(&format!(", ratio {:.2} s", started.elapsed().as_secs_f64()));
-    println!(
-        "{line}; units {:?}",
-        counts.iter().map(|c| c.units).collect::<Vec<_>>()
-    );
+    let ratio = timed.elapsed().as_secs_f64();
+    let units: i64 = counts.iter().map(|c| c.units).sum();
+    eprintln!("{name}: reads {enrolment:.2} s, {conversion:.2} s, {continuous:.2} s, {ratio:.2} s over {units} units");
+    json!({
+        "store": name,
+        "exposures_per_s": rate,
+        "units": units,
+        "events": events,
+        "reads_s": {"enrolment": enrolment, "conversion": conversion, "continuous": continuous, "ratio": ratio},
+    })
 }
 
 #[tokio::main]
@@ -126,6 +149,7 @@ async fn main() {
     let exposures: usize = std::env::args()
         .nth(1)
         .map_or(10_000_000, |a| a.parse().unwrap());
+    let out = std::env::args().nth(2);
     let batches = exposures.div_ceil(BATCH);
     let now =
         i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000).unwrap();
@@ -141,7 +165,7 @@ async fn main() {
     let pool = db::connect(&format!("{base}/{name}")).await.unwrap();
     db::migrate(&pool).await.unwrap();
     let environment = db::environments::insert(&pool, "bench").await.unwrap().id;
-    run(
+    let postgres = run(
         "postgres",
         &Analytics::postgres(pool.clone()),
         environment,
@@ -159,7 +183,7 @@ async fn main() {
     let store =
         Store::from_url(&format!("{}/{name}", cluster.rsplit_once('/').unwrap().0)).unwrap();
     store.migrate().await.unwrap();
-    run(
+    let clickhouse = run(
         "clickhouse",
         &Analytics::clickhouse(store.clone()),
         environment,
@@ -168,4 +192,18 @@ async fn main() {
     )
     .await;
     store.drop_database().await.unwrap();
+    assert_eq!(postgres["units"], clickhouse["units"]);
+    let report = json!({
+        "date": cleave_core::exposure::utc_day(now).unwrap(),
+        "exposures": batches * BATCH,
+        "units": postgres["units"],
+        "events": postgres["events"],
+        "batch": BATCH,
+        "stores": [postgres, clickhouse],
+    });
+    let text = serde_json::to_string_pretty(&report).unwrap();
+    match out {
+        Some(path) => std::fs::write(path, text + "\n").unwrap(),
+        None => println!("{text}"),
+    }
 }

@@ -22,7 +22,8 @@ use cleave_core::stats::{self, Bayesian, Comparison, Correction, Summary};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::db::analysis::{self as store, Cohort, ExperimentMetric};
+use crate::analytics_store::Cohort;
+use crate::db::analysis::{self as store, ExperimentMetric};
 use crate::error::{AdminError, Result};
 use crate::model::{Decision, Direction, Experiment, MetricKind, MetricRole, Verdict};
 use crate::service::{self, Ctx};

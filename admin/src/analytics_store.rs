@@ -5,6 +5,9 @@
 //! `cleave_core::stats` for both.
 
 pub mod clickhouse;
+mod cohort;
+
+pub use cohort::{Cohort, Dimension, SliceCount, VariantCount};
 
 use cleave_core::exposure::{utc_day, Exposure};
 use cleave_core::ingest::Event;
@@ -13,7 +16,7 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::db::analysis::{self as pg, planner, ratio, Cohort, SliceCount, VariantCount};
+use crate::db::analysis::{self as pg, planner, ratio};
 use crate::error::{AdminError, Result};
 
 /// Where analytics data lives, and the clock results are read by.
@@ -50,28 +53,35 @@ impl Analytics {
         }
     }
 
-    /// The store `url` names (`clickhouse://host:port[,host:port…]/database`), its schema
-    /// brought up to date on every shard; Postgres (`pool`) without one.
+    /// The store `url` names (`clickhouse://host:port[,host:port…]/database`); Postgres
+    /// (`pool`) without one. Nothing is sent until the first operation.
     ///
     /// # Errors
-    /// A URL of another kind or one that does not parse (400), or a shard that cannot be
-    /// migrated.
-    pub async fn connect(url: Option<&str>, pool: PgPool) -> Result<Self> {
+    /// A URL of another kind or one that does not parse (400).
+    pub fn connect(url: Option<&str>, pool: PgPool) -> Result<Self> {
         match url.map(str::trim).filter(|u| !u.is_empty()) {
             None => Ok(Self::postgres(pool)),
             Some(url) if url.starts_with("clickhouse://") => {
                 let store = clickhouse::Store::from_url(url).map_err(AdminError::BadRequest)?;
-                store.migrate().await?;
-                Ok(Self {
-                    backend: Backend::ClickHouse(store),
-                    fixed_now_ms: None,
-                })
+                Ok(Self::clickhouse(store))
             }
             Some(url) => Err(AdminError::BadRequest(format!(
                 "CLEAVE_ANALYTICS_URL {url:?}: use clickhouse://host:port[,host:port…]/database, \
                  or leave it unset to keep analytics in Postgres"
             ))),
         }
+    }
+
+    /// Brings a ClickHouse store's schema up to date on every shard (Postgres migrates with
+    /// the control plane's schema).
+    ///
+    /// # Errors
+    /// The statement a shard refused.
+    pub async fn migrate(&self) -> Result<()> {
+        if let Backend::ClickHouse(store) = &self.backend {
+            store.migrate().await?;
+        }
+        Ok(())
     }
 
     /// The same store, reading results as of `now_ms` (milliseconds since the epoch).

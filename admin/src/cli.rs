@@ -293,7 +293,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             .await
             .map_err(|e| AdminError::Internal(format!("migration failed: {e}")))
     };
-    let analytics = Analytics::connect(cli.analytics_url.as_deref(), pool.clone()).await?;
+    let analytics = Analytics::connect(cli.analytics_url.as_deref(), pool.clone())?;
     let ctx = Ctx {
         pool: pool.clone(),
         analytics,
@@ -305,6 +305,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Migrate => {
             migrate(&pool).await?;
+            ctx.analytics.migrate().await?;
             eprintln!("migrations applied");
             Ok(())
         }
@@ -318,6 +319,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             let access = Access::from_config(tokens.as_deref(), api_token.as_deref())
                 .map_err(AdminError::BadRequest)?;
             migrate(&pool).await?;
+            ctx.analytics.migrate().await?;
             serve::serve(ctx, access, SocketAddr::new(host, port), guardrail_interval).await
         }
         Command::Publish { env, confirm } => publishing::publish(&ctx, actor, &env, confirm).await,

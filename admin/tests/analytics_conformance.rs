@@ -16,7 +16,7 @@ use axum::http::{Method, StatusCode};
 use cleave_admin::access::Access;
 use cleave_admin::analytics_store::clickhouse::{Statement, Store};
 use cleave_admin::analytics_store::Analytics;
-use cleave_admin::db::analysis::{Cohort, Dimension};
+use cleave_admin::analytics_store::{Cohort, Dimension};
 use cleave_core::exposure::{exposure_id, utc_day};
 use common::TestApp;
 use serde_json::{json, Value};

@@ -10,6 +10,8 @@ fn admin(database: Option<&str>, args: &[&str]) -> Output {
     command
         .args(args)
         .env_remove("DATABASE_URL")
+        // Analytics in the test's own Postgres, whatever the shell names.
+        .env_remove("CLEAVE_ANALYTICS_URL")
         .env("RUST_LOG", "warn");
     if let Some(url) = database {
         command.env("DATABASE_URL", url);
@@ -467,4 +469,25 @@ async fn results_by_slice_and_the_holdout_report(pool: PgPool) {
     let report = json(&admin(Some(url), &["holdout", "prod"]));
     assert_eq!(report["heldOutShare"], 0.1);
     assert_eq!(report["salt"], "h1");
+}
+
+#[sqlx::test(migrations = "./migrations")]
+async fn an_analytics_url_of_another_kind_is_refused_by_name(pool: PgPool) {
+    let url = url_of(&pool);
+    for bad in [
+        "mysql://db/cleave",
+        "clickhouse://h1:8123",
+        "clickhouse://h1:8123/x-y",
+    ] {
+        let out = admin(
+            Some(&url),
+            &["--analytics-url", bad, "environments", "list"],
+        );
+        assert_eq!(out.status.code(), Some(2), "{bad}: {}", text(&out.stderr));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains("CLEAVE_ANALYTICS_URL") && err.contains(bad),
+            "{err}"
+        );
+    }
 }

@@ -6,7 +6,8 @@ use cleave_core::stats::{
 };
 
 use super::{cuped, Cuped, MetricVariant};
-use crate::db::analysis::{Cohort, Metric};
+use crate::analytics_store::Cohort;
+use crate::db::analysis::Metric;
 use crate::error::Result;
 use crate::model::MetricKind;
 use crate::service::Ctx;

@@ -12,7 +12,8 @@ use uuid::Uuid;
 use super::{
     check, correct_family, enrolment, metric_results, MetricResult, Options, VariantResult,
 };
-use crate::db::analysis::{self as store, Cohort, ExperimentMetric};
+use crate::analytics_store::Cohort;
+use crate::db::analysis::{self as store, ExperimentMetric};
 use crate::error::{AdminError, Result};
 use crate::model::{Decision, MetricRole};
 use crate::service::{self, Ctx};

@@ -12,7 +12,8 @@ use super::{
     allocated_buckets, analysed, arms, check, control_of, correct_family, metric_results, to_f64,
     to_u64, MetricResult, Options,
 };
-use crate::db::analysis::{self as store, Cohort, Dimension, SliceCount};
+use crate::analytics_store::{Cohort, Dimension, SliceCount};
+use crate::db::analysis as store;
 use crate::error::Result;
 use crate::model::Decision;
 use crate::service::Ctx;

@@ -8,7 +8,8 @@ use uuid::Uuid;
 
 use super::arms::{empty, plain_variant, ratio_variant};
 use super::{allocated_buckets, analysed, arms, check, compare, control_of, MetricVariant};
-use crate::db::analysis::{self as store, Cohort, Metric};
+use crate::analytics_store::Cohort;
+use crate::db::analysis::{self as store, Metric};
 use crate::error::{AdminError, Result};
 use crate::model::{MetricKind, MetricRole};
 use crate::service::Ctx;

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::print;
 use crate::analysis::{self, guardrails, holdout, metrics, slices, Results};
-use crate::db::analysis::Dimension;
+use crate::analytics_store::Dimension;
 use crate::error::{AdminError, Result};
 use crate::model::MetricRole;
 use crate::service::{self, Ctx};

@@ -11,6 +11,7 @@ use sqlx::{FromRow, PgConnection, PgExecutor};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::analytics_store::{Cohort, SliceCount, VariantCount};
 use crate::model::{Decision, Direction, MetricKind, MetricRole};
 
 /// A metric definition.
@@ -219,90 +220,29 @@ pub async fn insert_events(
     Ok(done.rows_affected())
 }
 
-/// Units and exposures of one variant, counting units exposed to that variant only.
-#[derive(Debug, Clone, FromRow)]
-pub struct VariantCount {
-    pub variant: String,
-    pub units: i64,
-    pub exposures: i64,
-}
-
-/// An edge dimension exposures record and results can be sliced by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Dimension {
-    Country,
-    Device,
-    Browser,
-}
-
-impl Dimension {
-    pub const ALL: [Self; 3] = [Self::Country, Self::Device, Self::Browser];
-
-    /// The dimension named `name` (`country`, `device` or `browser`).
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|d| d.as_str() == name)
-    }
-
-    /// Its column in `exposures` (also its name).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Country => "country",
-            Self::Device => "device",
-            Self::Browser => "browser",
-        }
-    }
-}
-
-/// The units one reading counts: those of an experiment phase (or the holdout's), seen in
-/// exactly one variant and not excluded; with a slice, only those whose first exposure was in
-/// it (`unknown` where the edge did not say).
-#[derive(Debug, Clone, Copy)]
-pub struct Cohort<'a> {
-    pub environment: Uuid,
-    pub experiment: &'a str,
-    pub salt: &'a str,
-    /// The dimension units are labelled by (`units.slice`), and the one value kept.
-    pub slice: Option<(Dimension, Option<&'a str>)>,
-}
-
-impl<'a> Cohort<'a> {
-    pub fn phase(environment: Uuid, experiment: &'a str, salt: &'a str) -> Self {
-        Self {
-            environment,
-            experiment,
-            salt,
-            slice: None,
-        }
-    }
-
-    /// The `units` CTE over parameters `$1`..`$4` (environment, experiment, salt, slice value).
-    fn units(&self) -> String {
-        let slice = self.slice.map_or_else(
-            || "null::text".to_owned(),
-            |(d, _)| {
-                format!(
-                    "coalesce((array_agg({} order by exposed_at))[1], 'unknown')",
-                    d.as_str()
-                )
-            },
-        );
-        format!(
-            "units as ( \
-               select unit, min(variant) as variant, min(exposed_at) as first_exposed, \
-                 count(*) as exposures, \
-                 (array_agg(coalesce(source, 'unknown') order by exposed_at))[1] as source, \
-                 {slice} as slice \
-               from exposures \
-               where environment_id = $1 and experiment = $2 and salt = $3 and excluded is null \
-               group by unit \
-               having count(distinct variant) = 1 and ($4::text is null or {slice} = $4::text))"
-        )
-    }
-
-    fn value(&self) -> Option<&'a str> {
-        self.slice.and_then(|(_, v)| v)
-    }
+/// A [`Cohort`]'s `units` CTE over parameters `$1`..`$4` (environment, experiment, salt,
+/// slice value): one row per unit counted, as the ClickHouse store's per-shard `units`.
+fn units(cohort: &Cohort<'_>) -> String {
+    let slice = cohort.slice.map_or_else(
+        || "null::text".to_owned(),
+        |(d, _)| {
+            format!(
+                "coalesce((array_agg({} order by exposed_at))[1], 'unknown')",
+                d.as_str()
+            )
+        },
+    );
+    format!(
+        "units as ( \
+           select unit, min(variant) as variant, min(exposed_at) as first_exposed, \
+             count(*) as exposures, \
+             (array_agg(coalesce(source, 'unknown') order by exposed_at))[1] as source, \
+             {slice} as slice \
+           from exposures \
+           where environment_id = $1 and experiment = $2 and salt = $3 and excluded is null \
+           group by unit \
+           having count(distinct variant) = 1 and ($4::text is null or {slice} = $4::text))"
+    )
 }
 
 /// Binds a [`Cohort`]'s `$1`..`$4`.
@@ -324,19 +264,11 @@ pub async fn variant_counts(
     let sql = format!(
         "with {} select variant, count(*) as units, sum(exposures)::bigint as exposures \
          from units group by variant",
-        cohort.units()
+        units(cohort)
     );
     bind_cohort!(sqlx::query_as(&sql), cohort)
         .fetch_all(db)
         .await
-}
-
-/// Units per slice and variant of a cohort labelled by a dimension.
-#[derive(Debug, Clone, FromRow)]
-pub struct SliceCount {
-    pub slice: String,
-    pub variant: String,
-    pub units: i64,
 }
 
 pub async fn slice_counts(
@@ -346,7 +278,7 @@ pub async fn slice_counts(
     let sql = format!(
         "with {} select slice, variant, count(*) as units from units \
          group by slice, variant order by slice, variant",
-        cohort.units()
+        units(cohort)
     );
     bind_cohort!(sqlx::query_as(&sql), cohort)
         .fetch_all(db)
@@ -361,7 +293,7 @@ pub async fn first_exposure(
 ) -> Result<Option<i64>, sqlx::Error> {
     let sql = format!(
         "with {} select round(extract(epoch from min(first_exposed)) * 1000)::bigint from units",
-        cohort.units()
+        units(cohort)
     );
     bind_cohort!(sqlx::query_scalar(&sql), cohort)
         .fetch_one(db)
@@ -381,7 +313,7 @@ pub async fn variant_breakdown(
          select variant, 'excluded', excluded, count(distinct unit) from exposures \
          where environment_id = $1 and experiment = $2 and salt = $3 and excluded is not null \
          group by variant, excluded",
-        cohort.units()
+        units(cohort)
     );
     bind_cohort!(sqlx::query_as(&sql), cohort)
         .fetch_all(db)
@@ -479,7 +411,7 @@ pub async fn metric_sums(
          select variant, count(*) as units, count(*) filter (where n > 0) as conversions, \
            sum(x) as x, sum(x * x) as xx, sum(c) as c, sum(c * c) as cc, sum(x * c) as xc \
          from valued group by variant",
-        cohort.units()
+        units(cohort)
     );
     let rows: Vec<SumsRow> = bind_cohort!(sqlx::query_as(&sql), cohort)
         .bind(metric)
@@ -529,7 +461,7 @@ pub async fn daily_metric_sums(
          select day::text as day, variant, count(*) as units, \
            count(*) filter (where n > 0) as conversions, sum(x) as x, sum(x * x) as xx \
          from valued group by day, variant order by day, variant",
-        cohort.units()
+        units(cohort)
     );
     let rows: Vec<SumsRow> = bind_cohort!(sqlx::query_as(&sql), cohort)
         .bind(metric)

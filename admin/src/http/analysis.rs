@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::policy::Actor;
 use super::{created, ok, parse_id, Answer, AppState, Body};
 use crate::analysis::{self, guardrails, ingest, metrics};
-use crate::db::analysis::Dimension;
+use crate::analytics_store::Dimension;
 use crate::error::AdminError;
 use crate::service;
 use cleave_core::stats::Correction;

@@ -8,7 +8,7 @@ use cleave_core::stats::{MetricSums, RatioSums};
 use serde::{Deserialize, Serialize};
 
 use super::{Error, Param, Store};
-use crate::db::analysis::{Cohort, SliceCount, VariantCount};
+use crate::analytics_store::{Cohort, SliceCount, VariantCount};
 
 /// The minute of clock skew allowed between the edge and the client, in milliseconds.
 const SKEW_MS: i64 = 60_000;

@@ -3,7 +3,7 @@
 use cleave_core::stats::RatioSums;
 use sqlx::{FromRow, PgExecutor};
 
-use super::{bind_cohort, count, Cohort, DAYS};
+use super::{bind_cohort, count, units, Cohort, DAYS};
 
 /// The four per-unit values, in [`RatioSums`] order.
 const VALUES: [&str; 4] = ["n", "d", "p", "q"];
@@ -95,7 +95,7 @@ pub async fn ratio_sums(
          select variant, count(*) as units, count(*) filter (where d > 0) as with_denominator, \
            sum(n) as n, sum(d) as d, sum(p) as p, sum(q) as q, {} \
          from valued group by variant",
-        cohort.units(),
+        units(cohort),
         products(4)
     );
     let rows: Vec<RatioRow> = bind_cohort!(sqlx::query_as(&sql), cohort)
@@ -131,7 +131,7 @@ pub async fn daily_ratio_sums(
          select day::text as day, variant, count(*) as units, \
            count(*) filter (where d > 0) as with_denominator, sum(n) as n, sum(d) as d, {} \
          from valued group by day, variant order by day, variant",
-        cohort.units(),
+        units(cohort),
         products(2)
     );
     let rows: Vec<RatioRow> = bind_cohort!(sqlx::query_as(&sql), cohort)
