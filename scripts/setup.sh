@@ -59,5 +59,7 @@ if ! command -v clickhouse-server >/dev/null 2>&1; then
 fi
 if ! python3 -c "import chdb" >/dev/null 2>&1; then
   say "installing chdb-core (a current ClickHouse engine for the analytics store tests)"
-  python3 -m pip install --quiet --disable-pip-version-check chdb-core==26.9.0 >&2
+  # A Debian-managed python3 refuses plain installs (PEP 668); the machine's own takes them.
+  python3 -m pip install --quiet --disable-pip-version-check chdb-core==26.9.0 >&2 \
+    || python3 -m pip install --quiet --disable-pip-version-check --break-system-packages chdb-core==26.9.0 >&2
 fi

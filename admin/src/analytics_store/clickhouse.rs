@@ -7,8 +7,10 @@
 //! (an absent value is `''`), aliases on every joined subquery, and output aliases never
 //! equal to a column they aggregate.
 
+mod daily;
 mod queries;
 pub mod schema;
+mod sums;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

@@ -1,21 +1,16 @@
-//! The reads: the same operations as the Postgres store, each shard summing its own units,
-//! the shards' rows added up by key here.
+//! The counting reads: who the cohort's units are, by variant, slice, source and exclusion,
+//! each shard counting its own units, the shards' rows added up by key here.
 
 use std::collections::BTreeMap;
 
 use ::clickhouse::Row;
-use cleave_core::stats::{MetricSums, RatioSums};
 use serde::{Deserialize, Serialize};
 
 use super::{Error, Param, Store};
 use crate::analytics_store::{Cohort, SliceCount, VariantCount};
 
-/// The minute of clock skew allowed between the edge and the client, in milliseconds.
-const SKEW_MS: i64 = 60_000;
-const DAY_MS: i64 = 86_400_000;
-
 /// Adds up rows of the same key, in key order.
-fn merge<K: Ord, V>(
+pub(super) fn merge<K: Ord, V>(
     rows: impl IntoIterator<Item = (K, V)>,
     add: impl Fn(&mut V, &V),
 ) -> Vec<(K, V)> {
@@ -36,7 +31,7 @@ fn signed(n: u64) -> i64 {
 }
 
 /// The filter of a cohort's exposure rows, binding environment, experiment and salt.
-fn phase_rows(cohort: &Cohort<'_>, params: &mut Vec<Param>) -> &'static str {
+pub(super) fn phase_rows(cohort: &Cohort<'_>, params: &mut Vec<Param>) -> &'static str {
     params.push(Param::Text(cohort.environment.to_string()));
     params.push(cohort.experiment.into());
     params.push(cohort.salt.into());
@@ -45,7 +40,7 @@ fn phase_rows(cohort: &Cohort<'_>, params: &mut Vec<Param>) -> &'static str {
 
 /// The cohort's units on one shard, one row each: `unit`, `arm`, `first_ms`, `n_exposures`,
 /// `first_source` and `first_slice` (as the Postgres store's `units`).
-fn units(cohort: &Cohort<'_>, params: &mut Vec<Param>) -> String {
+pub(super) fn units(cohort: &Cohort<'_>, params: &mut Vec<Param>) -> String {
     let slice = cohort.slice.map_or_else(
         || "''".to_owned(),
         |(d, _)| {
@@ -64,18 +59,6 @@ fn units(cohort: &Cohort<'_>, params: &mut Vec<Param>) -> String {
            argMin(if(source = '', 'unknown', source), at_ms) AS first_source, {slice} AS first_slice \
          FROM {{db}}.exposures_local WHERE {filter} AND excluded = '' \
          GROUP BY unit HAVING {having}"
-    )
-}
-
-/// Events of `metrics` in the cohort's environment, each once, with `matched = 1` to tell
-/// them from the defaults a left join fills in.
-fn events(cohort: &Cohort<'_>, metrics: &[&str], params: &mut Vec<Param>) -> String {
-    params.push(Param::Text(cohort.environment.to_string()));
-    let marks = vec!["?"; metrics.len()].join(", ");
-    params.extend(metrics.iter().map(|m| Param::from(*m)));
-    format!(
-        "SELECT unit, metric, value, at_ms, 1 AS matched FROM {{db}}.events_local FINAL \
-         WHERE environment = ? AND metric IN ({marks})"
     )
 }
 
@@ -111,74 +94,6 @@ struct BreakdownRow {
 struct LeftOutRow {
     reason: String,
     units: u64,
-}
-
-#[derive(Debug, Row, Serialize, Deserialize)]
-struct SumsRow {
-    arm: String,
-    units: u64,
-    conversions: u64,
-    sx: f64,
-    sxx: f64,
-    sc: f64,
-    scc: f64,
-    sxc: f64,
-}
-
-#[derive(Debug, Row, Serialize, Deserialize)]
-struct DailyRow {
-    day: i64,
-    arm: String,
-    units: u64,
-    conversions: u64,
-    sx: f64,
-    sxx: f64,
-}
-
-#[derive(Debug, Row, Serialize, Deserialize)]
-struct RatioRow {
-    arm: String,
-    units: u64,
-    with_denominator: u64,
-    sums: [f64; 4],
-    /// Σ aᵢ·aⱼ for i <= j, row by row.
-    products: [f64; 10],
-}
-
-#[derive(Debug, Row, Serialize, Deserialize)]
-struct DailyRatioRow {
-    day: i64,
-    arm: String,
-    units: u64,
-    with_denominator: u64,
-    sn: f64,
-    sd: f64,
-    snn: f64,
-    snd: f64,
-    sdd: f64,
-}
-
-/// `sum(a * b)` for every pair `a <= b` of `names`, row by row (the order `products` and
-/// [`triangle`] read them in).
-fn products(names: &[&str]) -> Vec<String> {
-    let mut out = Vec::new();
-    for (i, a) in names.iter().enumerate() {
-        for b in &names[i..] {
-            out.push(format!("sum({a} * {b})"));
-        }
-    }
-    out
-}
-
-fn triangle(flat: &[f64; 10]) -> [[f64; 4]; 4] {
-    let mut out = [[0.0; 4]; 4];
-    let mut values = flat.iter();
-    for (i, row) in out.iter_mut().enumerate() {
-        for (cell, value) in row[i..].iter_mut().zip(&mut values) {
-            *cell = *value;
-        }
-    }
-    out
 }
 
 impl Store {
@@ -290,202 +205,4 @@ impl Store {
             .collect(),
         )
     }
-
-    pub async fn metric_sums(
-        &self,
-        cohort: &Cohort<'_>,
-        metric: &str,
-        conversion: bool,
-        pre_days: i32,
-    ) -> Result<Vec<(String, MetricSums)>, Error> {
-        let mut params = Vec::new();
-        let units = units(cohort, &mut params);
-        let events = events(cohort, &[metric], &mut params);
-        let pre_ms = i64::from(pre_days) * DAY_MS;
-        let conversion = u8::from(conversion);
-        let sql = format!(
-            "SELECT arm, count() AS units, countIf(n > 0) AS conversions, sum(x) AS sx, \
-               sum(x * x) AS sxx, sum(c) AS sc, sum(c * c) AS scc, sum(x * c) AS sxc \
-             FROM ( \
-               SELECT unit, any(arm) AS arm, \
-                 countIf(matched = 1 AND at_ms >= first_ms - {SKEW_MS}) AS n, \
-                 sumIf(value, matched = 1 AND at_ms >= first_ms - {SKEW_MS}) AS total, \
-                 countIf(matched = 1 AND at_ms < first_ms - {SKEW_MS} AND at_ms >= first_ms - {pre_ms}) AS pre_n, \
-                 sumIf(value, matched = 1 AND at_ms < first_ms - {SKEW_MS} AND at_ms >= first_ms - {pre_ms}) AS pre_total, \
-                 if({conversion} = 1, toFloat64(n > 0), total) AS x, \
-                 if({conversion} = 1, toFloat64(pre_n > 0), pre_total) AS c \
-               FROM ({units}) AS u ALL LEFT JOIN ({events}) AS ev USING unit \
-               GROUP BY unit) AS per_unit \
-             GROUP BY arm"
-        );
-        let rows: Vec<SumsRow> = self.each_shard(&sql, &params).await?;
-        Ok(merge(
-            rows.into_iter().map(|r| {
-                let sums = MetricSums {
-                    units: r.units,
-                    conversions: r.conversions,
-                    x: r.sx,
-                    xx: r.sxx,
-                    c: r.sc,
-                    cc: r.scc,
-                    xc: r.sxc,
-                };
-                (r.arm, sums)
-            }),
-            MetricSums::add,
-        ))
-    }
-
-    /// Per day number (days since the epoch) to `now_ms`'s day and variant.
-    pub async fn daily_metric_sums(
-        &self,
-        cohort: &Cohort<'_>,
-        metric: &str,
-        conversion: bool,
-        now_ms: i64,
-    ) -> Result<Vec<(i64, String, MetricSums)>, Error> {
-        let mut params = Vec::new();
-        let days = days_of_units(cohort, now_ms, &mut params);
-        let events = events(cohort, &[metric], &mut params);
-        let conversion = u8::from(conversion);
-        let sql = format!(
-            "SELECT day, arm, count() AS units, countIf(n > 0) AS conversions, sum(x) AS sx, \
-               sum(x * x) AS sxx \
-             FROM ( \
-               SELECT unit, day, any(arm) AS arm, \
-                 countIf(matched = 1 AND at_ms >= first_ms - {SKEW_MS} AND at_ms < (day + 1) * {DAY_MS}) AS n, \
-                 sumIf(value, matched = 1 AND at_ms >= first_ms - {SKEW_MS} AND at_ms < (day + 1) * {DAY_MS}) AS total, \
-                 if({conversion} = 1, toFloat64(n > 0), total) AS x \
-               FROM ({days}) AS u ALL LEFT JOIN ({events}) AS ev USING unit \
-               GROUP BY unit, day) AS per_unit \
-             GROUP BY day, arm"
-        );
-        let rows: Vec<DailyRow> = self.each_shard(&sql, &params).await?;
-        Ok(merge(
-            rows.into_iter().map(|r| {
-                let sums = MetricSums {
-                    units: r.units,
-                    conversions: r.conversions,
-                    x: r.sx,
-                    xx: r.sxx,
-                    ..MetricSums::default()
-                };
-                ((r.day, r.arm), sums)
-            }),
-            MetricSums::add,
-        )
-        .into_iter()
-        .map(|((day, arm), sums)| (day, arm, sums))
-        .collect())
-    }
-
-    pub async fn ratio_sums(
-        &self,
-        cohort: &Cohort<'_>,
-        (numerator, denominator): (&str, &str),
-        pre_days: i32,
-    ) -> Result<Vec<(String, RatioSums)>, Error> {
-        // Bound in the order the statement reads them: the four parts, the units, the events.
-        let mut params: Vec<Param> = [numerator, denominator, numerator, denominator]
-            .map(Param::from)
-            .into();
-        let units = units(cohort, &mut params);
-        let events = events(cohort, &[numerator, denominator], &mut params);
-        let pre_ms = i64::from(pre_days) * DAY_MS;
-        let after = format!("matched = 1 AND at_ms >= first_ms - {SKEW_MS}");
-        let before = format!(
-            "matched = 1 AND at_ms < first_ms - {SKEW_MS} AND at_ms >= first_ms - {pre_ms}"
-        );
-        let sql = format!(
-            "SELECT arm, count() AS units, countIf(d > 0) AS with_denominator, \
-               (sum(n), sum(d), sum(p), sum(q)) AS sums, ({}) AS products \
-             FROM ( \
-               SELECT unit, any(arm) AS arm, \
-                 sumIf(value, metric = ? AND {after}) AS n, \
-                 sumIf(value, metric = ? AND {after}) AS d, \
-                 sumIf(value, metric = ? AND {before}) AS p, \
-                 sumIf(value, metric = ? AND {before}) AS q \
-               FROM ({units}) AS u ALL LEFT JOIN ({events}) AS ev USING unit \
-               GROUP BY unit) AS per_unit \
-             GROUP BY arm",
-            products(&["n", "d", "p", "q"]).join(", ")
-        );
-        let rows: Vec<RatioRow> = self.each_shard(&sql, &params).await?;
-        Ok(merge(
-            rows.into_iter().map(|r| {
-                let sums = RatioSums {
-                    units: r.units,
-                    with_denominator: r.with_denominator,
-                    sums: r.sums,
-                    products: triangle(&r.products),
-                };
-                (r.arm, sums)
-            }),
-            RatioSums::add,
-        ))
-    }
-
-    pub async fn daily_ratio_sums(
-        &self,
-        cohort: &Cohort<'_>,
-        (numerator, denominator): (&str, &str),
-        now_ms: i64,
-    ) -> Result<Vec<(i64, String, RatioSums)>, Error> {
-        let mut params: Vec<Param> = [numerator, denominator].map(Param::from).into();
-        let days = days_of_units(cohort, now_ms, &mut params);
-        let events = events(cohort, &[numerator, denominator], &mut params);
-        let within = format!(
-            "matched = 1 AND at_ms >= first_ms - {SKEW_MS} AND at_ms < (day + 1) * {DAY_MS}"
-        );
-        let sql = format!(
-            "SELECT day, arm, count() AS units, countIf(d > 0) AS with_denominator, \
-               sum(n) AS sn, sum(d) AS sd, {} \
-             FROM ( \
-               SELECT unit, day, any(arm) AS arm, \
-                 sumIf(value, metric = ? AND {within}) AS n, \
-                 sumIf(value, metric = ? AND {within}) AS d \
-               FROM ({days}) AS u ALL LEFT JOIN ({events}) AS ev USING unit \
-               GROUP BY unit, day) AS per_unit \
-             GROUP BY day, arm",
-            ["snn", "snd", "sdd"]
-                .iter()
-                .zip(products(&["n", "d"]))
-                .map(|(alias, sum)| format!("{sum} AS {alias}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let rows: Vec<DailyRatioRow> = self.each_shard(&sql, &params).await?;
-        Ok(merge(
-            rows.into_iter().map(|r| {
-                let mut products = [[0.0; 4]; 4];
-                products[0][0] = r.snn;
-                products[0][1] = r.snd;
-                products[1][1] = r.sdd;
-                let sums = RatioSums {
-                    units: r.units,
-                    with_denominator: r.with_denominator,
-                    sums: [r.sn, r.sd, 0.0, 0.0],
-                    products,
-                };
-                ((r.day, r.arm), sums)
-            }),
-            RatioSums::add,
-        )
-        .into_iter()
-        .map(|((day, arm), sums)| (day, arm, sums))
-        .collect())
-    }
-}
-
-/// The cohort's units once per day (days since the epoch) from the day of their first
-/// exposure to the day of `now_ms`: the days a unit counts in a daily reading.
-fn days_of_units(cohort: &Cohort<'_>, now_ms: i64, params: &mut Vec<Param>) -> String {
-    let units = units(cohort, params);
-    let today = now_ms.div_euclid(DAY_MS);
-    format!(
-        "SELECT unit, arm, first_ms, \
-           arrayJoin(arrayMap(i -> intDiv(first_ms, {DAY_MS}) + toInt64(i), \
-             range(toUInt64(greatest({today} - intDiv(first_ms, {DAY_MS}) + 1, 0))))) AS day \
-         FROM ({units}) AS units_once"
-    )
 }
