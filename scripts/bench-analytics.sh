@@ -12,6 +12,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 DATABASE_URL=$(scripts/postgres.sh)
 CLEAVE_ANALYTICS_URL=$(scripts/clickhouse.sh)
 export DATABASE_URL CLEAVE_ANALYTICS_URL
+python3 -c 'import matplotlib' 2>/dev/null || python3 -m pip install -q matplotlib
 cargo build --release --locked -p cleave-admin --example analytics_bench
 timeout 3600 target/release/examples/analytics_bench "${1:-10000000}" bench/analytics.json
 python3 bench/report.py bench/results.json BENCHMARKS.md bench/chart.png
