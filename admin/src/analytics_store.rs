@@ -6,6 +6,7 @@
 
 pub mod clickhouse;
 mod cohort;
+pub mod postgres;
 
 pub use cohort::{Cohort, Dimension, SliceCount, VariantCount};
 
@@ -16,8 +17,8 @@ use sqlx::PgPool;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::db::analysis::{self as pg, planner, ratio};
 use crate::error::{AdminError, Result};
+use postgres::{self as pg, planner, ratio};
 
 /// Where analytics data lives, and the clock results are read by.
 #[derive(Debug, Clone)]
