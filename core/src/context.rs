@@ -179,12 +179,13 @@ fn convert(kind: AttributeType, raw: &str) -> Result<Converted, String> {
             let n = parse_number(raw).ok_or_else(|| format!("{raw:?} is not a number"))?;
             let number = Number::from_f64(n).ok_or_else(|| format!("{raw:?} is not finite"))?;
             // Integers compare as integers ("42", not "42.0") with `eq` and `in`.
-            let text = match number.as_f64() {
-                Some(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => format!("{f:.0}"),
-                _ => number.to_string(),
-            };
-            let typed = serde_json::from_str(&text).unwrap_or(Value::Number(number));
-            Ok(plain(text, typed))
+            match integral(n) {
+                Some(i) => Ok(plain(
+                    itoa::Buffer::new().format(i).to_owned(),
+                    Value::from(i),
+                )),
+                None => Ok(plain(number.to_string(), Value::Number(number))),
+            }
         }
         AttributeType::Semver => {
             let version =
@@ -205,6 +206,14 @@ fn convert(kind: AttributeType, raw: &str) -> Result<Converted, String> {
             })
         }
     }
+}
+
+/// `n` as an integer when it is one that an f64 holds exactly (below 2^53 in magnitude).
+fn integral(n: f64) -> Option<i64> {
+    const EXACT: f64 = 9.0e15;
+    // The range check makes the conversion exact, so nothing is truncated.
+    #[allow(clippy::cast_possible_truncation)]
+    (n.fract() == 0.0 && n.abs() < EXACT).then_some(n as i64)
 }
 
 #[cfg(test)]

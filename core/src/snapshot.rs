@@ -339,7 +339,7 @@ impl Payload {
 
     /// The payload as a JSON value.
     pub fn to_value(&self) -> Value {
-        serde_json::from_str(self.0.get()).unwrap_or(Value::Null)
+        serde_json::from_slice(self.0.get().as_bytes()).unwrap_or(Value::Null)
     }
 
     /// The payload's JSON text, exactly as published.

@@ -311,7 +311,7 @@ fn context_object(text: &str) -> Result<Attributes, BadRequest> {
             limits::CONTEXT_BYTES
         )));
     }
-    match serde_json::from_str(text) {
+    match serde_json::from_slice(text.as_bytes()) {
         Ok(Value::Object(map)) => attributes_from_map(map),
         Ok(_) => Err(bad("malformed context: expected a JSON object")),
         Err(e) => Err(bad(format!("malformed context: {e}"))),

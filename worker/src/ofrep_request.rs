@@ -86,7 +86,7 @@ pub fn context_of(body: &[u8]) -> Result<OfrepContext, ContextProblem> {
     }
     let text = std::str::from_utf8(body)
         .map_err(|_| ContextProblem::Parse("request body is not UTF-8".to_owned()))?;
-    let value: Value = serde_json::from_str(text)
+    let value: Value = serde_json::from_slice(text.as_bytes())
         .map_err(|e| ContextProblem::Parse(format!("request body is not JSON: {e}")))?;
     let Value::Object(top) = value else {
         return Err(ContextProblem::Invalid(

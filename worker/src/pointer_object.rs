@@ -120,7 +120,7 @@ impl Object {
                     .await?
                     .as_string()
                     .unwrap_or_default();
-                let Ok(offered) = serde_json::from_str::<Pointer>(&text) else {
+                let Ok(offered) = serde_json::from_slice::<Pointer>(text.as_bytes()) else {
                     return Ok((400, "the body is not a pointer".to_owned()));
                 };
                 let mut register = self.load().await?;
@@ -149,7 +149,7 @@ impl Object {
             .await
             .ok()
             .flatten()
-            .and_then(|text| serde_json::from_str::<Pointer>(&text).ok());
+            .and_then(|text| serde_json::from_slice::<Pointer>(text.as_bytes()).ok());
         // Once pushed to, with signatures required, a pointer nobody signed is not news:
         // taken, a KV writer's higher version would make the admin's pushes look like
         // downgrades. Before that the object mirrors KV and isolates judge what it holds.
@@ -188,7 +188,7 @@ impl Object {
         let text = JsFuture::from(stored(&self.state)?).await?;
         let register = text
             .as_string()
-            .and_then(|t| serde_json::from_str(&t).ok())
+            .and_then(|t| serde_json::from_slice(t.as_bytes()).ok())
             .unwrap_or_default();
         let mut memory = self.memory.borrow_mut();
         Ok(memory.get_or_insert((register, None)).0.clone())
@@ -261,7 +261,7 @@ pub async fn current(env: &Env, environment: &str) -> Result<Option<Pointer>, St
     if status != 200 {
         return Err(format!("pointer object answered {status}: {body}"));
     }
-    serde_json::from_str::<Register>(&body)
+    serde_json::from_slice::<Register>(body.as_bytes())
         .map(|register| register.pointer)
         .map_err(|e| format!("pointer object answered an unreadable register: {e}"))
 }

@@ -369,7 +369,8 @@ async fn read_pointer(
         Ok(None) => return Err("no snapshot published (pointer missing)".to_owned()),
         Err(e) => return Err(format!("KV error reading the pointer: {e}")),
     };
-    let pointer = serde_json::from_str(&text).map_err(|e| format!("pointer is not valid: {e}"))?;
+    let pointer = serde_json::from_slice(text.as_bytes())
+        .map_err(|e| format!("pointer is not valid: {e}"))?;
     Ok((
         pointer,
         PointerRead {

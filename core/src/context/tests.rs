@@ -152,3 +152,25 @@ fn the_schema_itself_is_checked() {
     assert!(found[3].starts_with("context_schema[3].default"));
     assert!(found[4].starts_with("context_schema[4].name"));
 }
+
+#[test]
+fn numbers_compare_as_integers_only_where_an_f64_holds_them_exactly() {
+    for (raw, text, typed) in [
+        ("12.0", "12", json!(12)),
+        ("-3", "-3", json!(-3)),
+        ("2.5", "2.5", json!(2.5)),
+        (
+            "8999999999999999",
+            "8999999999999999",
+            json!(8_999_999_999_999_999_i64),
+        ),
+        ("1e16", "1e+16", json!(1e16)),
+    ] {
+        let converted = convert(AttributeType::Number, raw).unwrap();
+        assert_eq!(
+            (converted.text.as_str(), &converted.typed),
+            (text, &typed),
+            "{raw}"
+        );
+    }
+}

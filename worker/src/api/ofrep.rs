@@ -359,7 +359,7 @@ fn code_default(key: &str, reason: &str) -> Map<String, Value> {
 }
 
 fn raw(value: &RawValue) -> Value {
-    serde_json::from_str(value.get()).unwrap_or(Value::Null)
+    serde_json::from_slice(value.get().as_bytes()).unwrap_or(Value::Null)
 }
 
 fn error_result(key: Option<&str>, code: &str, details: &str) -> Value {

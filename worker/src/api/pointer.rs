@@ -77,7 +77,7 @@ pub async fn push(
     };
     match status {
         200 => {
-            let register: serde_json::Value = serde_json::from_str(&answer)?;
+            let register: serde_json::Value = serde_json::from_slice(answer.as_bytes())?;
             envelope::ok(
                 &json!({
                     "environment": environment,

@@ -224,7 +224,7 @@ async fn settle(
 async fn dead_letter_one(r: &Refusal<'_>, queue: Option<&JsValue>) -> bool {
     let line = json!({
         "environment": r.environment, "kind": r.kind, "error": r.error,
-        "record": r.record.map(|text| serde_json::from_str::<serde_json::Value>(text)
+        "record": r.record.map(|text| serde_json::from_slice::<serde_json::Value>(text.as_bytes())
             .unwrap_or_else(|_| serde_json::Value::String(text.to_owned()))),
     })
     .to_string();
@@ -262,7 +262,7 @@ async fn deliver(url: &str, token: &str, body: &str) -> Delivery {
         .map_or(0, http_status);
     let text = pair.and_then(|p| p.get(1).as_string()).unwrap_or_default();
     match status {
-        200..=299 => match serde_json::from_str::<Receipt>(&text) {
+        200..=299 => match serde_json::from_slice::<Receipt>(text.as_bytes()) {
             Ok(receipt) => Delivery::Receipt(receipt),
             // An admin that does not answer per record stored the delivery whole.
             Err(_) => Delivery::Receipt(Receipt::default()),
@@ -298,7 +298,7 @@ fn group(bodies: &[String]) -> (Vec<Group<'_>>, Vec<(usize, String)>) {
     let mut groups: Vec<Group<'_>> = Vec::new();
     let mut unreadable = Vec::new();
     for (message, body) in bodies.iter().enumerate() {
-        let parsed = match serde_json::from_str::<Message<'_>>(body) {
+        let parsed = match serde_json::from_slice::<Message<'_>>(body.as_bytes()) {
             Ok(parsed) => parsed,
             Err(e) => {
                 unreadable.push((message, format!("unreadable queue message: {e}")));
