@@ -141,6 +141,8 @@ def main(results_path, md_path, png_path):
         "",
         "Assign is budgeted in digests: 350 ns an experiment is 1.5 digests where a digest",
         f"costs 230 ns; here a digest cost {d:.0f} ns and assign {per_exp:.0f} ns an experiment.",
+        "A decision draws every experiment that reaches its traffic gate at once, eight",
+        f"digests together in wasm SIMD: {r['wasm']['digest_batched']['ns']:.0f} ns a draw that way.",
         f"The floor's {floor:.0f} req/s, against 8.8k on the reference machine, tells how fast",
         "this machine ran; the decode budget stays absolute.",
         "",

@@ -49,7 +49,7 @@ function wasm() {
   // The same optimisation worker-build gives the worker (`wasm-opt -O3`, its feature set), so
   // the harness times the code that ships.
   const bg = join(out, "cleave_bench_bg.wasm");
-  const features = ["mutable-globals", "sign-ext", "nontrapping-float-to-int", "bulk-memory", "multivalue", "reference-types", "exception-handling"];
+  const features = ["mutable-globals", "sign-ext", "nontrapping-float-to-int", "bulk-memory", "multivalue", "reference-types", "exception-handling", "simd"];
   sh(join(ROOT, "node_modules/.bin/wasm-opt"), ["-O3", bg, "-o", bg, ...features.map((f) => `--enable-${f}`)]);
   // The repo's package.json says "type": "module"; wasm-bindgen's nodejs output is CommonJS.
   writeFileSync(join(out, "package.json"), '{"type": "commonjs"}\n');

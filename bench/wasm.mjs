@@ -24,6 +24,9 @@ const out = { assign: {}, decode: {}, decode_json: {}, drop: {}, growthbook: {} 
 // One bucketing draw (a SHA-256 of a short key): what the assign budget is counted in.
 core.draw_ns(100000);
 out.digest = { ns: best(() => core.draw_ns(50000)).best };
+// The same draws a hundred at a time, as a decision makes them (eight digests at once).
+core.draw_all_ns(1000);
+out.digest_batched = { ns: best(() => core.draw_all_ns(500)).best };
 for (const n of [1, 10, 100, 1000]) {
   core.assign_ns(n, 2000); // warm up: let V8 tier the code up
   const iters = Math.max(100, Math.floor(50000 / n));

@@ -33,7 +33,8 @@ if [ "$profile" = "--release" ]; then
   # Only features workerd reads.
   "$wasm_opt" -O3 $names --strip-producers "$build/glue/index_bg.wasm" -o "$build/index_bg.wasm" \
     --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int \
-    --enable-bulk-memory --enable-multivalue --enable-reference-types --enable-exception-handling
+    --enable-bulk-memory --enable-multivalue --enable-reference-types --enable-exception-handling \
+    --enable-simd
   rm "$build/glue/index_bg.wasm"
 else
   mv "$build/glue/index_bg.wasm" "$build/index_bg.wasm"

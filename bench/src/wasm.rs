@@ -81,3 +81,17 @@ pub fn draw_ns(rounds: u32) -> f64 {
     }
     (now_ms() - start) * 1e6 / f64::from(rounds)
 }
+
+/// Nanoseconds per draw when a hundred are drawn at once, four digests at a time.
+#[wasm_bindgen]
+pub fn draw_all_ns(rounds: u32) -> f64 {
+    let units: Vec<String> = (0..1024).map(|i| format!("user-{i}")).collect();
+    let seeds: Vec<String> = (0..100).map(|i| format!("experiment-{i}")).collect();
+    let start = now_ms();
+    for r in 0..rounds {
+        let unit = &units[r as usize % units.len()];
+        let pairs: Vec<(&str, &str)> = seeds.iter().map(|s| (s.as_str(), unit.as_str())).collect();
+        std::hint::black_box(cleave_core::bucket::draw_all(&pairs));
+    }
+    (now_ms() - start) * 1e6 / f64::from(rounds) / 100.0
+}

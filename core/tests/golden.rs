@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use cleave_core::bucket::draw;
+use cleave_core::bucket::{draw, draw_all};
 use cleave_core::time::parse_rfc3339_ms;
 use cleave_core::{Engine, Subject};
 use serde::Deserialize;
@@ -57,6 +57,39 @@ fn bucket_vectors_match_the_contract() {
             v.seed,
             v.unit
         );
+    }
+}
+
+/// Batched draws (several digests at once where the target allows) against one at a time:
+/// the contract's vectors, then keys of every length either side of one SHA-256 block, in
+/// batches that do and do not fill the lanes.
+#[test]
+fn batched_draws_are_the_contracts_draws() {
+    let vectors: Vectors = serde_json::from_str(VECTORS).unwrap();
+    let pairs: Vec<(&str, &str)> = vectors
+        .vectors
+        .iter()
+        .map(|v| (v.seed.as_str(), v.unit.as_str()))
+        .collect();
+    let expected: Vec<(u16, u16)> = vectors.vectors.iter().map(|v| (v.bucket, v.gate)).collect();
+    let got: Vec<(u16, u16)> = draw_all(&pairs)
+        .iter()
+        .map(|d| (d.bucket, d.gate))
+        .collect();
+    assert_eq!(got, expected);
+    let units: Vec<String> = (0..70)
+        .map(|n| "ü".repeat(n / 2) + &"u".repeat(n % 2))
+        .collect();
+    for seed in ["", "checkout", "layer:a-rather-long-layer-salt-0123456789"] {
+        for count in [1, 7, 8, 9, 70] {
+            let pairs: Vec<(&str, &str)> = units
+                .iter()
+                .take(count)
+                .map(|u| (seed, u.as_str()))
+                .collect();
+            let one_by_one: Vec<_> = pairs.iter().map(|(s, u)| draw(s, u)).collect();
+            assert_eq!(draw_all(&pairs), one_by_one, "seed {seed:?}, {count} pairs");
+        }
     }
 }
 

@@ -66,17 +66,52 @@ impl Engine {
     pub fn assign(&self, subject: &Subject<'_>) -> Vec<Assignment<'_>> {
         let mut run = Evaluation::new(self, subject);
         let experiments = &self.snapshot().experiments;
-        let assigned: Vec<Assignment<'_>> = (0..self.running.len())
-            .filter_map(|pos| {
+        let wanted = |pos: &usize| {
+            self.running
+                .get(*pos)
+                .and_then(|p| experiments.get(p.index))
+                .is_some_and(|e| subject.only.is_none_or(|only| only.contains(&e.key)))
+        };
+        let variants: Vec<(usize, Option<usize>)> = if self.has_prerequisites {
+            // A prerequisite needs another experiment's variant mid-way: one at a time.
+            (0..self.running.len())
+                .filter(wanted)
+                .map(|pos| (pos, run.variant(pos, 0)))
+                .collect()
+        } else {
+            // Every step before the draw first, then all the draws at once (which hashes
+            // several together where it can), then each experiment's gate and bucket.
+            let steps: Vec<(usize, Step<'_, '_>)> = (0..self.running.len())
+                .filter(wanted)
+                .map(|pos| (pos, run.decide_until_draw(pos, 0)))
+                .collect();
+            let pairs: Vec<(&str, &str)> = steps
+                .iter()
+                .filter_map(|(_, step)| match step {
+                    Step::Draw { salt, unit, .. } => Some((*salt, *unit)),
+                    Step::Decided(..) => None,
+                })
+                .collect();
+            let mut draws = crate::bucket::draw_all(&pairs).into_iter();
+            steps
+                .into_iter()
+                .map(|(pos, step)| {
+                    let variant = match step {
+                        Step::Decided(v, _) => v,
+                        Step::Draw { unit_type, .. } => draws
+                            .next()
+                            .and_then(|d| run.decide_by_draw(pos, unit_type, d).0),
+                    };
+                    (pos, variant)
+                })
+                .collect()
+        };
+        let assigned: Vec<Assignment<'_>> = variants
+            .into_iter()
+            .filter_map(|(pos, v)| {
                 let prepared = self.running.get(pos)?;
                 let experiment = experiments.get(prepared.index)?;
-                if subject
-                    .only
-                    .is_some_and(|only| !only.contains(&experiment.key))
-                {
-                    return None;
-                }
-                let v = run.variant(pos, 0)?;
+                let v = v?;
                 Some(Assignment {
                     experiment,
                     variant: experiment.variants.get(v)?,
@@ -188,15 +223,29 @@ impl Engine {
     }
 }
 
-/// How an enrolled unit reached its variant.
-enum How<'e> {
+/// How an enrolled unit reached its variant without a draw.
+enum Chosen {
     AllowListed,
     Sticky,
     BotControl,
-    Drawn {
-        unit: &'e str,
-        bucket: u16,
-        gate: u16,
+}
+
+/// Steps 1-4 passed: the variant, or the draw that decides it.
+enum Enrolled<'e, 's> {
+    Chosen(usize, Chosen),
+    Draw { unit_type: &'e str, unit: &'s str },
+}
+
+/// Where an experiment's evaluation stands before its draw.
+enum Step<'e, 's> {
+    /// The variant (if any) and why, reached without a draw.
+    Decided(Option<usize>, Explanation<'e>),
+    /// Only the traffic gate and the variant bucket are left: the draw of `unit` (of type
+    /// `unit_type`) on the experiment's `salt` decides.
+    Draw {
+        salt: &'e str,
+        unit_type: &'e str,
+        unit: &'s str,
     },
 }
 
@@ -268,6 +317,64 @@ impl<'e, 's> Evaluation<'e, 's> {
 
     /// The variant (if any) and the reason, for the running experiment at `pos`.
     fn decide(&mut self, pos: usize, depth: usize) -> (Option<usize>, Explanation<'e>) {
+        match self.decide_until_draw(pos, depth) {
+            Step::Decided(v, why) => (v, why),
+            Step::Draw {
+                salt,
+                unit_type,
+                unit,
+            } => self.decide_by_draw(pos, unit_type, draw(salt, unit)),
+        }
+    }
+
+    /// Every step before the draw for the running experiment at `pos`.
+    fn decide_until_draw(&mut self, pos: usize, depth: usize) -> Step<'e, 's> {
+        let engine = self.engine;
+        let Some(exp) = engine.running.get(pos) else {
+            return Step::Decided(None, Explanation::NotRunning);
+        };
+        let Some(experiment) = engine.snapshot().experiments.get(exp.index) else {
+            return Step::Decided(None, Explanation::NotRunning);
+        };
+        if let (Some(route), Some(routes)) = (self.subject.route, &exp.routes) {
+            if !routes.applies(Some(route.host), route.path) {
+                return Step::Decided(None, Explanation::OutsideRoute);
+            }
+        }
+        // A verified force token overrides everything.
+        if let Some(wanted) = self.subject.forced.and_then(|f| f.get(&experiment.key)) {
+            if let Some(v) = experiment.variants.iter().position(|x| x.key == *wanted) {
+                let variant = variant_key(experiment, v);
+                return Step::Decided(Some(v), Explanation::Forced { variant });
+            }
+        }
+        match self.enrol(pos, exp, experiment, depth) {
+            Ok(Enrolled::Chosen(v, how)) => {
+                let variant = variant_key(experiment, v);
+                let why = match how {
+                    Chosen::AllowListed => Explanation::AllowListed { variant },
+                    Chosen::Sticky => Explanation::Sticky { variant },
+                    Chosen::BotControl => Explanation::BotControl { variant },
+                };
+                Step::Decided(Some(v), why)
+            }
+            Ok(Enrolled::Draw { unit_type, unit }) => Step::Draw {
+                salt: experiment.effective_salt(),
+                unit_type,
+                unit,
+            },
+            Err(why) => Step::Decided(None, why),
+        }
+    }
+
+    /// Steps 5 and 6 for the running experiment at `pos`, from the draw of its unit: the
+    /// traffic gate, then the variant bucket.
+    fn decide_by_draw(
+        &self,
+        pos: usize,
+        unit_type: &'e str,
+        d: crate::bucket::Draw,
+    ) -> (Option<usize>, Explanation<'e>) {
         let engine = self.engine;
         let Some(exp) = engine.running.get(pos) else {
             return (None, Explanation::NotRunning);
@@ -275,48 +382,40 @@ impl<'e, 's> Evaluation<'e, 's> {
         let Some(experiment) = engine.snapshot().experiments.get(exp.index) else {
             return (None, Explanation::NotRunning);
         };
-        if let (Some(route), Some(routes)) = (self.subject.route, &exp.routes) {
-            if !routes.applies(Some(route.host), route.path) {
-                return (None, Explanation::OutsideRoute);
-            }
+        if d.gate >= exp.traffic {
+            let why = Explanation::TrafficGate {
+                gate: d.gate,
+                traffic: exp.traffic,
+            };
+            return (None, why);
         }
-        let key_of = |v: usize| experiment.variants.get(v).map_or("", |x| x.key.as_str());
-        let chosen = |v: usize, why: Explanation<'e>| (Some(v), why);
-        // A verified force token overrides everything.
-        if let Some(wanted) = self.subject.forced.and_then(|f| f.get(&experiment.key)) {
-            if let Some(v) = experiment.variants.iter().position(|x| x.key == *wanted) {
-                return chosen(v, Explanation::Forced { variant: key_of(v) });
-            }
-        }
-        match self.enrol(pos, exp, experiment, depth) {
-            Ok((v, how)) => {
-                let variant = key_of(v);
-                let why = match how {
-                    How::AllowListed => Explanation::AllowListed { variant },
-                    How::Sticky => Explanation::Sticky { variant },
-                    How::BotControl => Explanation::BotControl { variant },
-                    How::Drawn { unit, bucket, gate } => Explanation::Assigned {
-                        variant,
-                        unit,
-                        bucket,
-                        gate,
-                    },
+        let slot = exp
+            .slots
+            .iter()
+            .find(|(start, end, _)| (*start..=*end).contains(&d.bucket));
+        match slot {
+            Some((_, _, v)) => {
+                let why = Explanation::Assigned {
+                    variant: variant_key(experiment, *v),
+                    unit: unit_type,
+                    bucket: d.bucket,
+                    gate: d.gate,
                 };
-                chosen(v, why)
+                (Some(*v), why)
             }
-            Err(why) => (None, why),
+            None => (None, Explanation::NoVariant { bucket: d.bucket }),
         }
     }
 
-    /// Steps 1-6 with allow-lists, bots, holdout and prerequisites: the variant index and how
-    /// it was reached, or why the unit is not enrolled.
+    /// Steps 1-4 with allow-lists, bots, holdout and prerequisites: the variant index and how
+    /// it was reached, the unit whose draw decides, or why the unit is not enrolled.
     fn enrol(
         &mut self,
         pos: usize,
         exp: &'e PreparedExperiment,
         experiment: &'e Experiment,
         depth: usize,
-    ) -> Result<(usize, How<'e>), Explanation<'e>> {
+    ) -> Result<Enrolled<'e, 's>, Explanation<'e>> {
         let subject = self.subject;
         // 1. inside the window (status was filtered when the engine was built)
         if exp.start_ms.is_some_and(|start| subject.now_ms < start)
@@ -329,12 +428,12 @@ impl<'e, 's> Evaluation<'e, 's> {
             resolve_unit(experiment, subject.units).ok_or(Explanation::NoUnit)?;
         if let Ok(at) = exp.allow.binary_search_by(|(id, _)| id.as_str().cmp(unit)) {
             let v = exp.allow.get(at).map_or(0, |(_, v)| *v);
-            return Ok((v, How::AllowListed));
+            return Ok(Enrolled::Chosen(v, Chosen::AllowListed));
         }
         if subject.bot {
             match self.engine.bot_policy {
                 BotPolicy::Exclude => return Err(Explanation::Bot),
-                BotPolicy::Control => return Ok((exp.control, How::BotControl)),
+                BotPolicy::Control => return Ok(Enrolled::Chosen(exp.control, Chosen::BotControl)),
                 BotPolicy::Include => {}
             }
         }
@@ -362,7 +461,7 @@ impl<'e, 's> Evaluation<'e, 's> {
             }
         }
         if let Some(v) = kept {
-            return Ok((v, How::Sticky));
+            return Ok(Enrolled::Chosen(v, Chosen::Sticky));
         }
         // 4. layer slot, unless a sticky record holds the layer for another experiment
         if let Some(membership) = &exp.layer {
@@ -374,28 +473,8 @@ impl<'e, 's> Evaluation<'e, 's> {
                 });
             }
         }
-        // 5. traffic gate, 6. variant bucket: both from one digest
-        let d = draw(experiment.effective_salt(), unit);
-        if d.gate >= exp.traffic {
-            return Err(Explanation::TrafficGate {
-                gate: d.gate,
-                traffic: exp.traffic,
-            });
-        }
-        let v = exp
-            .slots
-            .iter()
-            .find(|(start, end, _)| (*start..=*end).contains(&d.bucket))
-            .map(|(_, _, v)| *v)
-            .ok_or(Explanation::NoVariant { bucket: d.bucket })?;
-        Ok((
-            v,
-            How::Drawn {
-                unit: unit_type,
-                bucket: d.bucket,
-                gate: d.gate,
-            },
-        ))
+        // 5. traffic gate, 6. variant bucket: both from one digest, drawn by the caller
+        Ok(Enrolled::Draw { unit_type, unit })
     }
 
     /// The unit's bucket in `layer`, hashed at most once per request.
@@ -494,4 +573,9 @@ fn in_ranges(ranges: &[(u16, u16)], bucket: u16) -> bool {
     ranges
         .iter()
         .any(|(start, end)| (*start..=*end).contains(&bucket))
+}
+
+/// The key of variant `v` of `experiment`.
+fn variant_key(experiment: &Experiment, v: usize) -> &str {
+    experiment.variants.get(v).map_or("", |x| x.key.as_str())
 }
