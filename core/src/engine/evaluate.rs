@@ -22,6 +22,9 @@ use crate::targeting::Attributes;
 
 use super::{find_by_key, Engine, PreparedExperiment};
 
+mod draws;
+use draws::Step;
+
 /// Everything a decision depends on. Time is an input: core reads no clock.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
@@ -72,39 +75,12 @@ impl Engine {
                 .and_then(|p| experiments.get(p.index))
                 .is_some_and(|e| subject.only.is_none_or(|only| only.contains(&e.key)))
         };
+        let positions = (0..self.running.len()).filter(wanted);
         let variants: Vec<(usize, Option<usize>)> = if self.has_prerequisites {
             // A prerequisite needs another experiment's variant mid-way: one at a time.
-            (0..self.running.len())
-                .filter(wanted)
-                .map(|pos| (pos, run.variant(pos, 0)))
-                .collect()
+            positions.map(|pos| (pos, run.variant(pos, 0))).collect()
         } else {
-            // Every step before the draw first, then all the draws at once (which hashes
-            // several together where it can), then each experiment's gate and bucket.
-            let steps: Vec<(usize, Step<'_, '_>)> = (0..self.running.len())
-                .filter(wanted)
-                .map(|pos| (pos, run.decide_until_draw(pos, 0)))
-                .collect();
-            let pairs: Vec<(&str, &str)> = steps
-                .iter()
-                .filter_map(|(_, step)| match step {
-                    Step::Draw { salt, unit, .. } => Some((*salt, *unit)),
-                    Step::Decided(..) => None,
-                })
-                .collect();
-            let mut draws = crate::bucket::draw_all(&pairs).into_iter();
-            steps
-                .into_iter()
-                .map(|(pos, step)| {
-                    let variant = match step {
-                        Step::Decided(v, _) => v,
-                        Step::Draw { unit_type, .. } => draws
-                            .next()
-                            .and_then(|d| run.decide_by_draw(pos, unit_type, d).0),
-                    };
-                    (pos, variant)
-                })
-                .collect()
+            run.variants_drawn_together(positions)
         };
         let assigned: Vec<Assignment<'_>> = variants
             .into_iter()
@@ -236,19 +212,6 @@ enum Enrolled<'e, 's> {
     Draw { unit_type: &'e str, unit: &'s str },
 }
 
-/// Where an experiment's evaluation stands before its draw.
-enum Step<'e, 's> {
-    /// The variant (if any) and why, reached without a draw.
-    Decided(Option<usize>, Explanation<'e>),
-    /// Only the traffic gate and the variant bucket are left: the draw of `unit` (of type
-    /// `unit_type`) on the experiment's `salt` decides.
-    Draw {
-        salt: &'e str,
-        unit_type: &'e str,
-        unit: &'s str,
-    },
-}
-
 /// One request's evaluation: per-request caches shared by all experiments.
 struct Evaluation<'e, 's> {
     engine: &'e Engine,
@@ -364,46 +327,6 @@ impl<'e, 's> Evaluation<'e, 's> {
                 unit,
             },
             Err(why) => Step::Decided(None, why),
-        }
-    }
-
-    /// Steps 5 and 6 for the running experiment at `pos`, from the draw of its unit: the
-    /// traffic gate, then the variant bucket.
-    fn decide_by_draw(
-        &self,
-        pos: usize,
-        unit_type: &'e str,
-        d: crate::bucket::Draw,
-    ) -> (Option<usize>, Explanation<'e>) {
-        let engine = self.engine;
-        let Some(exp) = engine.running.get(pos) else {
-            return (None, Explanation::NotRunning);
-        };
-        let Some(experiment) = engine.snapshot().experiments.get(exp.index) else {
-            return (None, Explanation::NotRunning);
-        };
-        if d.gate >= exp.traffic {
-            let why = Explanation::TrafficGate {
-                gate: d.gate,
-                traffic: exp.traffic,
-            };
-            return (None, why);
-        }
-        let slot = exp
-            .slots
-            .iter()
-            .find(|(start, end, _)| (*start..=*end).contains(&d.bucket));
-        match slot {
-            Some((_, _, v)) => {
-                let why = Explanation::Assigned {
-                    variant: variant_key(experiment, *v),
-                    unit: unit_type,
-                    bucket: d.bucket,
-                    gate: d.gate,
-                };
-                (Some(*v), why)
-            }
-            None => (None, Explanation::NoVariant { bucket: d.bucket }),
         }
     }
 
