@@ -34,8 +34,8 @@ pub fn draw(seed: &str, unit: &str) -> Draw {
     let digest: [u8; 32] = hasher.finalize().into();
     let (head, rest) = digest.split_at(8);
     Draw {
-        bucket: reduce(head),
-        gate: reduce(rest.split_at(8).0),
+        bucket: reduce(big_endian(head)),
+        gate: reduce(big_endian(rest.split_at(8).0)),
     }
 }
 
@@ -64,8 +64,8 @@ fn draw_batched(pairs: &[(&str, &str)]) -> Vec<Draw> {
         for (pair, head) in group.iter().zip(heads) {
             out.push(match head {
                 Some([a, b, c, d]) => Draw {
-                    bucket: reduce_words(a, b),
-                    gate: reduce_words(c, d),
+                    bucket: reduce(words(a, b)),
+                    gate: reduce(words(c, d)),
                 },
                 // Too long for one block: the general path.
                 None => draw(pair.0, pair.1),
@@ -75,15 +75,19 @@ fn draw_batched(pairs: &[(&str, &str)]) -> Vec<Draw> {
     out
 }
 
-/// Two big-endian digest words as one u64, modulo [`BUCKETS`].
-fn reduce_words(high: u32, low: u32) -> u16 {
-    let value = (u64::from(high) << 32) | u64::from(low);
-    u16::try_from(value % u64::from(BUCKETS)).unwrap_or(0)
+/// Up to eight bytes read big-endian.
+fn big_endian(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b))
 }
 
-/// Reads up to eight bytes big-endian and reduces them modulo [`BUCKETS`].
-fn reduce(bytes: &[u8]) -> u16 {
-    let value = bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+/// Two 32-bit digest words, the high one first, as one u64: the same number as their eight
+/// bytes read big-endian.
+fn words(high: u32, low: u32) -> u64 {
+    (u64::from(high) << 32) | u64::from(low)
+}
+
+/// `value` modulo [`BUCKETS`].
+fn reduce(value: u64) -> u16 {
     // The remainder is below 10 000, so it always fits in a u16.
     u16::try_from(value % u64::from(BUCKETS)).unwrap_or(0)
 }

@@ -62,11 +62,11 @@ pub fn parse_events(body: &[u8], now_ms: i64) -> Result<Vec<Result<Event, String
             limits::BODY_BYTES
         ));
     }
-    // From text, not bytes: the worker already decodes `Value`s from `&str`, and a second
-    // decoder instantiation would only grow the bundle.
-    let text = std::str::from_utf8(body).map_err(|_| "body is not UTF-8".to_owned())?;
-    let value: Value = serde_json::from_slice(text.as_bytes())
-        .map_err(|e| format!("body is not valid JSON: {e}"))?;
+    // UTF-8 first, for a message that says so; then from bytes, as every JSON read in core
+    // and the worker is, so the bundle holds one decoder per type.
+    std::str::from_utf8(body).map_err(|_| "body is not UTF-8".to_owned())?;
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| format!("body is not valid JSON: {e}"))?;
     // Read by reference: no map removal code for a one-off lookup.
     let items = match &value {
         Value::Array(items) => items,

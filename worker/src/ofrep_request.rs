@@ -84,9 +84,9 @@ pub fn context_of(body: &[u8]) -> Result<OfrepContext, ContextProblem> {
             limits::BODY_BYTES
         )));
     }
-    let text = std::str::from_utf8(body)
+    std::str::from_utf8(body)
         .map_err(|_| ContextProblem::Parse("request body is not UTF-8".to_owned()))?;
-    let value: Value = serde_json::from_slice(text.as_bytes())
+    let value: Value = serde_json::from_slice(body)
         .map_err(|e| ContextProblem::Parse(format!("request body is not JSON: {e}")))?;
     let Value::Object(top) = value else {
         return Err(ContextProblem::Invalid(
